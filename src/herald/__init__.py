@@ -1,0 +1,1 @@
+"""Herald: OpenStack Compute server external events, wire-compatible with Nova."""

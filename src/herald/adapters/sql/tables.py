@@ -1,0 +1,139 @@
+"""The SQL schema (SQLAlchemy Core). Alembic migrations under ``migrations/`` must match it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+services = Table(
+    "services",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("host", String(255), nullable=False),
+    Column("binary", String(255), nullable=False, default="herald-compute"),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("disabled_reason", String(255)),
+    Column("forced_down", Boolean, nullable=False, default=False),
+    Column("last_seen_up", DateTime),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime),
+    UniqueConstraint("host", "binary", name="uq_services_host_binary"),
+)
+
+servers = Table(
+    "servers",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("project_id", String(255), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("flavor_id", String(255), nullable=False),
+    Column("image_ref", String(255), nullable=False),
+    Column("vm_state", String(255), nullable=False),
+    Column("power_state", Integer, nullable=False),
+    Column("task_state", String(255)),
+    Column("host", String(255)),
+    Column("node", String(255)),
+    Column("vifs", JSON, nullable=False),
+    Column("volumes", JSON, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("fault", JSON),
+    Column("migration_id", BigInteger().with_variant(Integer(), "sqlite")),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime),
+    Column("launched_at", DateTime),
+    Column("terminated_at", DateTime),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Index("ix_servers_host_deleted", "host", "deleted"),
+    Index("ix_servers_project_id", "project_id"),
+)
+
+migrations = Table(
+    "migrations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("server_uuid", String(36), nullable=False, index=True),
+    Column("source_compute", String(255), nullable=False),
+    Column("dest_compute", String(255), nullable=False),
+    Column("migration_type", String(255), nullable=False),
+    Column("status", String(255), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime),
+)
+
+server_actions = Table(
+    "server_actions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("server_uuid", String(36), nullable=False),
+    Column("action", String(255), nullable=False),
+    Column("request_id", String(255), nullable=False),
+    Column("user_id", String(255)),
+    Column("project_id", String(255)),
+    Column("start_time", DateTime, nullable=False),
+    Column("finish_time", DateTime),
+    Column("message", String(255)),
+    Column("updated_at", DateTime),
+    Index("ix_server_actions_server_request", "server_uuid", "request_id"),
+)
+
+server_action_events = Table(
+    "server_action_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("action_id", Id, ForeignKey("server_actions.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("event", String(255), nullable=False),
+    Column("start_time", DateTime, nullable=False),
+    Column("finish_time", DateTime),
+    Column("result", String(255)),
+    Column("traceback", Text),
+    Column("host", String(255)),
+    Column("details", Text),
+)
+
+# One row per accepted event and target host: the durable record behind every 200.
+external_events = Table(
+    "external_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("uuid", String(36), nullable=False),
+    Column("request_id", String(255), nullable=False),
+    Column("server_uuid", String(36), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("tag", String(255)),
+    Column("status", String(32), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("accepted_at", DateTime, nullable=False),
+    Column("dispatched_at", DateTime),
+    Column("handled_at", DateTime),
+    Column("outcome", Text),
+    UniqueConstraint("uuid", "host", name="uq_external_events_uuid_host"),
+    Index("ix_external_events_state_host", "state", "host"),
+    Index("ix_external_events_server_uuid", "server_uuid"),
+)

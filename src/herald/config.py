@@ -1,0 +1,144 @@
+"""Configuration: oslo.config options (Nova's names where Nova has them) -> frozen Settings.
+
+The options are read once, at start-up, into :class:`Settings`; nothing below the
+composition root reads ``cfg.CONF``.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from oslo_config import cfg
+
+DEFAULT_OPTS = [
+    cfg.StrOpt("host", default=socket.gethostname(), sample_default="<current_hostname>",
+               help="Name of this compute host (the agent's queue and the servers it owns)."),
+    cfg.StrOpt("osapi_compute_listen", default="0.0.0.0", help="IP address on which the API listens."),
+    cfg.PortOpt("osapi_compute_listen_port", default=8774, help="Port on which the API listens."),
+    cfg.IntOpt("osapi_compute_workers", min=1, default=1, help="Number of API worker processes."),
+    cfg.IntOpt("vif_plugging_timeout", default=300, min=0, deprecated_group="compute",
+               help="Seconds to wait for network-vif-plugged events during a boot; 0 disables the wait."),
+    cfg.BoolOpt("vif_plugging_is_fatal", default=True, deprecated_group="compute",
+                help="Fail the boot (ERROR) when a VIF plug event times out or fails."),
+    cfg.IntOpt("sync_power_state_interval", default=600, deprecated_group="compute",
+               help="Seconds between power-state syncs with the virt driver; negative disables."),
+    cfg.IntOpt("sync_power_state_pool_size", default=5, min=1, deprecated_group="compute",
+               help="How many servers the power sync handles at once."),
+    cfg.IntOpt("report_interval", default=10, min=1, help="Seconds between agent heartbeats."),
+    cfg.IntOpt("service_down_time", default=60, min=1, help="A host not heard from for this long is down."),
+    cfg.StrOpt("compute_driver", default="fake", choices=["fake"], help="Virt driver for the agents."),
+]
+
+DATABASE_OPTS = [
+    cfg.StrOpt("connection", secret=True, default="sqlite:///herald.sqlite",
+               help="SQLAlchemy URL: sqlite:///PATH (embedded) or postgresql+psycopg://USER:PASS@HOST/DB."),
+    cfg.StrOpt("sqlite_synchronous", default="FULL", choices=["FULL", "NORMAL"],
+               help="SQLite synchronous mode. FULL makes every commit (and so every 200) survive power loss."),
+]
+
+API_OPTS = [
+    cfg.StrOpt("auth_strategy", default="keystone", choices=["keystone", "noauth2"],
+               help="keystone validates tokens; noauth2 trusts 'X-Auth-Token: user:project' (testing only)."),
+    cfg.BoolOpt("allow_noauth_remote", default=False,
+                help="Allow noauth2 on a non-loopback bind address. Anyone who can reach the port is admin."),
+    cfg.StrOpt("compute_link_prefix", help="Base URL to use in links instead of the request's own."),
+]
+
+MIDDLEWARE_OPTS = [
+    cfg.IntOpt("max_request_body_size", default=114688, help="Largest request body accepted, in bytes."),
+]
+
+HERALD_OPTS = [
+    cfg.ListOpt("hosts", default=["compute-1", "compute-2"],
+                help="Embedded mode: the compute hosts that get an in-process agent."),
+    cfg.IntOpt("early_event_buffer_size", default=1024, min=0,
+               help="Events per agent kept for a waiter that has not registered yet."),
+    cfg.IntOpt("early_event_ttl", default=300, min=0,
+               help="Seconds an early event is kept for its waiter before it expires."),
+    cfg.IntOpt("relay_interval", default=5, min=1,
+               help="Seconds between relay passes that re-dispatch undelivered events."),
+]
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """For oslo-config-generator (the ``oslo.config.opts`` entry point)."""
+    return [
+        ("DEFAULT", DEFAULT_OPTS),
+        ("database", DATABASE_OPTS),
+        ("api", API_OPTS),
+        ("oslo_middleware", MIDDLEWARE_OPTS),
+        ("herald", HERALD_OPTS),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "compute-1"
+    listen: str = "127.0.0.1"
+    port: int = 8774
+    workers: int = 1
+    database_url: str = "sqlite:///herald.sqlite"
+    sqlite_synchronous: str = "FULL"
+    auth_strategy: str = "noauth2"
+    allow_noauth_remote: bool = False
+    compute_link_prefix: str | None = None
+    max_request_body_size: int = 114688
+    hosts: tuple[str, ...] = ("compute-1", "compute-2")
+    vif_plugging_timeout: int = 300
+    vif_plugging_is_fatal: bool = True
+    sync_power_state_interval: int = 600
+    sync_power_state_pool_size: int = 5
+    report_interval: int = 10
+    service_down_time: int = 60
+    compute_driver: str = "fake"
+    early_event_buffer_size: int = 1024
+    early_event_ttl: int = 300
+    relay_interval: int = 5
+    policy_file: str | None = None
+    config_files: tuple[str, ...] = field(default_factory=tuple)
+
+
+def new_conf() -> cfg.ConfigOpts:
+    conf = cfg.ConfigOpts()
+    for group, opts in list_opts():
+        conf.register_opts(opts, group=None if group == "DEFAULT" else group)
+    return conf
+
+
+def load_settings(conf: cfg.ConfigOpts, args: Sequence[str] = (), config_files: Sequence[str] = ()) -> Settings:
+    """Parse ``config_files`` (oslo.config INI) into a Settings object."""
+    conf(list(args), project="herald", default_config_files=list(config_files), validate_default_values=True)
+    return settings_from_conf(conf)
+
+
+def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
+    policy_file: str | None = None
+    if "oslo_policy" in conf and "policy_file" in conf.oslo_policy:
+        policy_file = conf.oslo_policy.policy_file
+    return Settings(
+        host=conf.host,
+        listen=conf.osapi_compute_listen,
+        port=conf.osapi_compute_listen_port,
+        workers=conf.osapi_compute_workers,
+        database_url=conf.database.connection,
+        sqlite_synchronous=conf.database.sqlite_synchronous,
+        auth_strategy=conf.api.auth_strategy,
+        allow_noauth_remote=conf.api.allow_noauth_remote,
+        compute_link_prefix=conf.api.compute_link_prefix,
+        max_request_body_size=conf.oslo_middleware.max_request_body_size,
+        hosts=tuple(conf.herald.hosts),
+        vif_plugging_timeout=conf.vif_plugging_timeout,
+        vif_plugging_is_fatal=conf.vif_plugging_is_fatal,
+        sync_power_state_interval=conf.sync_power_state_interval,
+        sync_power_state_pool_size=conf.sync_power_state_pool_size,
+        report_interval=conf.report_interval,
+        service_down_time=conf.service_down_time,
+        compute_driver=conf.compute_driver,
+        early_event_buffer_size=conf.herald.early_event_buffer_size,
+        early_event_ttl=conf.herald.early_event_ttl,
+        relay_interval=conf.herald.relay_interval,
+        policy_file=policy_file,
+        config_files=tuple(conf.config_file or ()),
+    )

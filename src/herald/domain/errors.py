@@ -1,0 +1,113 @@
+"""Herald's exception tree.
+
+    HeraldError
+    ├── NotFound
+    │   ├── ServerNotFound
+    │   ├── FlavorNotFound
+    │   ├── ActionNotFound
+    │   └── HostNotFound
+    ├── Invalid                      (the caller asked for something malformed)
+    │   └── ImageRefInvalid
+    ├── Conflict                     (the server's state does not allow it)
+    │   ├── InvalidServerState
+    │   └── UnexpectedTaskState      (a guarded save lost a race)
+    ├── NoValidHost
+    ├── Forbidden
+    ├── EventWaitTimeout             (a waited-for external event did not come in time)
+    ├── EventWaitFailed              (a waited-for external event came with status failed)
+    ├── ShuttingDown                 (no new waiters while the agent stops)
+    └── DriverError
+        └── NotSupportedByDriver
+"""
+
+from __future__ import annotations
+
+
+class HeraldError(Exception):
+    """Base of every error Herald raises on purpose."""
+
+    message = "An unknown error occurred."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+
+    @property
+    def text(self) -> str:
+        return str(self.args[0])
+
+
+class NotFound(HeraldError):
+    message = "Resource could not be found."
+
+
+class ServerNotFound(NotFound):
+    def __init__(self, uuid: str) -> None:
+        super().__init__(f"Instance {uuid} could not be found.")
+
+
+class FlavorNotFound(NotFound):
+    def __init__(self, flavor_id: str) -> None:
+        super().__init__(f"Flavor {flavor_id} could not be found.")
+
+
+class ActionNotFound(NotFound):
+    def __init__(self, request_id: str, server_uuid: str) -> None:
+        super().__init__(f"Action for request_id {request_id} on instance {server_uuid} not found")
+
+
+class HostNotFound(NotFound):
+    def __init__(self, host: str) -> None:
+        super().__init__(f"Compute host {host} could not be found.")
+
+
+class Invalid(HeraldError):
+    message = "Invalid input."
+
+
+class ImageRefInvalid(Invalid):
+    pass
+
+
+class Conflict(HeraldError):
+    message = "Conflict."
+
+
+class InvalidServerState(Conflict):
+    def __init__(self, uuid: str, attr: str, state: str | None, action: str) -> None:
+        super().__init__(f"Cannot '{action}' instance {uuid} while it is in {attr} {state}")
+
+
+class UnexpectedTaskState(Conflict):
+    def __init__(self, uuid: str, expected: object, actual: object) -> None:
+        super().__init__(
+            f"Conflict updating instance {uuid}. Expected: {{'task_state': {expected}}}. "
+            f"Actual: {{'task_state': {actual!r}}}"
+        )
+
+
+class NoValidHost(HeraldError):
+    message = "No valid host was found. There are not enough hosts available."
+
+
+class Forbidden(HeraldError):
+    message = "Forbidden."
+
+
+class EventWaitTimeout(HeraldError):
+    message = "Timeout waiting for external events."
+
+
+class EventWaitFailed(HeraldError):
+    message = "Instance event failed."
+
+
+class ShuttingDown(HeraldError):
+    message = "In shutdown, no new events can be scheduled."
+
+
+class DriverError(HeraldError):
+    message = "The virt driver failed."
+
+
+class NotSupportedByDriver(DriverError):
+    message = "The virt driver does not support this operation."

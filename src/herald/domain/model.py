@@ -1,0 +1,161 @@
+"""Servers, hosts and their states, with Nova's names and numbers."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class VmState(enum.StrEnum):
+    ACTIVE = "active"
+    BUILDING = "building"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    STOPPED = "stopped"
+    RESCUED = "rescued"
+    RESIZED = "resized"
+    SOFT_DELETED = "soft-delete"
+    DELETED = "deleted"
+    ERROR = "error"
+    SHELVED = "shelved"
+    SHELVED_OFFLOADED = "shelved_offloaded"
+
+
+class PowerState(enum.IntEnum):
+    """Nova's power states; the API shows the integer."""
+
+    NOSTATE = 0
+    RUNNING = 1
+    PAUSED = 3
+    SHUTDOWN = 4
+    CRASHED = 6
+    SUSPENDED = 7
+
+
+class TaskState(enum.StrEnum):
+    SCHEDULING = "scheduling"
+    SPAWNING = "spawning"
+    NETWORKING = "networking"
+    BLOCK_DEVICE_MAPPING = "block_device_mapping"
+    POWERING_OFF = "powering-off"
+    POWERING_ON = "powering-on"
+    DELETING = "deleting"
+    MIGRATING = "migrating"
+    SHELVING = "shelving"
+    SHELVING_OFFLOADING = "shelving_offloading"
+    UNSHELVING = "unshelving"
+    REBOOTING = "rebooting"
+    REBUILDING = "rebuilding"
+    REBUILD_SPAWNING = "rebuild_spawning"
+    RESIZE_PREP = "resize_prep"
+    RESIZE_MIGRATING = "resize_migrating"
+    RESIZE_MIGRATED = "resize_migrated"
+    RESIZE_FINISH = "resize_finish"
+    RESIZE_REVERTING = "resize_reverting"
+
+
+_REBUILD = {TaskState.REBUILDING: "REBUILD", TaskState.REBUILD_SPAWNING: "REBUILD"}
+_RESIZE = {
+    TaskState.RESIZE_PREP: "RESIZE",
+    TaskState.RESIZE_MIGRATING: "RESIZE",
+    TaskState.RESIZE_MIGRATED: "RESIZE",
+    TaskState.RESIZE_FINISH: "RESIZE",
+}
+# (vm_state -> (default status, {task_state: status})), as the compute API reports it.
+_STATUS_TABLE: dict[VmState, tuple[str, dict[TaskState, str]]] = {
+    VmState.ACTIVE: (
+        "ACTIVE",
+        {TaskState.REBOOTING: "REBOOT", TaskState.MIGRATING: "MIGRATING", **_REBUILD, **_RESIZE},
+    ),
+    VmState.BUILDING: ("BUILD", {}),
+    VmState.STOPPED: ("SHUTOFF", {**_RESIZE, **_REBUILD}),
+    VmState.RESIZED: ("VERIFY_RESIZE", {TaskState.RESIZE_REVERTING: "REVERT_RESIZE"}),
+    VmState.PAUSED: ("PAUSED", {TaskState.MIGRATING: "MIGRATING"}),
+    VmState.SUSPENDED: ("SUSPENDED", {}),
+    VmState.RESCUED: ("RESCUE", {}),
+    VmState.ERROR: ("ERROR", dict(_REBUILD)),
+    VmState.DELETED: ("DELETED", {}),
+    VmState.SOFT_DELETED: ("SOFT_DELETED", {}),
+    VmState.SHELVED: ("SHELVED", {}),
+    VmState.SHELVED_OFFLOADED: ("SHELVED_OFFLOADED", {}),
+}
+
+
+def server_status(vm_state: str, task_state: str | None) -> str:
+    """The API ``status`` derived from vm_state and task_state, as Nova derives it."""
+    try:
+        default, by_task = _STATUS_TABLE[VmState(vm_state)]
+    except ValueError:
+        return "UNKNOWN"
+    if task_state is None:
+        return default
+    try:
+        return by_task.get(TaskState(task_state), default)
+    except ValueError:
+        return default
+
+
+@dataclass(slots=True)
+class Vif:
+    """A port attached to a server (the network info cache entry)."""
+
+    port_id: str
+    active: bool = False
+    network_id: str | None = None
+
+
+@dataclass(slots=True)
+class VolumeAttachment:
+    volume_id: str
+    size_gb: int
+    device_name: str | None = None
+
+
+@dataclass(slots=True)
+class Server:
+    uuid: str
+    name: str
+    project_id: str
+    user_id: str
+    flavor_id: str
+    image_ref: str
+    vm_state: str = VmState.BUILDING.value
+    power_state: int = PowerState.NOSTATE.value
+    task_state: str | None = TaskState.SCHEDULING.value
+    host: str | None = None
+    node: str | None = None
+    vifs: list[Vif] = field(default_factory=list)
+    volumes: list[VolumeAttachment] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+    fault: dict[str, object] | None = None
+    migration_id: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    launched_at: datetime | None = None
+    terminated_at: datetime | None = None
+    deleted: bool = False
+
+    @property
+    def status(self) -> str:
+        return server_status(self.vm_state, self.task_state)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    id: int
+    server_uuid: str
+    source_compute: str
+    dest_compute: str
+    migration_type: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeHost:
+    host: str
+    disabled: bool
+    disabled_reason: str | None
+    last_seen_up: datetime | None
+    forced_down: bool = False
+    id: int = 0

@@ -1,0 +1,164 @@
+"""Ports: what the use cases need from the outside world, by role.
+
+Everything here is synchronous on purpose: a unit of work is one database
+transaction run on a worker thread (see ``service/pipeline.py``), and the
+drivers it calls are blocking clients. The asyncio edges (API, agent loop,
+buses) hand work to these ports through threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from herald.domain.model import ComputeHost, Migration, Server
+from herald.domain.records import ActionEvent, EventEnvelope, EventRecord, ServerAction
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTargets:
+    """Where events for one server go: its host and, during a migration, both ends."""
+
+    host: str | None
+    hosts: tuple[str, ...]
+
+
+class ServerRepository(Protocol):
+    def get(self, uuid: str, *, for_update: bool = False) -> Server | None:
+        """A non-deleted server, or None. ``for_update`` locks the row until commit (PostgreSQL)."""
+
+    def targets(self, uuids: Iterable[str]) -> dict[str, ServerTargets]:
+        """Hosts of every named non-deleted server in one query (the accept hot path)."""
+
+    def add(self, server: Server) -> None: ...
+
+    def save(self, server: Server) -> None:
+        """Write every field of ``server`` back."""
+
+    def save_if_task_state(self, server: Server, expected: Sequence[str | None]) -> bool:
+        """Write ``server`` only if the stored task_state is one of ``expected``; False if it was not."""
+
+    def list(
+        self,
+        *,
+        project_id: str | None = None,
+        host: str | None = None,
+        include_deleted: bool = False,
+        limit: int | None = None,
+    ) -> list[Server]: ...
+
+
+class MigrationRepository(Protocol):
+    def add(self, migration: Migration) -> Migration:
+        """Store it and return it with its id."""
+
+    def get(self, migration_id: int) -> Migration | None: ...
+
+
+class HostRepository(Protocol):
+    def list(self) -> list[ComputeHost]: ...
+
+    def get(self, host: str) -> ComputeHost | None: ...
+
+    def heartbeat(self, host: str, now: datetime) -> None:
+        """Create the host's service record if missing and mark it seen at ``now``."""
+
+
+class ActionRepository(Protocol):
+    def start(self, actions: Sequence[ServerAction]) -> None:
+        """Record new actions (batched: one statement for many)."""
+
+    def add_event(self, server_uuid: str, request_id: str, event: ActionEvent) -> None:
+        """Attach an event to the server's action for ``request_id`` (no-op if that action is unknown)."""
+
+    def finish_event(self, server_uuid: str, request_id: str, event: ActionEvent) -> None:
+        """Set finish_time/result/traceback of the newest event of that name under that action."""
+
+    def list_for_server(self, server_uuid: str) -> list[ServerAction]:
+        """Newest first, without events."""
+
+    def get(self, server_uuid: str, request_id: str) -> ServerAction | None:
+        """With its events."""
+
+
+class EventJournal(Protocol):
+    """The durable record of accepted external events."""
+
+    def record(self, records: Sequence[EventRecord]) -> None:
+        """Insert accepted deliveries (one statement for the batch)."""
+
+    def mark_dispatched(self, keys: Sequence[tuple[str, str]], now: datetime) -> None:
+        """(uuid, host) pairs handed to the bus; only rows still ``accepted`` move."""
+
+    def finished(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (uuid, host) deliveries are already handled, failed or expired."""
+
+    def mark_finished(self, results: Sequence[tuple[str, str, str, str | None]], now: datetime) -> None:
+        """(uuid, host, state, outcome) for deliveries the agent has dealt with."""
+
+    def undelivered(self, *, include_dispatched: bool, older_than: datetime | None, limit: int) -> list[EventEnvelope]:
+        """Deliveries not yet finished, oldest first (the relay's re-read)."""
+
+    def query(
+        self,
+        *,
+        server_uuid: str | None = None,
+        request_id: str | None = None,
+        state: str | None = None,
+        limit: int = 1000,
+    ) -> list[EventRecord]: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. ``with uow:`` rolls back whatever was not committed."""
+
+    servers: ServerRepository
+    migrations: MigrationRepository
+    hosts: HostRepository
+    actions: ActionRepository
+    events: EventJournal
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Naive UTC, as Nova stores it."""
+
+    def monotonic(self) -> float: ...
+
+
+MessageHandler = Callable[[object], Awaitable[None]]
+
+
+class Bus(Protocol):
+    """Carries messages to the agent of one compute host, in order.
+
+    A message is acknowledged only when its handler returns; a handler that raises
+    leaves the message for redelivery (durable buses) or the dead-letter list (memory).
+    """
+
+    async def publish(self, host: str, messages: Sequence[object]) -> None:
+        """Queue ``messages`` for ``host`` in order.
+
+        :raises herald.domain.errors.HeraldError: the bus could not take them; nothing was queued.
+        """
+
+    async def subscribe(self, host: str, handler: MessageHandler) -> None:
+        """Start delivering ``host``'s messages to ``handler``, one at a time."""
+
+    async def close(self) -> None: ...
