@@ -162,3 +162,65 @@ class Bus(Protocol):
         """Start delivering ``host``'s messages to ``handler``, one at a time."""
 
     async def close(self) -> None: ...
+
+
+class VirtDriver(Protocol):
+    """What an agent asks of the hypervisor or bare-metal controller behind its servers.
+
+    Methods block (they may talk to a BMC); agents call them from worker threads.
+    """
+
+    supports_extend_volume: bool
+
+    def spawn(self, server: Server) -> None:
+        """Create and power on the machine for ``server``.
+
+        :raises herald.domain.errors.DriverError: the machine could not be created.
+        """
+
+    def destroy(self, server: Server) -> None:
+        """Power off and remove the machine; a missing machine is not an error."""
+
+    def power_off(self, server: Server) -> None:
+        """:raises herald.domain.errors.DriverError: the power could not be changed."""
+
+    def power_on(self, server: Server) -> None:
+        """:raises herald.domain.errors.DriverError: the power could not be changed."""
+
+    def get_power_state(self, server: Server) -> int:
+        """The machine's power as a :class:`~herald.domain.model.PowerState` value; NOSTATE if unknown."""
+
+    def power_update_event(self, server: Server, target: str) -> None:
+        """Accept that the machine's power was changed outside compute (``POWER_ON``/``POWER_OFF``).
+
+        :raises herald.domain.errors.NotSupportedByDriver: the driver cannot be told (not bare metal).
+        """
+
+    def extend_volume(self, server: Server, volume_id: str, new_size_bytes: int) -> None:
+        """:raises herald.domain.errors.DriverError: the guest could not see the new size."""
+
+    def detach_interface(self, server: Server, port_id: str) -> None:
+        """:raises herald.domain.errors.NotSupportedByDriver: interfaces cannot be detached."""
+
+
+class NetworkBackend(Protocol):
+    """The networking service as the agent and the API need it (Neutron's role)."""
+
+    def allocate_for_server(self, server_uuid: str, requested: Sequence[dict[str, str]]) -> list[dict[str, object]]:
+        """Bind the requested ports (``{"port": id}``) or create ones (``{"uuid": net}``; ``{"auto": ""}``).
+
+        :returns: VIF dicts ``{"port_id", "network_id", "active"}`` in request order.
+        :raises herald.domain.errors.Invalid: a requested port does not exist or is in use.
+        """
+
+    def refresh(self, server_uuid: str, port_id: str | None) -> list[dict[str, object]]:
+        """The server's current VIFs (one port's, or all of them when ``port_id`` is None)."""
+
+    def deallocate_for_server(self, server_uuid: str) -> None: ...
+
+
+class VolumeBackend(Protocol):
+    """The block storage service as the agent needs it (Cinder's role)."""
+
+    def get_size_gb(self, volume_id: str) -> int:
+        """:raises herald.domain.errors.NotFound: there is no such volume."""

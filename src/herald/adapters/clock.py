@@ -1,0 +1,14 @@
+"""The real clock."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC).replace(tzinfo=None)
+
+    def monotonic(self) -> float:
+        return time.monotonic()

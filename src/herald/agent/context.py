@@ -1,0 +1,66 @@
+"""What an agent's handlers work with."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from herald.domain.events import DeliveryState
+from herald.domain.records import ActionEvent
+from herald.service.ports import NetworkBackend, UnitOfWork, VirtDriver, VolumeBackend
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How the agent dealt with one event delivery; written to the event's record."""
+
+    state: DeliveryState
+    text: str
+
+    @classmethod
+    def handled(cls, text: str) -> Outcome:
+        return cls(DeliveryState.HANDLED, text)
+
+    @classmethod
+    def failed(cls, text: str) -> Outcome:
+        return cls(DeliveryState.FAILED, text)
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """One open transaction on one host, for the handlers of one event batch."""
+
+    uow: UnitOfWork
+    host: str
+    driver: VirtDriver
+    network: NetworkBackend
+    volumes: VolumeBackend
+    now: datetime
+
+    def record_action_event(
+        self, server_uuid: str, request_id: str, event: str, result: str, details: str | None = None
+    ) -> None:
+        """Add a finished step under the instance action the API started for ``request_id``."""
+        self.uow.actions.add_event(
+            server_uuid,
+            request_id,
+            ActionEvent(event, self.now, self.now, result, None, self.host, details),
+        )
+
+
+class ServerLocks:
+    """One lock per server: event handlers, commands and the power sync take it to serialize.
+
+    Locks are threading locks because handlers run on worker threads; entries are never
+    freed, which costs one small object per server the host ever had.
+    """
+
+    def __init__(self) -> None:
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._guard = threading.Lock()
+
+    def __call__(self, server_uuid: str) -> threading.Lock:
+        with self._guard:
+            return self._locks[server_uuid]

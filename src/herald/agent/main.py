@@ -1,0 +1,150 @@
+"""ComputeAgent: one per compute host; consumes the host's queue and runs its periodic tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from herald.agent.event_delivery import EventDelivery
+from herald.agent.server_ops import ServerOps
+from herald.agent.waiters import WaiterRegistry
+from herald.domain.events import DeliveryState
+from herald.domain.messages import (
+    BuildServer,
+    DeleteServer,
+    DeliverEvents,
+    ShelveOffloadServer,
+    ShelveServer,
+    StartServer,
+    StopServer,
+    UnshelveServer,
+)
+from herald.service.ports import Bus, Clock, UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
+
+
+class ComputeAgent:
+    """Consumes ``host``'s messages in order; long operations (a build waiting for its ports) run as tasks."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        bus: Bus,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        waiters: WaiterRegistry,
+        delivery: EventDelivery,
+        ops: ServerOps,
+        report_interval: float,
+        early_ttl: float,
+    ) -> None:
+        self.host = host
+        self._bus = bus
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self.waiters = waiters
+        self._delivery = delivery
+        self._ops = ops
+        self._report_interval = report_interval
+        self._early_ttl = early_ttl
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._periodic: list[asyncio.Task[None]] = []
+        self._handlers: dict[type, Callable[[object], Awaitable[None]]] = {
+            DeliverEvents: self._deliver,
+            BuildServer: self._spawn_build,
+            StopServer: self._in_thread(ops.stop),
+            StartServer: self._in_thread(ops.start),
+            ShelveServer: self._in_thread(ops.shelve),
+            ShelveOffloadServer: self._in_thread(ops.shelve_offload),
+            UnshelveServer: self._in_thread(ops.unshelve),
+            DeleteServer: self._in_thread(ops.delete),
+        }
+
+    @staticmethod
+    def _in_thread(op: Callable[[object], None]) -> Callable[[object], Awaitable[None]]:
+        async def run(message: object) -> None:
+            await asyncio.to_thread(op, message)
+
+        return run  # type: ignore[return-value]
+
+    async def start(self) -> None:
+        self._ops.bind_loop(asyncio.get_running_loop())
+        await asyncio.to_thread(self._heartbeat)
+        await self._bus.subscribe(self.host, self.handle)
+        self._periodic = [
+            asyncio.create_task(self._every(self._report_interval, lambda: asyncio.to_thread(self._heartbeat)), name=f"heartbeat-{self.host}"),
+            asyncio.create_task(self._every(min(self._early_ttl, 10.0) or 10.0, self._expire_early),
+                                name=f"expire-{self.host}"),
+        ]
+        logger.info("Compute agent for host %s started", self.host)
+
+    async def stop(self) -> None:
+        self.waiters.cancel_all()
+        for task in self._periodic:
+            task.cancel()
+        await asyncio.gather(*self._periodic, *self._tasks, return_exceptions=True)
+
+    async def handle(self, message: object) -> None:
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            logger.error("Host %s got a message it does not know: %r", self.host, message)
+            return
+        await handler(message)
+
+    async def run_until_idle(self) -> None:
+        """Wait for the builds and other background operations this agent started."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _deliver(self, message: object) -> None:
+        assert isinstance(message, DeliverEvents)
+        await self._delivery(message)
+
+    async def _spawn_build(self, message: object) -> None:
+        assert isinstance(message, BuildServer)
+        task = asyncio.create_task(self._guard(self._ops.build(message), message.server_uuid))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guard(self, work: Awaitable[None], server_uuid: str) -> None:
+        try:
+            await work
+        except Exception:
+            logger.exception("Operation on instance %s failed on host %s", server_uuid, self.host)
+
+    async def _every(self, seconds: float, work: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                result = work()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                logger.exception("Periodic task on host %s failed", self.host)
+
+    def _heartbeat(self) -> None:
+        with self._uow_factory() as uow:
+            uow.hosts.heartbeat(self.host, self._clock.now())
+            uow.commit()
+
+    async def _expire_early(self) -> None:
+        expired = self.waiters.expire(self._clock.monotonic())
+        if not expired:
+            return
+        results = [
+            (ev.uuid, ev.host, DeliveryState.EXPIRED.value, "no operation waited for it before it expired")
+            for ev in expired
+        ]
+        for ev in expired:
+            logger.warning("Event %s-%s for instance %s expired: nothing waited for it", ev.name, ev.tag,
+                           ev.server_uuid)
+
+        def mark() -> None:
+            with self._uow_factory() as uow:
+                uow.events.mark_finished(results, self._clock.now())
+                uow.commit()
+
+        await asyncio.to_thread(mark)

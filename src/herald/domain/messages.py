@@ -1,0 +1,69 @@
+"""Messages carried to a compute host's agent: commands (imperative) and event batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from herald.domain.records import EventEnvelope
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverEvents:
+    """Accepted external events for one host, in acceptance order."""
+
+    events: tuple[EventEnvelope, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCommand:
+    """Base of the commands an agent runs on one of its servers."""
+
+    server_uuid: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BuildServer(ServerCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StopServer(ServerCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StartServer(ServerCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ShelveServer(ServerCommand):
+    offload: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ShelveOffloadServer(ServerCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class UnshelveServer(ServerCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteServer(ServerCommand):
+    pass
+
+
+AgentMessage = (
+    DeliverEvents
+    | BuildServer
+    | StopServer
+    | StartServer
+    | ShelveServer
+    | ShelveOffloadServer
+    | UnshelveServer
+    | DeleteServer
+)

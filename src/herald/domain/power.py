@@ -1,0 +1,55 @@
+"""power-update's transition rule (Nova with a bare-metal driver)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from herald.domain.events import PowerTag
+from herald.domain.model import PowerState, TaskState, VmState
+
+
+@dataclass(frozen=True, slots=True)
+class PowerTransition:
+    """The states a power-update moves a server through."""
+
+    task_state: TaskState  # set while the driver is told
+    vm_state: VmState
+    power_state: PowerState
+    action: str  # the instance action the API recorded for this tag
+
+
+# target -> (required vm_state, required power_state, transition)
+_TRANSITIONS: dict[PowerTag, tuple[VmState, PowerState, PowerTransition]] = {
+    PowerTag.POWER_ON: (
+        VmState.STOPPED,
+        PowerState.SHUTDOWN,
+        PowerTransition(TaskState.POWERING_ON, VmState.ACTIVE, PowerState.RUNNING, "start"),
+    ),
+    PowerTag.POWER_OFF: (
+        VmState.ACTIVE,
+        PowerState.RUNNING,
+        PowerTransition(TaskState.POWERING_OFF, VmState.STOPPED, PowerState.SHUTDOWN, "stop"),
+    ),
+}
+
+
+def power_update_transition(
+    target: PowerTag, *, vm_state: str, power_state: int, task_state: str | None
+) -> PowerTransition | None:
+    """The transition ``target`` causes from these states, or None when the event is a no-op.
+
+    Only a server at rest (no task) in exactly the opposite state moves: POWER_OFF takes
+    active/RUNNING to stopped/SHUTDOWN, POWER_ON takes stopped/SHUTDOWN to active/RUNNING.
+    """
+    need_vm, need_power, transition = _TRANSITIONS[target]
+    if task_state is None and vm_state == need_vm and power_state == need_power:
+        return transition
+    return None
+
+
+def action_for(target: str) -> str | None:
+    """The instance action a power-update tag belongs to (``start``/``stop``)."""
+    try:
+        return _TRANSITIONS[PowerTag(target)][2].action
+    except ValueError:
+        return None

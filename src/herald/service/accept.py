@@ -1,0 +1,110 @@
+"""Accept external events: judge each one, record the accepted ones, say where they go.
+
+One call handles many API requests at once (group commit): one query loads every
+named server, one statement records every delivery and one every action, one commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid as uuidlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from herald.domain.events import DeliveryState, EventName, EventStatus, Verdict, judge_event
+from herald.domain.records import EventEnvelope, EventRecord, ServerAction
+from herald.service.ports import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingEvent:
+    name: EventName
+    server_uuid: str  # canonical (lower-case, hyphenated) form
+    tag: str | None  # None: the caller sent no tag key
+    status: EventStatus
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptRequest:
+    request_id: str
+    user_id: str | None
+    project_id: str | None
+    events: Sequence[IncomingEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptResult:
+    verdicts: list[Verdict]
+
+
+@dataclass(slots=True)
+class AcceptedBatch:
+    """What one group commit produced: per-request verdicts and per-host deliveries."""
+
+    results: list[AcceptResult]
+    by_host: dict[str, list[EventEnvelope]]
+
+
+def accept_external_events(
+    uow: UnitOfWork,
+    requests: Sequence[AcceptRequest],
+    now: datetime,
+    new_uuid: Callable[[], str] = lambda: str(uuidlib.uuid4()),
+) -> AcceptedBatch:
+    """Judge and durably record the events of ``requests`` in one transaction."""
+    with uow:
+        targets = uow.servers.targets({ev.server_uuid for req in requests for ev in req.events})
+        records: list[EventRecord] = []
+        actions: list[ServerAction] = []
+        by_host: dict[str, list[EventEnvelope]] = {}
+        results: list[AcceptResult] = []
+        for req in requests:
+            verdicts: list[Verdict] = []
+            for ev in req.events:
+                target = targets.get(ev.server_uuid)
+                verdict = judge_event(
+                    ev.name, ev.tag, server_found=target is not None, server_host=target.host if target else None
+                )
+                verdicts.append(verdict)
+                if not verdict.accepted or target is None:
+                    _log_refusal(ev, verdict)
+                    continue
+                if verdict.action is not None:
+                    actions.append(
+                        ServerAction(ev.server_uuid, verdict.action, req.request_id, req.user_id, req.project_id, now)
+                    )
+                event_uuid = new_uuid()
+                for host in target.hosts:
+                    envelope = EventEnvelope(
+                        event_uuid, req.request_id, ev.server_uuid, ev.name.value, ev.tag, ev.status.value, host,
+                        req.user_id, req.project_id,
+                    )
+                    by_host.setdefault(host, []).append(envelope)
+                    records.append(
+                        EventRecord(
+                            event_uuid, req.request_id, ev.server_uuid, ev.name.value, ev.tag, ev.status.value,
+                            host, DeliveryState.ACCEPTED.value, now,
+                        )
+                    )
+            results.append(AcceptResult(verdicts))
+        if records:
+            uow.events.record(records)
+        if actions:
+            uow.actions.start(actions)
+        uow.commit()
+    return AcceptedBatch(results, by_host)
+
+
+def _log_refusal(ev: IncomingEvent, verdict: Verdict) -> None:
+    if verdict.code == 404:
+        logger.debug("Dropping event %s:%s for unknown instance %s", ev.name, ev.tag, ev.server_uuid)
+    elif verdict.code == 400 and ev.tag is None:
+        logger.debug("Event tag is missing for instance %s. Dropping event %s", ev.server_uuid, ev.name)
+    elif verdict.code == 400:
+        logger.debug("Invalid power state %s. Cannot process the event %s for instance %s", ev.tag, ev.name,
+                     ev.server_uuid)
+    else:
+        logger.debug("Unable to find a host for instance %s. Dropping event %s", ev.server_uuid, ev.name)
