@@ -1,0 +1,78 @@
+"""Engine factory: SQLite (embedded, one file) or PostgreSQL (psycopg 3).
+
+SQLite connections are tuned on every connect (WAL, ``synchronous``, foreign keys, a
+10 s busy timeout) and take the write lock when a transaction begins (``BEGIN IMMEDIATE``),
+so concurrent writers queue on the busy timeout instead of failing with "database is
+locked" when a reader later tries to upgrade its lock.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+SQLITE_BUSY_TIMEOUT_S = 10
+SQLITE_SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 10
+
+
+def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
+    """Build an engine for ``url``; nothing is connected yet.
+
+    :param url: ``sqlite:///PATH``, ``sqlite:///:memory:`` or ``postgresql+psycopg://USER:PASS@HOST/DB``.
+    :param sqlite_synchronous: SQLite ``PRAGMA synchronous`` (FULL makes every commit survive power loss).
+    :returns: a new engine; the caller disposes of it.
+    :raises ValueError: ``sqlite_synchronous`` is not a SQLite synchronous mode.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, sqlite_synchronous.upper())
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=PG_POOL_SIZE,
+        max_overflow=PG_MAX_OVERFLOW,
+        pool_recycle=3600,
+    )
+
+
+def is_sqlite_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or (database.startswith("file:") and "mode=memory" in database)
+
+
+def _sqlite_engine(url: URL, synchronous: str) -> Engine:
+    if synchronous not in SQLITE_SYNCHRONOUS_MODES:
+        raise ValueError(f"sqlite_synchronous must be one of {SQLITE_SYNCHRONOUS_MODES}, not {synchronous!r}")
+    connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
+    if is_sqlite_memory(url):
+        # NOTE: every connection to ":memory:" is a new, empty database; share one across threads.
+        engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
+    else:
+        if not (url.database or "").startswith("file:"):
+            Path(url.database or "").expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args=connect_args)
+
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # NOTE: take transaction control away from pysqlite so that our BEGIN below is the only one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        finally:
+            cursor.close()
+
+    def on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+    return engine

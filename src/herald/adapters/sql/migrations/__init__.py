@@ -1,0 +1,1 @@
+"""Alembic migrations for the Herald schema (run them with ``herald db upgrade``)."""

@@ -1,0 +1,16 @@
+"""The SQL repositories, one module per aggregate; import them from here."""
+
+from __future__ import annotations
+
+from herald.adapters.sql.actions import SqlActionRepository
+from herald.adapters.sql.hosts import SqlHostRepository
+from herald.adapters.sql.journal import SqlEventJournal
+from herald.adapters.sql.servers import SqlMigrationRepository, SqlServerRepository
+
+__all__ = [
+    "SqlActionRepository",
+    "SqlEventJournal",
+    "SqlHostRepository",
+    "SqlMigrationRepository",
+    "SqlServerRepository",
+]

@@ -1,0 +1,267 @@
+"""Servers and migrations on SQL (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Insert, RowMapping, Select, Update, bindparam, false, null, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from herald.adapters.sql.tables import migrations, servers
+from herald.domain.model import Migration, Server, Vif, VolumeAttachment
+from herald.service.ports import ServerTargets
+
+# NOTE: keeps an IN list well under SQLite's and PostgreSQL's bound-parameter limits.
+MAX_IN_LIST = 5000
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the way every timestamp column stores it."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def relevant_hosts(*hosts: str | None) -> tuple[str, ...]:
+    """The distinct non-empty hosts, first occurrence first."""
+    return tuple(dict.fromkeys(host for host in hosts if host))
+
+
+def _server_values(server: Server) -> dict[str, Any]:
+    # NOTE: fault is left out; a None fault needs SQL NULL, not JSON null (see _save_statement).
+    return {
+        "uuid": server.uuid,
+        "name": server.name,
+        "project_id": server.project_id,
+        "user_id": server.user_id,
+        "flavor_id": server.flavor_id,
+        "image_ref": server.image_ref,
+        "vm_state": server.vm_state,
+        "power_state": server.power_state,
+        "task_state": server.task_state,
+        "host": server.host,
+        "node": server.node,
+        "vifs": [{"port_id": v.port_id, "active": v.active, "network_id": v.network_id} for v in server.vifs],
+        "volumes": [
+            {"volume_id": v.volume_id, "size_gb": v.size_gb, "device_name": v.device_name} for v in server.volumes
+        ],
+        "metadata": dict(server.metadata),
+        "migration_id": server.migration_id,
+        "created_at": server.created_at,
+        "updated_at": server.updated_at,
+        "launched_at": server.launched_at,
+        "terminated_at": server.terminated_at,
+        "deleted": server.deleted,
+    }
+
+
+def _with_fault(values: dict[str, Any], server: Server) -> dict[str, Any]:
+    if server.fault is not None:
+        values["fault"] = server.fault
+    return values
+
+
+def _server(row: RowMapping) -> Server:
+    return Server(
+        uuid=row["uuid"],
+        name=row["name"],
+        project_id=row["project_id"],
+        user_id=row["user_id"],
+        flavor_id=row["flavor_id"],
+        image_ref=row["image_ref"],
+        vm_state=row["vm_state"],
+        power_state=row["power_state"],
+        task_state=row["task_state"],
+        host=row["host"],
+        node=row["node"],
+        vifs=[Vif(**vif) for vif in row["vifs"]],
+        volumes=[VolumeAttachment(**volume) for volume in row["volumes"]],
+        metadata=dict(row["metadata"]),
+        fault=row["fault"],
+        migration_id=row["migration_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        launched_at=row["launched_at"],
+        terminated_at=row["terminated_at"],
+        deleted=row["deleted"],
+    )
+
+
+@functools.cache
+def _insert_statement(fault_null: bool) -> Insert:
+    stmt = servers.insert()
+    return stmt.values(fault=null()) if fault_null else stmt
+
+
+@functools.cache
+def _save_statement(fault_null: bool, guard: tuple[bool, bool] | None) -> Update:
+    """UPDATE by uuid; ``guard`` = (task_state IN :expected, task_state IS NULL) for a guarded save."""
+    stmt = servers.update().where(servers.c.uuid == bindparam("b_uuid"))
+    if guard is not None:
+        in_expected, is_null = guard
+        conditions: list[ColumnElement[bool]] = []
+        if in_expected:
+            conditions.append(servers.c.task_state.in_(bindparam("b_expected", expanding=True)))
+        if is_null:
+            conditions.append(servers.c.task_state.is_(None))
+        stmt = stmt.where(or_(*conditions))
+    return stmt.values(fault=null()) if fault_null else stmt
+
+
+class SqlServerRepository:
+    """Servers in the ``servers`` table, on the caller's connection (and so its transaction).
+
+    Deleted servers stay in the table (``deleted`` is true); only :meth:`list` can see them.
+
+    :param connection: an open connection inside the unit of work's transaction.
+    """
+
+    _GET: Select[Any] = select(servers).where(servers.c.uuid == bindparam("uuid"), servers.c.deleted == false())
+    _GET_FOR_UPDATE: Select[Any] = _GET.with_for_update()
+    _TARGETS: Select[Any] = (
+        select(servers.c.uuid, servers.c.host, migrations.c.source_compute, migrations.c.dest_compute)
+        .select_from(servers.outerjoin(migrations, migrations.c.id == servers.c.migration_id))
+        .where(servers.c.uuid.in_(bindparam("uuids", expanding=True)), servers.c.deleted == false())
+    )
+
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    def get(self, uuid: str, *, for_update: bool = False) -> Server | None:
+        """Load one non-deleted server.
+
+        :param uuid: the server's uuid.
+        :param for_update: lock the row until the transaction ends (``SELECT ... FOR UPDATE``;
+            SQLite needs no lock because its transactions already hold the write lock).
+        :returns: the server, or None if there is no such non-deleted server.
+        """
+        stmt = self._GET_FOR_UPDATE if for_update else self._GET
+        row = self._conn.execute(stmt, {"uuid": uuid}).mappings().first()
+        return None if row is None else _server(row)
+
+    def targets(self, uuids: Iterable[str]) -> dict[str, ServerTargets]:
+        """Where events for each named server go, in one query (servers LEFT JOIN migrations).
+
+        A server whose ``migration_id`` names a migration (in any status, as Nova does) also
+        sends events to that migration's source and destination hosts.
+
+        :param uuids: server uuids; unknown and deleted ones are left out of the answer.
+        :returns: uuid -> (host, relevant hosts: host first, then source and dest, deduplicated).
+        """
+        wanted = list(dict.fromkeys(uuids))
+        found: dict[str, ServerTargets] = {}
+        for start in range(0, len(wanted), MAX_IN_LIST):
+            rows = self._conn.execute(self._TARGETS, {"uuids": wanted[start : start + MAX_IN_LIST]})
+            for uuid, host, source, dest in rows:
+                found[uuid] = ServerTargets(host=host, hosts=relevant_hosts(host, source, dest))
+        return found
+
+    def add(self, server: Server) -> None:
+        """Insert a new server; ``created_at`` defaults to now.
+
+        :raises sqlalchemy.exc.IntegrityError: a server with that uuid exists.
+        """
+        if server.created_at is None:
+            server.created_at = utcnow()
+        values = _with_fault(_server_values(server), server)
+        self._conn.execute(_insert_statement(server.fault is None), values)
+
+    def save(self, server: Server) -> None:
+        """Write every field of ``server`` back (its ``updated_at`` as the caller set it)."""
+        self._conn.execute(_save_statement(server.fault is None, None), self._update_params(server))
+
+    def save_if_task_state(self, server: Server, expected: Sequence[str | None]) -> bool:
+        """Write ``server`` only if its stored task_state is one of ``expected`` (None matches NULL).
+
+        :param server: the new state of the server.
+        :param expected: acceptable stored task states.
+        :returns: True if the row was written; False if the stored task_state (or the row) was not there.
+        """
+        values = [state for state in expected if state is not None]
+        guard = (bool(values), None in expected)
+        if guard == (False, False):
+            return False
+        params = self._update_params(server)
+        if values:
+            params["b_expected"] = values
+        result = self._conn.execute(_save_statement(server.fault is None, guard), params)
+        return result.rowcount == 1
+
+    def list(
+        self,
+        *,
+        project_id: str | None = None,
+        host: str | None = None,
+        include_deleted: bool = False,
+        limit: int | None = None,
+    ) -> list[Server]:
+        """Servers matching every given filter, newest first.
+
+        :returns: at most ``limit`` servers (all when None).
+        """
+        stmt = select(servers).order_by(servers.c.created_at.desc(), servers.c.uuid)
+        if project_id is not None:
+            stmt = stmt.where(servers.c.project_id == project_id)
+        if host is not None:
+            stmt = stmt.where(servers.c.host == host)
+        if not include_deleted:
+            stmt = stmt.where(servers.c.deleted == false())
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [_server(row) for row in self._conn.execute(stmt).mappings()]
+
+    @staticmethod
+    def _update_params(server: Server) -> dict[str, Any]:
+        params = _with_fault(_server_values(server), server)
+        params["b_uuid"] = params.pop("uuid")
+        return params
+
+
+class SqlMigrationRepository:
+    """Migrations in the ``migrations`` table.
+
+    :param connection: an open connection inside the unit of work's transaction.
+    """
+
+    _INSERT: Insert = migrations.insert().returning(migrations.c.id)
+    _GET: Select[Any] = select(migrations).where(migrations.c.id == bindparam("id"))
+
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    def add(self, migration: Migration) -> Migration:
+        """Insert ``migration`` (its ``id`` is ignored).
+
+        :returns: the migration with the id the database gave it.
+        """
+        now = utcnow()
+        result = self._conn.execute(
+            self._INSERT,
+            {
+                "server_uuid": migration.server_uuid,
+                "source_compute": migration.source_compute,
+                "dest_compute": migration.dest_compute,
+                "migration_type": migration.migration_type,
+                "status": migration.status,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        new_id: int = result.scalar_one()
+        return dataclasses.replace(migration, id=new_id)
+
+    def get(self, migration_id: int) -> Migration | None:
+        """:returns: the migration, or None if there is none with that id."""
+        row = self._conn.execute(self._GET, {"id": migration_id}).mappings().first()
+        if row is None:
+            return None
+        return Migration(
+            id=row["id"],
+            server_uuid=row["server_uuid"],
+            source_compute=row["source_compute"],
+            dest_compute=row["dest_compute"],
+            migration_type=row["migration_type"],
+            status=row["status"],
+        )

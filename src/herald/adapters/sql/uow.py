@@ -1,0 +1,92 @@
+"""The SQL unit of work: one connection, one transaction, five repositories."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Connection, Engine
+
+from herald.adapters.sql.repository import (
+    SqlActionRepository,
+    SqlEventJournal,
+    SqlHostRepository,
+    SqlMigrationRepository,
+    SqlServerRepository,
+)
+from herald.service.ports import (
+    ActionRepository,
+    EventJournal,
+    HostRepository,
+    MigrationRepository,
+    ServerRepository,
+)
+
+
+class SqlUnitOfWork:
+    """One database transaction (``with uow:``); whatever is not committed is rolled back on exit.
+
+    On SQLite the transaction starts with ``BEGIN IMMEDIATE`` (see :mod:`herald.adapters.sql.engine`),
+    so entering takes the database's write lock and waits up to the busy timeout for it.
+    After :meth:`commit` or :meth:`rollback` the unit of work stays usable: the next statement
+    starts a new transaction.
+
+    :param engine: from :func:`herald.adapters.sql.engine.make_engine`.
+    :raises sqlalchemy.exc.OperationalError: from ``__enter__`` when the database is unreachable
+        (or, on SQLite, still locked after the busy timeout).
+    """
+
+    servers: ServerRepository
+    migrations: MigrationRepository
+    hosts: HostRepository
+    actions: ActionRepository
+    events: EventJournal
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> Self:
+        conn = self._engine.connect()
+        try:
+            conn.begin()
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self.servers = SqlServerRepository(conn)
+        self.migrations = SqlMigrationRepository(conn)
+        self.hosts = SqlHostRepository(conn)
+        self.actions = SqlActionRepository(conn)
+        self.events = SqlEventJournal(conn)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.rollback()
+        finally:
+            conn.close()
+
+    def commit(self) -> None:
+        """Commit everything done since the transaction began.
+
+        :raises RuntimeError: outside ``with``.
+        """
+        self._connection().commit()
+
+    def rollback(self) -> None:
+        """Discard everything done since the transaction began.
+
+        :raises RuntimeError: outside ``with``.
+        """
+        self._connection().rollback()
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("SqlUnitOfWork used outside 'with'")
+        return self._conn

@@ -1,0 +1,109 @@
+"""make_engine: SQLite pragmas and locking, in-memory databases, PostgreSQL pooling."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.pool import QueuePool, StaticPool
+
+from herald.adapters.sql.engine import make_engine
+
+
+def _pragma(engine: Engine, name: str) -> object:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+
+def test_sqlite_file_pragmas_and_parent_directories(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "herald.sqlite"
+    engine = make_engine(f"sqlite:///{path}", sqlite_synchronous="NORMAL")
+    try:
+        assert _pragma(engine, "journal_mode") == "wal"
+        assert _pragma(engine, "synchronous") == 1  # NORMAL
+        assert _pragma(engine, "foreign_keys") == 1
+        assert _pragma(engine, "busy_timeout") == 10000
+        assert path.exists()
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_synchronous_defaults_to_full(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    try:
+        assert _pragma(engine, "synchronous") == 2  # FULL
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_rejects_unknown_synchronous_mode(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="sqlite_synchronous"):
+        make_engine(f"sqlite:///{tmp_path / 'h.sqlite'}", sqlite_synchronous="SOMETIMES")
+
+
+def test_sqlite_transactions_begin_immediate(tmp_path: Path) -> None:
+    """A second writer waits for the first instead of failing on lock upgrade."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+        first_has_lock = threading.Event()
+        release = threading.Event()
+
+        def first_writer() -> None:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("SELECT count(*) FROM t").scalar()
+                first_has_lock.set()
+                release.wait(5)
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+
+        thread = threading.Thread(target=first_writer)
+        thread.start()
+        assert first_has_lock.wait(5)
+        threading.Timer(0.2, release.set).start()
+        with engine.begin() as conn:  # blocks on BEGIN IMMEDIATE until the first commits
+            count = conn.exec_driver_sql("SELECT count(*) FROM t").scalar()
+            conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+        thread.join(5)
+        assert count == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://"])
+def test_sqlite_memory_is_one_database_across_threads(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        assert isinstance(engine.pool, StaticPool)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+            conn.exec_driver_sql("INSERT INTO t VALUES (7)")
+        seen: list[object] = []
+
+        def read() -> None:
+            with engine.connect() as conn:
+                seen.append(conn.execute(text("SELECT n FROM t")).scalar())
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join(5)
+        assert seen == [7]
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_pool() -> None:
+    engine = make_engine("postgresql+psycopg://u:p@127.0.0.1:1/db")
+    try:
+        assert isinstance(engine.pool, QueuePool)
+        assert engine.pool.size() == 10
+        assert engine.pool._pre_ping  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
+def test_engine_connects(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar() == 1

@@ -1,0 +1,162 @@
+"""SqlEventJournal: accepted -> dispatched -> handled / failed / expired."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import exc
+
+from herald.adapters.sql.uow import SqlUnitOfWork
+from herald.domain.events import DeliveryState
+from herald.domain.records import EventEnvelope, EventRecord
+
+UowFactory = Callable[[], SqlUnitOfWork]
+T0 = datetime(2025, 1, 2, 3, 4, 5)
+ACCEPTED, DISPATCHED = DeliveryState.ACCEPTED.value, DeliveryState.DISPATCHED.value
+HANDLED, FAILED, EXPIRED = DeliveryState.HANDLED.value, DeliveryState.FAILED.value, DeliveryState.EXPIRED.value
+
+
+def _record(uuid: str, host: str = "c1", seconds: int = 0, **fields: object) -> EventRecord:
+    values: dict[str, object] = {
+        "uuid": uuid,
+        "request_id": "req-1",
+        "server_uuid": "s1",
+        "name": "network-vif-plugged",
+        "tag": "port-1",
+        "status": "completed",
+        "host": host,
+        "state": ACCEPTED,
+        "accepted_at": T0 + timedelta(seconds=seconds),
+    }
+    values.update(fields)
+    return EventRecord(**values)  # type: ignore[arg-type]
+
+
+def _envelope(record: EventRecord) -> EventEnvelope:
+    return EventEnvelope(
+        record.uuid, record.request_id, record.server_uuid, record.name, record.tag, record.status, record.host
+    )
+
+
+def _record_all(uow_factory: UowFactory, *records: EventRecord) -> None:
+    with uow_factory() as uow:
+        uow.events.record(records)
+        uow.commit()
+
+
+def _states(uow_factory: UowFactory) -> dict[tuple[str, str], str]:
+    with uow_factory() as uow:
+        return {(r.uuid, r.host): r.state for r in uow.events.query()}
+
+
+def test_record_and_query_round_trip(uow_factory: UowFactory) -> None:
+    records = [_record("e1", "c1"), _record("e1", "c2", tag=None), _record("e2", "c1", request_id="req-2")]
+    _record_all(uow_factory, *records)
+    _record_all(uow_factory)
+    with uow_factory() as uow:
+        assert uow.events.query() == records
+        assert uow.events.query(request_id="req-2") == [records[2]]
+        assert uow.events.query(server_uuid="s2") == []
+        assert uow.events.query(state=ACCEPTED, limit=2) == records[:2]
+
+
+def test_record_twice_for_a_host_fails(uow_factory: UowFactory) -> None:
+    _record_all(uow_factory, _record("e1", "c1"))
+    with pytest.raises(exc.IntegrityError):
+        _record_all(uow_factory, _record("e1", "c1"))
+
+
+def test_mark_dispatched_only_moves_accepted_rows(uow_factory: UowFactory) -> None:
+    _record_all(uow_factory, _record("e1"), _record("e2"), _record("e3", state=HANDLED))
+    now = T0 + timedelta(seconds=5)
+    with uow_factory() as uow:
+        uow.events.mark_dispatched([("e1", "c1"), ("e3", "c1"), ("e9", "c1")], now)
+        uow.events.mark_dispatched([], now)
+        uow.commit()
+    with uow_factory() as uow:
+        uow.events.mark_dispatched([("e1", "c1")], now + timedelta(seconds=1))  # already dispatched: stays put
+        uow.commit()
+    with uow_factory() as uow:
+        got = {r.uuid: (r.state, r.dispatched_at) for r in uow.events.query()}
+    assert got == {"e1": (DISPATCHED, now), "e2": (ACCEPTED, None), "e3": (HANDLED, None)}
+
+
+def test_mark_finished_and_finished(uow_factory: UowFactory) -> None:
+    _record_all(uow_factory, *(_record(f"e{i}") for i in range(5)), _record("e0", "c2"))
+    now = T0 + timedelta(seconds=9)
+    with uow_factory() as uow:
+        uow.events.mark_dispatched([("e0", "c1"), ("e1", "c1"), ("e2", "c1")], now)
+        uow.events.mark_finished(
+            [("e0", "c1", HANDLED, None), ("e1", "c1", FAILED, "boom"), ("e3", "c1", EXPIRED, "no waiter")], now
+        )
+        uow.events.mark_finished([], now)
+        uow.commit()
+    keys = [(f"e{i}", "c1") for i in range(5)] + [("e0", "c2"), ("e9", "c1"), ("e0", "c1")]
+    with uow_factory() as uow:
+        assert uow.events.finished(keys) == {("e0", "c1"), ("e1", "c1"), ("e3", "c1")}
+        assert uow.events.finished([]) == set()
+        failed = uow.events.query(state=FAILED)
+    assert [(r.uuid, r.outcome, r.handled_at) for r in failed] == [("e1", "boom", now)]
+    assert _states(uow_factory)[("e0", "c2")] == ACCEPTED
+
+
+def test_a_failed_delivery_can_be_finished_again(uow_factory: UowFactory) -> None:
+    _record_all(uow_factory, _record("e1"))
+    with uow_factory() as uow:
+        uow.events.mark_finished([("e1", "c1", FAILED, "boom")], T0)
+        uow.commit()
+    with uow_factory() as uow:
+        uow.events.mark_finished([("e1", "c1", HANDLED, None)], T0 + timedelta(seconds=1))
+        uow.commit()
+    with uow_factory() as uow:
+        (record,) = uow.events.query()
+    assert (record.state, record.outcome, record.handled_at) == (HANDLED, None, T0 + timedelta(seconds=1))
+
+
+def test_finished_with_many_keys(uow_factory: UowFactory) -> None:
+    records = [_record(f"e{i}", seconds=i) for i in range(200)]
+    _record_all(uow_factory, *records)
+    with uow_factory() as uow:
+        uow.events.mark_finished([(r.uuid, r.host, HANDLED, None) for r in records[::2]], T0)
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.events.finished([(r.uuid, r.host) for r in records]) == {(r.uuid, r.host) for r in records[::2]}
+
+
+def test_undelivered_order_and_filters(uow_factory: UowFactory) -> None:
+    # Inserted out of time order on purpose: the answer is by accepted_at.
+    late, early, middle = _record("late", seconds=30), _record("early", seconds=10), _record("mid", "c2", seconds=20)
+    done = _record("done", seconds=0, state=HANDLED)
+    _record_all(uow_factory, late, early, middle, done)
+    with uow_factory() as uow:
+        uow.events.mark_dispatched([("mid", "c2")], T0 + timedelta(seconds=21))
+        uow.commit()
+    with uow_factory() as uow:
+        journal = uow.events
+        assert journal.undelivered(include_dispatched=False, older_than=None, limit=10) == [
+            _envelope(early),
+            _envelope(late),
+        ]
+        assert journal.undelivered(include_dispatched=True, older_than=None, limit=10) == [
+            _envelope(early),
+            _envelope(middle),
+            _envelope(late),
+        ]
+        assert journal.undelivered(include_dispatched=True, older_than=None, limit=2) == [
+            _envelope(early),
+            _envelope(middle),
+        ]
+        older_than = T0 + timedelta(seconds=30)
+        assert journal.undelivered(include_dispatched=True, older_than=older_than, limit=10) == [
+            _envelope(early),
+            _envelope(middle),
+        ]
+        assert journal.undelivered(include_dispatched=False, older_than=T0, limit=10) == []
+
+
+def test_uncommitted_records_are_invisible(uow_factory: UowFactory) -> None:
+    with uow_factory() as uow:
+        uow.events.record([_record("e1")])
+    assert _states(uow_factory) == {}
