@@ -1,0 +1,73 @@
+"""The herald command line: db upgrade, config sample, policy sample, and the serve settings helper."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from herald import cli
+from herald.adapters.sql import migrate
+
+
+def test_db_upgrade_with_database_flag(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sub' / 'h.sqlite'}"
+    assert cli.main(["db", "upgrade", "--database", url]) == 0
+    assert migrate.current(url) == migrate.head()
+
+
+def test_db_upgrade_from_config_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    conf = tmp_path / "herald.conf"
+    conf.write_text(f"[database]\nconnection = {url}\n")
+    assert cli.main(["db", "upgrade", "--config-file", str(conf)]) == 0
+    assert migrate.current(url) == migrate.head()
+
+
+def test_config_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["config", "sample"]) == 0
+    out = capsys.readouterr().out
+    for section in ("[DEFAULT]", "[database]", "[api]", "[herald]", "[keystone_authtoken]", "[oslo_policy]"):
+        assert f"\n{section}\n" in f"\n{out}"
+    assert "#connection = sqlite:///herald.sqlite" in out
+
+
+def test_config_sample_to_file(tmp_path: Path) -> None:
+    path = tmp_path / "herald.conf.sample"
+    assert cli.main(["config", "sample", "--output-file", str(path)]) == 0
+    assert "[database]" in path.read_text()
+
+
+def test_policy_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["policy", "sample"]) == 0
+    assert '"os_compute_api:os-server-external-events:create"' in capsys.readouterr().out
+
+
+def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main([])
+    with pytest.raises(SystemExit):
+        cli.main(["db"])
+
+
+def _server_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cli.add_server_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_settings_from_args_applies_overrides_after_config_files(tmp_path: Path) -> None:
+    conf = tmp_path / "herald.conf"
+    conf.write_text("[DEFAULT]\nosapi_compute_listen_port = 9000\n[herald]\nhosts = a, b\n[database]\nconnection = x\n")
+    base = cli.settings_from_args(_server_args(["--config-file", str(conf)]))
+    assert (base.port, base.hosts, base.database_url) == (9000, ("a", "b"), "x")
+    assert base.config_files == (str(conf),)
+    flags = ["--bind", "127.0.0.2", "--port", "9100", "--hosts", "h1, h2,", "--database", "y"]
+    over = cli.settings_from_args(_server_args(["--config-file", str(conf), *flags]))
+    assert (over.listen, over.port, over.hosts, over.database_url) == ("127.0.0.2", 9100, ("h1", "h2"), "y")
+
+
+def test_settings_from_args_without_server_flags() -> None:
+    settings = cli.settings_from_args(argparse.Namespace())
+    assert settings.port == 8774
