@@ -1,0 +1,43 @@
+# Developer entry points. CI runs `make test` (see .ci/run); every step must pass.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_DB := sqlite:///$(CURDIR)/herald.sqlite
+
+.PHONY: venv run test lint services services-stop bench
+
+venv: $(VENV)/.installed
+
+# Reinstalled when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e '.[test]'
+	touch $@
+
+run: venv
+	$(BIN)/herald db upgrade --database $(RUN_DB)
+	$(BIN)/herald serve --database $(RUN_DB)
+
+# The whole suite, PostgreSQL included (HERALD_REQUIRE_PG turns a missing server into a failure), then lint.
+test: venv
+	pg_env="$$(scripts/test-services)"; eval "$$pg_env"; HERALD_REQUIRE_PG=1 $(BIN)/pytest
+	$(MAKE) lint
+
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+services:
+	scripts/test-services
+
+services-stop:
+	scripts/test-services stop
+
+bench: venv
+	$(BIN)/python -m bench
