@@ -1,0 +1,140 @@
+"""Authentication: who sent the request, as a :class:`RequestContext`.
+
+Two authenticators, picked by ``[api] auth_strategy``:
+
+* ``keystone``: :class:`herald.api.keystone.KeystoneAuthenticator` (keystonemiddleware's auth_token).
+* ``noauth2``: :class:`NoAuth2Authenticator`, Nova's test convention ``X-Auth-Token: user:project``.
+  It trusts the caller, so it refuses to start on a non-loopback address unless
+  ``[api] allow_noauth_remote`` is set.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Protocol
+
+from oslo_config import cfg
+from starlette.types import Scope
+
+from herald.api.context import RequestContext
+from herald.api.faults import ApiFault
+from herald.config import Settings
+
+Headers = list[tuple[bytes, bytes]]
+# user_id, project_id, roles, system_scope, token
+_Identity = tuple[str, str | None, frozenset[str], str | None, str]
+
+UNAUTHORIZED_MESSAGE = "The request you have made requires authentication."
+
+
+class Authenticator(Protocol):
+    """Turns a request's ASGI scope into the caller's identity."""
+
+    async def authenticate(self, scope: Scope, request_id: str) -> RequestContext:
+        """Authenticate one request.
+
+        :param scope: the ASGI HTTP scope (``headers`` holds lower-case byte names).
+        :param request_id: the request's ``req-<uuid>``, stored in the context.
+        :returns: the caller's context.
+        :raises herald.api.faults.ApiFault: 401 when the request is not authenticated.
+        """
+        ...
+
+
+class ConfigurationError(RuntimeError):
+    """The API cannot start with this configuration."""
+
+
+def unauthorized(headers: Headers | None = None) -> ApiFault:
+    return ApiFault(401, UNAUTHORIZED_MESSAGE, headers=headers)
+
+
+def _split_list(value: bytes) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.decode("latin-1").split(",") if part.strip())
+
+
+class NoAuth2Authenticator:
+    """Nova's ``noauth2``: trust ``X-Auth-Token: user[:project]`` (testing only).
+
+    The user ``admin`` gets the roles admin, member and reader; anyone else member and reader.
+    ``X-Roles`` (comma-separated), when sent, replaces those roles, and ``X-System-Scope``
+    makes the token system-scoped, so tests can act as any persona.
+    """
+
+    ADMIN_ROLES = frozenset({"admin", "member", "reader"})
+    USER_ROLES = frozenset({"member", "reader"})
+
+    _CACHE_LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._identities: dict[tuple[bytes, bytes | None, bytes | None], _Identity] = {}
+
+    async def authenticate(self, scope: Scope, request_id: str) -> RequestContext:
+        token: bytes | None = None
+        roles: bytes | None = None
+        system_scope: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"x-auth-token":
+                token = value
+            elif name == b"x-roles":
+                roles = value
+            elif name == b"x-system-scope":
+                system_scope = value
+        if not token:
+            raise unauthorized()
+        key = (token, roles, system_scope)
+        identity = self._identities.get(key)
+        if identity is None:
+            identity = self._identity(token, roles, system_scope)
+            if len(self._identities) >= self._CACHE_LIMIT:
+                self._identities.clear()
+            self._identities[key] = identity
+        user_id, project_id, role_set, scope_name, token_text = identity
+        return RequestContext(
+            request_id=request_id,
+            user_id=user_id,
+            project_id=project_id,
+            roles=role_set,
+            is_admin="admin" in role_set,
+            system_scope=scope_name,
+            auth_token=token_text,
+        )
+
+    def _identity(self, token: bytes, roles: bytes | None, system_scope: bytes | None) -> _Identity:
+        text = token.decode("latin-1")
+        user_id, _, project_id = text.partition(":")
+        role_set = _split_list(roles) if roles is not None else None
+        if role_set is None:
+            role_set = self.ADMIN_ROLES if user_id == "admin" else self.USER_ROLES
+        scope_name = system_scope.decode("latin-1").strip() or None if system_scope is not None else None
+        return user_id, None if scope_name else (project_id or user_id), role_set, scope_name, text
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a bind address only accepts local connections."""
+    if address.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def make_authenticator(settings: Settings, conf: cfg.ConfigOpts) -> Authenticator:
+    """The authenticator for ``settings.auth_strategy``.
+
+    :raises ConfigurationError: noauth2 on a non-loopback address without ``allow_noauth_remote``.
+    """
+    if settings.auth_strategy == "noauth2":
+        if not is_loopback(settings.listen) and not settings.allow_noauth_remote:
+            raise ConfigurationError(
+                f"[api] auth_strategy = noauth2 trusts every caller, but the API would listen on "
+                f"{settings.listen!r}, which is not a loopback address. Use auth_strategy = keystone, "
+                f"bind to 127.0.0.1, or set [api] allow_noauth_remote = true if you really mean it."
+            )
+        return NoAuth2Authenticator()
+    if settings.auth_strategy == "keystone":
+        from herald.api.keystone import KeystoneAuthenticator
+
+        return KeystoneAuthenticator(conf)
+    raise ConfigurationError(f"Unknown [api] auth_strategy {settings.auth_strategy!r}")

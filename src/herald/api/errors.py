@@ -1,0 +1,50 @@
+"""The ONE table from Herald's exceptions to HTTP status codes.
+
+A class not in the table inherits its nearest listed ancestor's status. Anything
+that is neither an :class:`ApiFault` nor a listed :class:`HeraldError` is a bug:
+it is logged with its traceback and answered as a 500 ``computeFault`` naming only
+the exception class (like Nova's ``expected_errors``), never a traceback or HTML.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from herald.api.faults import ApiFault
+from herald.domain import errors
+
+logger = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[errors.HeraldError], int] = {
+    errors.NotFound: 404,
+    errors.Invalid: 400,
+    errors.Conflict: 409,
+    # NOTE: Nova answers a create that names a host it cannot use with 400 (servers.py create).
+    errors.NoValidHost: 400,
+    errors.Forbidden: 403,
+    # Nova turns NotSupported into 400 for every API method.
+    errors.NotSupportedByDriver: 400,
+}
+
+UNEXPECTED_MESSAGE = "Unexpected API Error. Please contact the Herald administrator and attach the API log.\n{cls}"
+
+
+def status_for(exc: errors.HeraldError) -> int | None:
+    """The status of a Herald error, or None when it is not meant to reach the API."""
+    for cls in type(exc).__mro__:
+        status = STATUS_BY_ERROR.get(cls)
+        if status is not None:
+            return status
+    return None
+
+
+def fault_for(exc: BaseException) -> ApiFault:
+    """The fault to answer for an exception raised while handling a request."""
+    if isinstance(exc, ApiFault):
+        return exc
+    if isinstance(exc, errors.HeraldError):
+        status = status_for(exc)
+        if status is not None:
+            return ApiFault(status, exc.text)
+    logger.error("Unexpected exception in API method", exc_info=exc)
+    return ApiFault(500, UNEXPECTED_MESSAGE.format(cls=type(exc)))

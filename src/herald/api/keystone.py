@@ -1,0 +1,135 @@
+"""Keystone token validation through keystonemiddleware's ``auth_token``, bridged from ASGI.
+
+``auth_token.AuthProtocol`` is WSGI middleware and does blocking I/O, so each request
+builds a minimal WSGI environ from the ASGI scope and runs the middleware in a worker
+thread in front of a tiny WSGI app that captures the environ it was handed. The identity
+headers the middleware set there (``X-Identity-Status``, ``X-User-Id``, ``X-Project-Id``,
+``X-Roles``, ``X-Service-Roles``, ``OpenStack-System-Scope``, ``X-Domain-Id``...) become
+the :class:`RequestContext`. The middleware's own 401 becomes Nova's JSON 401 fault.
+Options come from ``[keystone_authtoken]`` of the ConfigOpts handed in.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import anyio.to_thread
+from keystonemiddleware import auth_token
+from oslo_config import cfg
+from starlette.types import Scope
+
+from herald.api.auth import unauthorized
+from herald.api.context import RequestContext
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+_CAPTURED = "herald.captured"
+_EMPTY_INPUT = b""
+
+
+def _captured_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    environ[_CAPTURED] = True
+    start_response("200 OK", [])
+    return [b""]
+
+
+def wsgi_environ(scope: Scope) -> Environ:
+    """A WSGI environ with the request line and headers of an ASGI scope (no body)."""
+    server = scope.get("server") or ("localhost", 80)
+    client = scope.get("client") or ("", 0)
+    environ: Environ = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": scope.get("root_path", ""),
+        "PATH_INFO": scope["path"],
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1]),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "REMOTE_ADDR": client[0],
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(_EMPTY_INPUT),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1").upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        text = value.decode("latin-1")
+        environ[key] = f"{environ[key]},{text}" if key in environ else text
+    return environ
+
+
+def _roles(value: str | None) -> frozenset[str]:
+    if not value:
+        return frozenset()
+    return frozenset(role.strip() for role in value.split(",") if role.strip())
+
+
+def context_from_environ(environ: Environ, request_id: str) -> RequestContext:
+    """The caller's context from the identity headers auth_token set in ``environ``."""
+
+    def get(name: str) -> str | None:
+        value = environ.get(name)
+        return str(value) if value not in (None, "", "None") else None
+
+    roles = _roles(get("HTTP_X_ROLES"))
+    return RequestContext(
+        request_id=request_id,
+        user_id=get("HTTP_X_USER_ID"),
+        project_id=get("HTTP_X_PROJECT_ID"),
+        roles=roles,
+        is_admin="admin" in {role.lower() for role in roles},
+        system_scope=get("HTTP_OPENSTACK_SYSTEM_SCOPE"),
+        domain_id=get("HTTP_X_DOMAIN_ID"),
+        service_roles=_roles(get("HTTP_X_SERVICE_ROLES")),
+        user_domain_id=get("HTTP_X_USER_DOMAIN_ID"),
+        project_domain_id=get("HTTP_X_PROJECT_DOMAIN_ID"),
+        auth_token=get("HTTP_X_AUTH_TOKEN"),
+    )
+
+
+class KeystoneAuthenticator:
+    """Validates Keystone tokens with keystonemiddleware's ``auth_token``.
+
+    :param conf: the ConfigOpts holding ``[keystone_authtoken]`` (its options are registered on it).
+    :param overrides: extra auth_token options, as paste-deploy would pass them.
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts, **overrides: object) -> None:
+        options: dict[str, object] = {"oslo_config_config": conf, **overrides}
+        self._middleware = auth_token.AuthProtocol(_captured_app, options)
+
+    async def authenticate(self, scope: Scope, request_id: str) -> RequestContext:
+        """:raises herald.api.faults.ApiFault: 401 for a missing, invalid or expired token."""
+        environ = wsgi_environ(scope)
+        status, headers = await anyio.to_thread.run_sync(self._validate, environ)
+        if not environ.get(_CAPTURED) or environ.get("HTTP_X_IDENTITY_STATUS") != "Confirmed":
+            challenge = [
+                (b"www-authenticate", v.encode("latin-1")) for k, v in headers if k.lower() == "www-authenticate"
+            ]
+            raise unauthorized(challenge)
+        if status[:3] != "200":  # the middleware let the request through yet failed it: treat as 401
+            raise unauthorized()
+        return context_from_environ(environ, request_id)
+
+    def _validate(self, environ: Environ) -> tuple[str, list[tuple[str, str]]]:
+        reply: list[Any] = ["500 Internal Server Error", []]
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:
+            reply[0], reply[1] = status, headers
+
+        body = self._middleware(environ, start_response)
+        for _chunk in body:  # drain (and close) the middleware's reply
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+        return reply[0], reply[1]

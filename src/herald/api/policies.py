@@ -1,0 +1,199 @@
+"""Policy as data: Nova's rule names and default check strings, one documented default per operation.
+
+Base rules follow ``nova/policies/base.py``; operation rules follow the matching
+``nova/policies/<api>.py`` of Nova 34.0.0. Every operation rule is project-scoped, so
+a system- or domain-scoped token is refused (oslo.policy >= 6 always enforces scope).
+"""
+
+from __future__ import annotations
+
+from oslo_policy import policy
+
+ADMIN = "rule:context_is_admin"
+PROJECT_MEMBER_OR_ADMIN = "rule:project_member_or_admin"
+PROJECT_READER_OR_ADMIN = "rule:project_reader_or_admin"
+SERVICE_OR_ADMIN = "rule:service_or_admin"
+
+EXTERNAL_EVENTS_CREATE = "os_compute_api:os-server-external-events:create"
+
+_DEPRECATED_REASON = "Nova's legacy defaults (is_admin / owner) were replaced by role and scope based ones."
+_DEPRECATED_ADMIN = policy.DeprecatedRule(
+    name="rule:admin_api", check_str="is_admin:True", deprecated_reason=_DEPRECATED_REASON, deprecated_since="21.0.0"
+)
+_DEPRECATED_ADMIN_OR_OWNER = policy.DeprecatedRule(
+    name="rule:admin_or_owner",
+    check_str="is_admin:True or project_id:%(project_id)s",
+    deprecated_reason=_DEPRECATED_REASON,
+    deprecated_since="21.0.0",
+)
+
+
+def _base(name: str, check_str: str, description: str, deprecated: policy.DeprecatedRule | None) -> policy.RuleDefault:
+    return policy.RuleDefault(name, check_str, description, deprecated_rule=deprecated)
+
+
+BASE_RULES = [
+    _base("context_is_admin", "role:admin", "Who 'is_admin:True' means.", _DEPRECATED_ADMIN),
+    policy.RuleDefault(
+        "admin_or_owner",
+        "is_admin:True or project_id:%(project_id)s",
+        "Legacy default rule for most non-admin APIs.",
+        deprecated_for_removal=True,
+        deprecated_reason=_DEPRECATED_REASON,
+        deprecated_since="21.0.0",
+    ),
+    policy.RuleDefault(
+        "admin_api",
+        "is_admin:True",
+        "Legacy default rule for most admin APIs.",
+        deprecated_for_removal=True,
+        deprecated_reason=_DEPRECATED_REASON,
+        deprecated_since="21.0.0",
+    ),
+    _base(
+        "project_manager_api",
+        "role:manager and project_id:%(project_id)s",
+        "Project level management APIs.",
+        _DEPRECATED_ADMIN,
+    ),
+    _base(
+        "project_member_api",
+        "role:member and project_id:%(project_id)s",
+        "Project level non-admin APIs.",
+        _DEPRECATED_ADMIN_OR_OWNER,
+    ),
+    _base(
+        "project_reader_api",
+        "role:reader and project_id:%(project_id)s",
+        "Project level read-only APIs.",
+        _DEPRECATED_ADMIN_OR_OWNER,
+    ),
+    _base("service_api", "role:service", "Service-to-service APIs.", _DEPRECATED_ADMIN),
+    _base(
+        "project_manager_or_admin",
+        "rule:project_manager_api or rule:context_is_admin",
+        "Project manager or admin APIs.",
+        _DEPRECATED_ADMIN,
+    ),
+    _base(
+        "project_member_or_admin",
+        "rule:project_member_api or rule:context_is_admin",
+        "Project member or admin APIs.",
+        _DEPRECATED_ADMIN_OR_OWNER,
+    ),
+    _base(
+        "project_reader_or_admin",
+        "rule:project_reader_api or rule:context_is_admin",
+        "Project reader or admin APIs.",
+        _DEPRECATED_ADMIN_OR_OWNER,
+    ),
+    # NOTE: Nova keeps admin here for deployments whose service users lack the service role.
+    _base("service_or_admin", "rule:service_api or rule:context_is_admin", "Service or admin APIs.", _DEPRECATED_ADMIN),
+]
+
+
+def _op(name: str, check_str: str, description: str, method: str, path: str) -> policy.DocumentedRuleDefault:
+    return policy.DocumentedRuleDefault(
+        name=name,
+        check_str=check_str,
+        description=description,
+        operations=[{"method": method, "path": path}],
+        scope_types=["project"],
+    )
+
+
+_S = "os_compute_api:servers:"
+_ACTION = "/servers/{server_id}/action"
+_SHELVE = "os_compute_api:os-shelve:"
+_ACTIONS = "os_compute_api:os-instance-actions"
+_SERVICES = "os_compute_api:os-services:"
+
+OPERATION_RULES = [
+    _op(
+        EXTERNAL_EVENTS_CREATE,
+        SERVICE_OR_ADMIN,
+        "Create one or more external events",
+        "POST",
+        "/os-server-external-events",
+    ),
+    _op(_S + "index", PROJECT_READER_OR_ADMIN, "List all servers", "GET", "/servers"),
+    _op(_S + "detail", PROJECT_READER_OR_ADMIN, "List all servers with detailed information", "GET", "/servers/detail"),
+    _op(_S + "index:get_all_tenants", ADMIN, "List all servers for all projects", "GET", "/servers"),
+    _op(
+        _S + "detail:get_all_tenants", ADMIN, "List all servers with details for all projects", "GET", "/servers/detail"
+    ),
+    _op(_S + "allow_all_filters", ADMIN, "Allow all filters when listing servers", "GET", "/servers"),
+    _op(_S + "show", PROJECT_READER_OR_ADMIN, "Show a server", "GET", "/servers/{server_id}"),
+    _op(_S + "create", PROJECT_MEMBER_OR_ADMIN, "Create a server", "POST", "/servers"),
+    _op(_S + "create:forced_host", ADMIN, "Create a server on a host, bypassing the scheduler", "POST", "/servers"),
+    _op(
+        "compute:servers:create:requested_destination",
+        ADMIN,
+        "Create a server on a requested host (host / hypervisor_hostname, 2.74)",
+        "POST",
+        "/servers",
+    ),
+    _op(_S + "create:attach_volume", PROJECT_MEMBER_OR_ADMIN, "Create a server with block device mappings",
+        "POST", "/servers"),
+    _op(_S + "create:attach_network", PROJECT_MEMBER_OR_ADMIN, "Create a server with requested networks",
+        "POST", "/servers"),
+    _op(_S + "show:flavor-extra-specs", PROJECT_READER_OR_ADMIN,
+        "Include the flavor's extra_specs in the server view (2.47)", "GET", "/servers/{server_id}"),
+    _op(_S + "show:host_status", ADMIN, "Show a server with the host_status attribute (2.16)", "GET",
+        "/servers/{server_id}"),
+    _op(_S + "show:host_status:unknown-only", ADMIN,
+        "Show a server with host_status only when it is UNKNOWN (2.16)", "GET", "/servers/{server_id}"),
+    _op("os_compute_api:os-flavor-extra-specs:index", PROJECT_READER_OR_ADMIN,
+        "List the extra specs of a flavor (and show them in flavor views, 2.61)", "GET",
+        "/flavors/{flavor_id}/os-extra_specs"),
+    _op(_S + "delete", PROJECT_MEMBER_OR_ADMIN, "Delete a server", "DELETE", "/servers/{server_id}"),
+    _op(_S + "start", PROJECT_MEMBER_OR_ADMIN, "Start a server", "POST", _ACTION + " (os-start)"),
+    _op(_S + "stop", PROJECT_MEMBER_OR_ADMIN, "Stop a server", "POST", _ACTION + " (os-stop)"),
+    _op(_SHELVE + "shelve", PROJECT_MEMBER_OR_ADMIN, "Shelve a server", "POST", _ACTION + " (shelve)"),
+    _op(_SHELVE + "unshelve", PROJECT_MEMBER_OR_ADMIN, "Unshelve a server", "POST", _ACTION + " (unshelve)"),
+    _op(_SHELVE + "unshelve_to_host", ADMIN, "Unshelve a server to a specific host", "POST", _ACTION + " (unshelve)"),
+    _op(_SHELVE + "shelve_offload", ADMIN, "Shelf-offload a server", "POST", _ACTION + " (shelveOffload)"),
+    _op(
+        _ACTIONS + ":list",
+        PROJECT_READER_OR_ADMIN,
+        "List the actions of a server",
+        "GET",
+        "/servers/{server_id}/os-instance-actions",
+    ),
+    _op(
+        _ACTIONS + ":show",
+        PROJECT_READER_OR_ADMIN,
+        "Show an action of a server",
+        "GET",
+        "/servers/{server_id}/os-instance-actions/{request_id}",
+    ),
+    _op(
+        _ACTIONS + ":events",
+        ADMIN,
+        "Add the events list to an action of a server",
+        "GET",
+        "/servers/{server_id}/os-instance-actions/{request_id}",
+    ),
+    _op(
+        _ACTIONS + ":events:details",
+        ADMIN,
+        "Add 'details' to the action events of a server (2.84)",
+        "GET",
+        "/servers/{server_id}/os-instance-actions/{request_id}",
+    ),
+    _op(_SERVICES + "list", ADMIN, "List all running compute services", "GET", "/os-services"),
+    _op(_SERVICES + "update", ADMIN, "Update a compute service", "PUT", "/os-services/{service_id}"),
+    _op(_SERVICES + "delete", ADMIN, "Delete a compute service", "DELETE", "/os-services/{service_id}"),
+    _op(
+        "os_compute_api:os-extended-server-attributes",
+        ADMIN,
+        "Return extended attributes (host, hypervisor, ...) of servers",
+        "GET",
+        "/servers/{server_id}",
+    ),
+]
+
+
+def list_rules() -> list[policy.RuleDefault]:
+    """Every default rule (the ``oslo.policy.policies`` entry point)."""
+    return [*BASE_RULES, *OPERATION_RULES]
