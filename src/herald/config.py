@@ -12,53 +12,106 @@ from dataclasses import dataclass, field
 
 from oslo_config import cfg
 
-DEFAULT_OPTS = [
-    cfg.StrOpt("host", default=socket.gethostname(), sample_default="<current_hostname>",
-               help="Name of this compute host (the agent's queue and the servers it owns)."),
+DEFAULT_OPTS: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "host",
+        default=socket.gethostname(),
+        sample_default="<current_hostname>",
+        help="Name of this compute host (the agent's queue and the servers it owns).",
+    ),
     cfg.StrOpt("osapi_compute_listen", default="0.0.0.0", help="IP address on which the API listens."),
     cfg.PortOpt("osapi_compute_listen_port", default=8774, help="Port on which the API listens."),
     cfg.IntOpt("osapi_compute_workers", min=1, default=1, help="Number of API worker processes."),
-    cfg.IntOpt("vif_plugging_timeout", default=300, min=0, deprecated_group="compute",
-               help="Seconds to wait for network-vif-plugged events during a boot; 0 disables the wait."),
-    cfg.BoolOpt("vif_plugging_is_fatal", default=True, deprecated_group="compute",
-                help="Fail the boot (ERROR) when a VIF plug event times out or fails."),
-    cfg.IntOpt("sync_power_state_interval", default=600, deprecated_group="compute",
-               help="Seconds between power-state syncs with the virt driver; negative disables."),
-    cfg.IntOpt("sync_power_state_pool_size", default=5, min=1, deprecated_group="compute",
-               help="How many servers the power sync handles at once."),
+    cfg.IntOpt(
+        "vif_plugging_timeout",
+        default=300,
+        min=0,
+        deprecated_group="compute",
+        help="Seconds to wait for network-vif-plugged events during a boot; 0 disables the wait.",
+    ),
+    cfg.BoolOpt(
+        "vif_plugging_is_fatal",
+        default=True,
+        deprecated_group="compute",
+        help="Fail the boot (ERROR) when a VIF plug event times out or fails.",
+    ),
+    cfg.IntOpt(
+        "sync_power_state_interval",
+        default=600,
+        deprecated_group="compute",
+        help="Seconds between power-state syncs with the virt driver; negative disables.",
+    ),
+    cfg.IntOpt(
+        "sync_power_state_pool_size",
+        default=5,
+        min=1,
+        deprecated_group="compute",
+        help="How many servers the power sync handles at once.",
+    ),
     cfg.IntOpt("report_interval", default=10, min=1, help="Seconds between agent heartbeats."),
     cfg.IntOpt("service_down_time", default=60, min=1, help="A host not heard from for this long is down."),
     cfg.StrOpt("compute_driver", default="fake", choices=["fake"], help="Virt driver for the agents."),
+    cfg.IntOpt(
+        "shelved_offload_time",
+        default=0,
+        min=-1,
+        help="Seconds a shelved server stays on its host before it is offloaded: 0 offloads at once, "
+        "-1 never (only shelveOffload does). Positive values keep it shelved (no periodic offload yet).",
+    ),
 ]
 
-DATABASE_OPTS = [
-    cfg.StrOpt("connection", secret=True, default="sqlite:///herald.sqlite",
-               help="SQLAlchemy URL: sqlite:///PATH (embedded) or postgresql+psycopg://USER:PASS@HOST/DB."),
-    cfg.StrOpt("sqlite_synchronous", default="FULL", choices=["FULL", "NORMAL"],
-               help="SQLite synchronous mode. FULL makes every commit (and so every 200) survive power loss."),
+DATABASE_OPTS: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "connection",
+        secret=True,
+        default="sqlite:///herald.sqlite",
+        help="SQLAlchemy URL: sqlite:///PATH (embedded) or postgresql+psycopg://USER:PASS@HOST/DB.",
+    ),
+    cfg.StrOpt(
+        "sqlite_synchronous",
+        default="FULL",
+        choices=["FULL", "NORMAL"],
+        help="SQLite synchronous mode. FULL makes every commit (and so every 200) survive power loss.",
+    ),
 ]
 
-API_OPTS = [
-    cfg.StrOpt("auth_strategy", default="keystone", choices=["keystone", "noauth2"],
-               help="keystone validates tokens; noauth2 trusts 'X-Auth-Token: user:project' (testing only)."),
-    cfg.BoolOpt("allow_noauth_remote", default=False,
-                help="Allow noauth2 on a non-loopback bind address. Anyone who can reach the port is admin."),
+API_OPTS: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "auth_strategy",
+        default="keystone",
+        choices=["keystone", "noauth2"],
+        help="keystone validates tokens; noauth2 trusts 'X-Auth-Token: user:project' (testing only).",
+    ),
+    cfg.BoolOpt(
+        "allow_noauth_remote",
+        default=False,
+        help="Allow noauth2 on a non-loopback bind address. Anyone who can reach the port is admin.",
+    ),
     cfg.StrOpt("compute_link_prefix", help="Base URL to use in links instead of the request's own."),
 ]
 
-MIDDLEWARE_OPTS = [
+MIDDLEWARE_OPTS: list[cfg.Opt] = [
     cfg.IntOpt("max_request_body_size", default=114688, help="Largest request body accepted, in bytes."),
 ]
 
-HERALD_OPTS = [
-    cfg.ListOpt("hosts", default=["compute-1", "compute-2"],
-                help="Embedded mode: the compute hosts that get an in-process agent."),
-    cfg.IntOpt("early_event_buffer_size", default=1024, min=0,
-               help="Events per agent kept for a waiter that has not registered yet."),
-    cfg.IntOpt("early_event_ttl", default=300, min=0,
-               help="Seconds an early event is kept for its waiter before it expires."),
-    cfg.IntOpt("relay_interval", default=5, min=1,
-               help="Seconds between relay passes that re-dispatch undelivered events."),
+HERALD_OPTS: list[cfg.Opt] = [
+    cfg.ListOpt(
+        "hosts",
+        default=["compute-1", "compute-2"],
+        help="Embedded mode: the compute hosts that get an in-process agent.",
+    ),
+    cfg.IntOpt(
+        "early_event_buffer_size",
+        default=1024,
+        min=0,
+        help="Events per agent kept for a waiter that has not registered yet.",
+    ),
+    cfg.IntOpt(
+        "early_event_ttl", default=300, min=0, help="Seconds an early event is kept for its waiter before it expires."
+    ),
+    cfg.IntOpt(
+        "relay_interval", default=5, min=1, help="Seconds between relay passes that re-dispatch undelivered events."
+    ),
 ]
 
 
@@ -93,6 +146,7 @@ class Settings:
     report_interval: int = 10
     service_down_time: int = 60
     compute_driver: str = "fake"
+    shelved_offload_time: int = 0
     early_event_buffer_size: int = 1024
     early_event_ttl: int = 300
     relay_interval: int = 5
@@ -136,6 +190,7 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         report_interval=conf.report_interval,
         service_down_time=conf.service_down_time,
         compute_driver=conf.compute_driver,
+        shelved_offload_time=conf.shelved_offload_time,
         early_event_buffer_size=conf.herald.early_event_buffer_size,
         early_event_ttl=conf.herald.early_event_ttl,
         relay_interval=conf.herald.relay_interval,

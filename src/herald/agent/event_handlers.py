@@ -33,8 +33,10 @@ WAITER_EVENTS = frozenset(
 
 def handle_network_changed(ctx: EventContext, event: EventEnvelope, server: Server) -> Outcome:
     """Refresh the server's network info cache (one port's entry, or all of them)."""
-    fresh = [Vif(str(v["port_id"]), bool(v["active"]), str(v["network_id"])) for v in ctx.network.refresh(
-        server.uuid, event.tag)]
+    fresh = [
+        Vif(str(v["port_id"]), bool(v["active"]), str(v["network_id"]))
+        for v in ctx.network.refresh(server.uuid, event.tag)
+    ]
     if event.tag is None:
         server.vifs = fresh
     else:

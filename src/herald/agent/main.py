@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from herald.agent.event_delivery import EventDelivery
 from herald.agent.server_ops import ServerOps
@@ -64,20 +65,24 @@ class ComputeAgent:
         }
 
     @staticmethod
-    def _in_thread(op: Callable[[object], None]) -> Callable[[object], Awaitable[None]]:
+    def _in_thread(op: Callable[[Any], None]) -> Callable[[object], Awaitable[None]]:
         async def run(message: object) -> None:
             await asyncio.to_thread(op, message)
 
-        return run  # type: ignore[return-value]
+        return run
 
     async def start(self) -> None:
         self._ops.bind_loop(asyncio.get_running_loop())
         await asyncio.to_thread(self._heartbeat)
         await self._bus.subscribe(self.host, self.handle)
         self._periodic = [
-            asyncio.create_task(self._every(self._report_interval, lambda: asyncio.to_thread(self._heartbeat)), name=f"heartbeat-{self.host}"),
-            asyncio.create_task(self._every(min(self._early_ttl, 10.0) or 10.0, self._expire_early),
-                                name=f"expire-{self.host}"),
+            asyncio.create_task(
+                self._every(self._report_interval, lambda: asyncio.to_thread(self._heartbeat)),
+                name=f"heartbeat-{self.host}",
+            ),
+            asyncio.create_task(
+                self._every(min(self._early_ttl, 10.0) or 10.0, self._expire_early), name=f"expire-{self.host}"
+            ),
         ]
         logger.info("Compute agent for host %s started", self.host)
 
@@ -139,8 +144,9 @@ class ComputeAgent:
             for ev in expired
         ]
         for ev in expired:
-            logger.warning("Event %s-%s for instance %s expired: nothing waited for it", ev.name, ev.tag,
-                           ev.server_uuid)
+            logger.warning(
+                "Event %s-%s for instance %s expired: nothing waited for it", ev.name, ev.tag, ev.server_uuid
+            )
 
         def mark() -> None:
             with self._uow_factory() as uow:

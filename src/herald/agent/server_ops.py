@@ -95,7 +95,9 @@ class ServerOps:
         if server is None or server.vm_state != VmState.BUILDING:
             return
         timeout = self._policy.vif_plugging_timeout
-        keys = [(EventName.NETWORK_VIF_PLUGGED.value, v.port_id) for v in server.vifs if not v.active] if timeout else []
+        keys = (
+            [(EventName.NETWORK_VIF_PLUGGED.value, v.port_id) for v in server.vifs if not v.active] if timeout else []
+        )
         failed: list[str] = []
 
         def on_failed_event(key: str, event: EventEnvelope) -> bool | None:
@@ -254,5 +256,3 @@ class ServerOps:
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-
-

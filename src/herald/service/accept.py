@@ -79,14 +79,28 @@ def accept_external_events(
                 event_uuid = new_uuid()
                 for host in target.hosts:
                     envelope = EventEnvelope(
-                        event_uuid, req.request_id, ev.server_uuid, ev.name.value, ev.tag, ev.status.value, host,
-                        req.user_id, req.project_id,
+                        event_uuid,
+                        req.request_id,
+                        ev.server_uuid,
+                        ev.name.value,
+                        ev.tag,
+                        ev.status.value,
+                        host,
+                        req.user_id,
+                        req.project_id,
                     )
                     by_host.setdefault(host, []).append(envelope)
                     records.append(
                         EventRecord(
-                            event_uuid, req.request_id, ev.server_uuid, ev.name.value, ev.tag, ev.status.value,
-                            host, DeliveryState.ACCEPTED.value, now,
+                            event_uuid,
+                            req.request_id,
+                            ev.server_uuid,
+                            ev.name.value,
+                            ev.tag,
+                            ev.status.value,
+                            host,
+                            DeliveryState.ACCEPTED.value,
+                            now,
                         )
                     )
             results.append(AcceptResult(verdicts))
@@ -104,7 +118,8 @@ def _log_refusal(ev: IncomingEvent, verdict: Verdict) -> None:
     elif verdict.code == 400 and ev.tag is None:
         logger.debug("Event tag is missing for instance %s. Dropping event %s", ev.server_uuid, ev.name)
     elif verdict.code == 400:
-        logger.debug("Invalid power state %s. Cannot process the event %s for instance %s", ev.tag, ev.name,
-                     ev.server_uuid)
+        logger.debug(
+            "Invalid power state %s. Cannot process the event %s for instance %s", ev.tag, ev.name, ev.server_uuid
+        )
     else:
         logger.debug("Unable to find a host for instance %s. Dropping event %s", ev.server_uuid, ev.name)

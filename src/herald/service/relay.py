@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Coroutine, Sequence
+from typing import Any
+from datetime import datetime, timedelta
 
 from herald.domain.messages import DeliverEvents
 from herald.domain.records import EventEnvelope
@@ -75,12 +76,10 @@ class Relay:
             logger.info("Relay re-sent %d undelivered events to %d hosts", len(envelopes), len(by_host))
         return len(envelopes)
 
-    def _read_undelivered(self, include_dispatched: bool, cutoff: object) -> list[EventEnvelope]:
+    def _read_undelivered(self, include_dispatched: bool, cutoff: datetime | None) -> list[EventEnvelope]:
         with self._uow_factory() as uow:
             return uow.events.undelivered(
-                include_dispatched=include_dispatched,
-                older_than=cutoff,  # type: ignore[arg-type]
-                limit=self._batch_limit,
+                include_dispatched=include_dispatched, older_than=cutoff, limit=self._batch_limit
             )
 
     async def _run_periodically(self) -> None:
@@ -121,7 +120,7 @@ class Relay:
             uow.events.mark_dispatched(keys, self._clock.now())
             uow.commit()
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -28,7 +28,9 @@ class InMemoryNetwork:
         self._ports: dict[str, Port] = {}
         self._lock = threading.Lock()
 
-    def create_port(self, network_id: str = AUTO_NETWORK_ID, *, port_id: str | None = None, active: bool = False) -> Port:
+    def create_port(
+        self, network_id: str = AUTO_NETWORK_ID, *, port_id: str | None = None, active: bool = False
+    ) -> Port:
         with self._lock:
             port = Port(port_id or str(uuidlib.uuid4()), network_id, active=active)
             self._ports[port.id] = port

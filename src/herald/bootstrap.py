@@ -1,0 +1,134 @@
+"""The composition root: Settings -> everything the processes run, wired explicitly."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from herald.adapters.bus.memory import InMemoryBus
+from herald.adapters.clock import SystemClock
+from herald.adapters.network.memory import InMemoryNetwork
+from herald.adapters.sql.engine import make_engine
+from herald.adapters.sql.uow import SqlUnitOfWork
+from herald.adapters.virt.fake import FakeVirtDriver
+from herald.adapters.volume.memory import InMemoryVolumes
+from herald.agent.context import ServerLocks
+from herald.agent.event_delivery import EventDelivery
+from herald.agent.main import ComputeAgent
+from herald.agent.server_ops import BuildPolicy, ServerOps
+from herald.agent.waiters import WaiterRegistry
+from herald.config import Settings
+from herald.service.external_events import ExternalEventsService
+from herald.service.ports import Bus, Clock, UnitOfWork, UnitOfWorkFactory, VirtDriver
+from herald.service.relay import Relay
+
+logger = logging.getLogger(__name__)
+
+DRIVERS: dict[str, Callable[[Settings, str], VirtDriver]] = {
+    "fake": lambda settings, host: FakeVirtDriver(),
+}
+
+
+@dataclass
+class Deps:
+    """Everything one process runs; built once, passed down, closed at exit."""
+
+    settings: Settings
+    engine: Engine
+    uow_factory: UnitOfWorkFactory
+    clock: Clock
+    bus: Bus
+    network: InMemoryNetwork
+    volumes: InMemoryVolumes
+    relay: Relay
+    events: ExternalEventsService
+    drivers: dict[str, VirtDriver] = field(default_factory=dict)
+    agents: dict[str, ComputeAgent] = field(default_factory=dict)
+
+
+def build_embedded(settings: Settings, *, clock: Clock | None = None) -> Deps:
+    """One process: SQLite (or the configured database), an in-memory bus, one agent per host."""
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+
+    def uow_factory() -> UnitOfWork:
+        return SqlUnitOfWork(engine)
+
+    clock = clock or SystemClock()
+    bus = InMemoryBus()
+    relay = Relay(bus, uow_factory, clock, interval=settings.relay_interval, volatile_bus=bus.volatile)
+    deps = Deps(
+        settings=settings,
+        engine=engine,
+        uow_factory=uow_factory,
+        clock=clock,
+        bus=bus,
+        network=InMemoryNetwork(),
+        volumes=InMemoryVolumes(),
+        relay=relay,
+        events=ExternalEventsService(uow_factory, clock, relay),
+    )
+    for host in settings.hosts:
+        deps.drivers[host] = DRIVERS[settings.compute_driver](settings, host)
+        deps.agents[host] = build_agent(deps, host)
+    return deps
+
+
+def build_agent(deps: Deps, host: str) -> ComputeAgent:
+    settings = deps.settings
+    waiters = WaiterRegistry(
+        clock=deps.clock.monotonic,
+        early_buffer_size=settings.early_event_buffer_size,
+        early_ttl=float(settings.early_event_ttl),
+    )
+    locks = ServerLocks()
+    driver = deps.drivers[host]
+    delivery = EventDelivery(
+        host=host,
+        uow_factory=deps.uow_factory,
+        clock=deps.clock,
+        driver=driver,
+        network=deps.network,
+        volumes=deps.volumes,
+        waiters=waiters,
+        locks=locks,
+    )
+    ops = ServerOps(
+        host=host,
+        uow_factory=deps.uow_factory,
+        clock=deps.clock,
+        driver=driver,
+        network=deps.network,
+        waiters=waiters,
+        locks=locks,
+        build_policy=BuildPolicy(settings.vif_plugging_timeout, settings.vif_plugging_is_fatal),
+    )
+    return ComputeAgent(
+        host=host,
+        bus=deps.bus,
+        uow_factory=deps.uow_factory,
+        clock=deps.clock,
+        waiters=waiters,
+        delivery=delivery,
+        ops=ops,
+        report_interval=float(settings.report_interval),
+        early_ttl=float(settings.early_event_ttl),
+    )
+
+
+async def start(deps: Deps) -> None:
+    deps.events.start()
+    for agent in deps.agents.values():
+        await agent.start()
+    await deps.relay.start()
+
+
+async def stop(deps: Deps) -> None:
+    deps.events.stop()
+    await deps.relay.stop()
+    for agent in deps.agents.values():
+        await agent.stop()
+    await deps.bus.close()
+    deps.engine.dispose()

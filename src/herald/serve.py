@@ -1,0 +1,43 @@
+"""``herald serve``: the embedded shape in one process (API + an agent per host) under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from herald.adapters.sql.migrate import upgrade
+from herald.api.app import create_app
+from herald.bootstrap import build_embedded
+from herald.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def uvicorn_options() -> dict[str, object]:
+    """The server stack options (the benchmark's hello-world app uses the same)."""
+    return {
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "lifespan": "on",
+        "log_level": "info",
+        "server_header": False,
+    }
+
+
+def serve_embedded(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    upgrade(settings.database_url)
+    deps = build_embedded(settings)
+    app = create_app(deps)
+    logger.info(
+        "Herald embedded: http://%s:%s, database %s, hosts %s, auth %s",
+        settings.listen,
+        settings.port,
+        make_url(settings.database_url).render_as_string(hide_password=True),
+        ",".join(settings.hosts),
+        settings.auth_strategy,
+    )
+    uvicorn.run(app, host=settings.listen, port=settings.port, **uvicorn_options())  # type: ignore[arg-type]
