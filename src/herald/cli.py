@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from oslo_config import cfg
+
 from herald.config import Settings, load_settings, new_conf
 
 CONFIG_NAMESPACES = ("herald", "keystonemiddleware.auth_token", "oslo.policy")
@@ -57,13 +59,14 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     add_database_argument(parser)
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace, conf: cfg.ConfigOpts | None = None) -> Settings:
     """Settings from ``--config-file`` files, then the command-line overrides that were given.
 
     Reads ``config_file``, ``bind``, ``port``, ``hosts`` and ``database`` from ``args``; any of them
     may be missing (a command without that flag) or None (flag not given).
     """
-    settings = load_settings(new_conf(), config_files=getattr(args, "config_file", None) or ())
+    conf = conf if conf is not None else new_conf()
+    settings = load_settings(conf, config_files=getattr(args, "config_file", None) or ())
     bind: str | None = getattr(args, "bind", None)
     port: int | None = getattr(args, "port", None)
     hosts: str | None = getattr(args, "hosts", None)
@@ -123,13 +126,28 @@ def policy_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    from herald.serve import serve_embedded
+
+    conf = new_conf()
+    # NOTE: the embedded shape is a laptop tool: loopback and noauth2 unless herald.conf says otherwise.
+    conf.set_default("osapi_compute_listen", "127.0.0.1")
+    conf.set_default("auth_strategy", "noauth2", group="api")
+    serve_embedded(settings_from_args(args, conf), conf)
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "db upgrade": Command("Create or upgrade the database schema.", db_upgrade, _db_upgrade_arguments),
     "config sample": Command("Print a sample herald.conf.", config_sample, _output_file_argument),
     "policy sample": Command(
         "Print a sample policy.yaml with the default rules.", policy_sample, _output_file_argument
     ),
-    # NOTE: the lead adds "serve", "api" and "agent" here, with add_server_arguments and settings_from_args.
+    "serve": Command(
+        "Run embedded Herald: the API and an agent per compute host in one process (SQLite, in-process bus).",
+        lambda args: serve(args),
+        add_server_arguments,
+    ),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import uvicorn
+from oslo_config import cfg
 from sqlalchemy.engine import make_url
 
 from herald.adapters.sql.migrate import upgrade
@@ -27,11 +28,11 @@ def uvicorn_options() -> dict[str, object]:
     }
 
 
-def serve_embedded(settings: Settings) -> None:
+def serve_embedded(settings: Settings, conf: cfg.ConfigOpts) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     upgrade(settings.database_url)
     deps = build_embedded(settings)
-    app = create_app(deps)
+    app = create_app(deps, conf)
     logger.info(
         "Herald embedded: http://%s:%s, database %s, hosts %s, auth %s",
         settings.listen,

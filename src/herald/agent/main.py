@@ -99,6 +99,11 @@ class ComputeAgent:
             return
         await handler(message)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a background operation (a build waiting for its events) is still running."""
+        return bool(self._tasks)
+
     async def run_until_idle(self) -> None:
         """Wait for the builds and other background operations this agent started."""
         while self._tasks:

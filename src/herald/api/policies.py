@@ -15,6 +15,8 @@ PROJECT_READER_OR_ADMIN = "rule:project_reader_or_admin"
 SERVICE_OR_ADMIN = "rule:service_or_admin"
 
 EXTERNAL_EVENTS_CREATE = "os_compute_api:os-server-external-events:create"
+# Herald's extension: read the delivery record of accepted events (Nova keeps none).
+EXTERNAL_EVENTS_LIST = "herald:os-server-external-events:list"
 
 _DEPRECATED_REASON = "Nova's legacy defaults (is_admin / owner) were replaced by role and scope based ones."
 _DEPRECATED_ADMIN = policy.DeprecatedRule(
@@ -109,6 +111,13 @@ _ACTIONS = "os_compute_api:os-instance-actions"
 _SERVICES = "os_compute_api:os-services:"
 
 OPERATION_RULES = [
+    _op(
+        EXTERNAL_EVENTS_LIST,
+        SERVICE_OR_ADMIN,
+        "List accepted external events and their delivery state (Herald extension)",
+        "GET",
+        "/os-server-external-events",
+    ),
     _op(
         EXTERNAL_EVENTS_CREATE,
         SERVICE_OR_ADMIN,

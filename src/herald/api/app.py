@@ -1,0 +1,75 @@
+"""create_app(deps): the ASGI application, its routes and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from oslo_config import cfg
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from herald import bootstrap
+from herald.api.auth import make_authenticator
+from herald.api.deps import ComputeDeps
+from herald.api.edge import Edge
+from herald.api.event_records import EventRecordsController
+from herald.api.flavors import flavor_routes
+from herald.api.policy import PolicyEnforcer
+from herald.api.server_external_events import ServerExternalEventsController
+from herald.api.servers import server_routes
+from herald.api.versions import exception_handlers, version_routes
+from herald.bootstrap import Deps
+from herald.config import new_conf
+
+
+def build_edge(deps: Deps, conf: cfg.ConfigOpts | None = None) -> Edge:
+    if conf is None:
+        conf = new_conf()
+        conf([], project="herald", default_config_files=[])
+    return Edge(
+        settings=deps.settings,
+        authenticator=make_authenticator(deps.settings, conf),
+        policy=PolicyEnforcer(conf, deps.settings.policy_file),
+    )
+
+
+def api_routes(edge: Edge, deps: Deps) -> list[BaseRoute]:
+    events = ServerExternalEventsController(deps.events)
+    records = EventRecordsController(deps.uow_factory)
+    compute = ComputeDeps(
+        uow_factory=deps.uow_factory,
+        bus=deps.bus,
+        clock=deps.clock,
+        network=deps.network,
+        volumes=deps.volumes,
+        settings=deps.settings,
+    )
+    return [
+        *version_routes(edge),
+        *edge.routes("/os-server-external-events", events.create, methods=["POST"]),
+        *edge.routes("/os-server-external-events", records.index, methods=["GET"]),
+        *flavor_routes(edge),
+        *server_routes(edge, compute),
+    ]
+
+
+def create_app(deps: Deps, conf: cfg.ConfigOpts | None = None, *, manage_lifecycle: bool = True) -> Starlette:
+    """The API. With ``manage_lifecycle`` the app's lifespan starts and stops ``deps`` (agents, relay)."""
+    edge = build_edge(deps, conf)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await bootstrap.start(deps)
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await bootstrap.stop(deps)
+
+    return Starlette(
+        routes=api_routes(edge, deps),
+        exception_handlers=exception_handlers(edge),  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )

@@ -1,0 +1,43 @@
+"""JSON-Schema validation with Nova's 400 message format."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from herald.api.faults import ApiFault
+
+FORMAT_CHECKER = jsonschema.FormatChecker()
+
+
+@FORMAT_CHECKER.checks("uuid")
+def is_uuid_like(value: object) -> bool:
+    """Accept what oslo.utils' is_uuid_like accepts: any spelling ``uuid.UUID`` parses."""
+    if not isinstance(value, str):
+        return True
+    try:
+        uuidlib.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+class SchemaValidator:
+    """Validates a request body against one schema and raises Nova's 400 on the best error."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        jsonschema.Draft202012Validator.check_schema(schema)
+        self._validator = jsonschema.Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+
+    def validate(self, body: object) -> None:
+        error = best_match(self._validator.iter_errors(body))
+        if error is None:
+            return
+        if error.path:
+            detail = f"Invalid input for field/attribute {error.path[-1]}. Value: {error.instance}. {error.message}"
+        else:
+            detail = error.message
+        raise ApiFault(400, detail)
