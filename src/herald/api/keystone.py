@@ -11,8 +11,10 @@ Options come from ``[keystone_authtoken]`` of the ConfigOpts handed in.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import sys
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -96,19 +98,58 @@ def context_from_environ(environ: Environ, request_id: str) -> RequestContext:
     )
 
 
+def _expiry(environ: Environ) -> float | None:
+    """When the earliest of the validated user and service tokens expires (epoch seconds)."""
+    plugin = environ.get("keystone.token_auth")
+    times = []
+    for access in (getattr(plugin, "user", None), getattr(plugin, "service", None)):
+        expires = getattr(access, "expires", None)
+        if expires is not None:
+            times.append(expires.timestamp())
+    return min(times) if times else None
+
+
 class KeystoneAuthenticator:
     """Validates Keystone tokens with keystonemiddleware's ``auth_token``.
 
+    A validated identity is remembered for ``identity_cache_seconds`` (never longer than
+    ``[keystone_authtoken] token_cache_time``, which auth_token itself caches tokens for,
+    nor past the token's expiry), so a busy caller (Neutron, Cinder) does not pay for a
+    thread hop and a WSGI call on every request.
+
     :param conf: the ConfigOpts holding ``[keystone_authtoken]`` (its options are registered on it).
+    :param identity_cache_seconds: how long a validated identity is reused; 0 disables the cache.
     :param overrides: extra auth_token options, as paste-deploy would pass them.
     """
 
-    def __init__(self, conf: cfg.ConfigOpts, **overrides: object) -> None:
+    CACHE_LIMIT = 10000
+
+    def __init__(self, conf: cfg.ConfigOpts, *, identity_cache_seconds: float = 30.0, **overrides: object) -> None:
         options: dict[str, object] = {"oslo_config_config": conf, **overrides}
         self._middleware = auth_token.AuthProtocol(_captured_app, options)
+        token_cache_time = float(str(overrides.get("token_cache_time", conf.keystone_authtoken.token_cache_time)))
+        self._ttl = min(identity_cache_seconds, token_cache_time) if token_cache_time >= 0 else 0.0
+        self._identities: dict[tuple[bytes, bytes | None], tuple[float, RequestContext]] = {}
+
+    @property
+    def cached_identities(self) -> int:
+        """How many validated identities are remembered."""
+        return len(self._identities)
+
+    def cached_until(self, user_token: bytes, service_token: bytes | None = None) -> float | None:
+        """Until when (epoch seconds) the identity of these tokens is reused, if it is remembered."""
+        cached = self._identities.get((user_token, service_token))
+        return None if cached is None else cached[0]
 
     async def authenticate(self, scope: Scope, request_id: str) -> RequestContext:
         """:raises herald.api.faults.ApiFault: 401 for a missing, invalid or expired token."""
+        key = _token_key(scope["headers"])
+        if key is not None:
+            cached = self._identities.get(key)
+            if cached is not None:
+                if cached[0] > time.time():
+                    return dataclasses.replace(cached[1], request_id=request_id)
+                del self._identities[key]
         environ = wsgi_environ(scope)
         status, headers = await anyio.to_thread.run_sync(self._validate, environ)
         if not environ.get(_CAPTURED) or environ.get("HTTP_X_IDENTITY_STATUS") != "Confirmed":
@@ -118,7 +159,18 @@ class KeystoneAuthenticator:
             raise unauthorized(challenge)
         if status[:3] != "200":  # the middleware let the request through yet failed it: treat as 401
             raise unauthorized()
-        return context_from_environ(environ, request_id)
+        context = context_from_environ(environ, request_id)
+        if key is not None and self._ttl > 0:
+            self._remember(key, context, _expiry(environ))
+        return context
+
+    def _remember(self, key: tuple[bytes, bytes | None], context: RequestContext, expires: float | None) -> None:
+        deadline = time.time() + self._ttl
+        if expires is not None:
+            deadline = min(deadline, expires)
+        if len(self._identities) >= self.CACHE_LIMIT:
+            self._identities.clear()
+        self._identities[key] = (deadline, context)
 
     def _validate(self, environ: Environ) -> tuple[str, list[tuple[str, str]]]:
         reply: list[Any] = ["500 Internal Server Error", []]
@@ -133,3 +185,19 @@ class KeystoneAuthenticator:
         if close is not None:
             close()
         return reply[0], reply[1]
+
+
+def _token_key(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None] | None:
+    """The tokens auth_token validates: (user token, service token); None without a user token."""
+    user: bytes | None = None
+    storage: bytes | None = None
+    service: bytes | None = None
+    for name, value in headers:
+        if name == b"x-auth-token":
+            user = value
+        elif name == b"x-storage-token":
+            storage = value
+        elif name == b"x-service-token":
+            service = value
+    token = user or storage
+    return (token, service) if token else None

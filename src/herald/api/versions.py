@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ExceptionHandler
 
 from herald.api.edge import ApiRequest, ApiResponse, Edge, new_request_id
 from herald.api.faults import FAULT_CONTENT_TYPE, ApiFault
@@ -128,7 +130,7 @@ def version_routes(edge: Edge) -> list[Route]:
     ]
 
 
-def exception_handlers(edge: Edge) -> dict[int | type[Exception], object]:
+def exception_handlers(edge: Edge) -> dict[Any, ExceptionHandler]:
     """Starlette ``exception_handlers`` turning the router's 404/405 into Nova's replies.
 
     Under ``/v2/`` and ``/v2.1/`` the caller is authenticated first (401 as in Nova, where

@@ -85,4 +85,4 @@ def build_app(
         *edge.routes("/fail", fail, methods=["GET"]),
         *edge.routes("/accepted", accepted, methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers=exception_handlers(edge))  # type: ignore[arg-type]
+    return Starlette(routes=routes, exception_handlers=exception_handlers(edge))

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -114,3 +117,50 @@ def test_wsgi_environ_from_scope() -> None:
     assert environ["REMOTE_ADDR"] == "10.1.1.1"
     assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == ("127.0.0.1", "8774")
     assert environ["wsgi.input"].read() == b""
+
+
+async def test_validated_identity_is_reused_with_a_new_request_id(
+    tokens: AuthTokenFixture, authenticator: KeystoneAuthenticator
+) -> None:
+    tokens.add_token_data(token_id="tok", user_id="u1", project_id="p1", role_list=["service"])
+    first = await authenticator.authenticate(scope(("X-Auth-Token", "tok")), "req-1")
+    second = await authenticator.authenticate(scope(("X-Auth-Token", "tok")), "req-2")
+    assert authenticator.cached_identities == 1
+    assert authenticator.cached_until(b"tok") == pytest.approx(time.time() + 30, abs=5)
+    assert (first.request_id, second.request_id) == ("req-1", "req-2")
+    assert dataclasses.replace(second, request_id="req-1") == first
+
+
+async def test_cache_is_per_token_pair(tokens: AuthTokenFixture, authenticator: KeystoneAuthenticator) -> None:
+    tokens.add_token_data(token_id="tok", user_id="u1", project_id="p1", role_list=["member"])
+    tokens.add_token_data(token_id="svc", user_id="nova", project_id="service", role_list=["service"])
+    await authenticator.authenticate(scope(("X-Auth-Token", "tok")), "r")
+    ctx = await authenticator.authenticate(scope(("X-Auth-Token", "tok"), ("X-Service-Token", "svc")), "r")
+    assert ctx.service_roles == {"service"}
+    assert authenticator.cached_identities == 2
+    with pytest.raises(ApiFault):
+        await authenticator.authenticate(scope(("X-Auth-Token", "tok"), ("X-Service-Token", "bad")), "r")
+    with pytest.raises(ApiFault):
+        await authenticator.authenticate(scope(("X-Auth-Token", "other")), "r")
+    assert authenticator.cached_identities == 2
+
+
+@pytest.mark.parametrize(("cache_seconds", "token_cache_time"), [(0, 300), (30, -1)])
+async def test_cache_can_be_disabled(tokens: AuthTokenFixture, cache_seconds: float, token_cache_time: int) -> None:
+    tokens.add_token_data(token_id="tok", user_id="u1", project_id="p1", role_list=["member"])
+    conf = cfg.ConfigOpts()
+    conf([], project="herald", default_config_files=[], default_config_dirs=[])
+    auth = KeystoneAuthenticator(conf, identity_cache_seconds=cache_seconds, token_cache_time=token_cache_time)
+    ctx = await auth.authenticate(scope(("X-Auth-Token", "tok")), "r")
+    assert ctx.user_id == "u1"
+    assert auth.cached_identities == 0
+
+
+async def test_identity_is_not_cached_past_token_expiry(
+    tokens: AuthTokenFixture, authenticator: KeystoneAuthenticator
+) -> None:
+    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=5)
+    tokens.add_token_data(token_id="tok", user_id="u1", project_id="p1", role_list=["member"], expires=soon)
+    await authenticator.authenticate(scope(("X-Auth-Token", "tok")), "r")
+    assert authenticator.cached_until(b"tok") == pytest.approx(soon.timestamp(), abs=1)
+    assert authenticator.cached_until(b"tok", b"svc") is None
