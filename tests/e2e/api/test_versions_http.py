@@ -140,3 +140,12 @@ async def test_documents_honour_compute_link_prefix() -> None:
         assert (await c.get("/v2.1")).json()["version"]["links"][0] == {"rel": "self", "href": f"{prefix}/v2.1/"}
         choices = (await c.get("/foo")).json()["choices"]
         assert choices[1]["links"][0]["href"] == f"{prefix}/v2.1/foo"
+
+
+async def test_head_has_the_headers_without_the_body(client: httpx.AsyncClient) -> None:
+    get = await client.get("/v2.1/")
+    head = await client.head("/v2.1/")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert head.headers["openstack-api-version"] == "compute 2.1"

@@ -90,7 +90,7 @@ async def test_read_body_joins_chunks_under_the_limit() -> None:
     async def receive() -> dict[str, object]:
         return next(messages)
 
-    assert await read_body(receive, 4) == b"abcd"  # type: ignore[arg-type]
+    assert await read_body(receive, 4) == b"abcd"
 
 
 async def test_read_body_stops_at_the_first_chunk_over_the_limit() -> None:
@@ -103,7 +103,7 @@ async def test_read_body_stops_at_the_first_chunk_over_the_limit() -> None:
         return sent[received - 1]
 
     with pytest.raises(ApiFault) as info:
-        await read_body(receive, 5)  # type: ignore[arg-type]
+        await read_body(receive, 5)
     assert info.value.status == 413
     assert info.value.message == "Request is too large. Larger than max_request_body_size (5)."
     assert received == 2
