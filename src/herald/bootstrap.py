@@ -49,7 +49,7 @@ class Deps:
     agents: dict[str, ComputeAgent] = field(default_factory=dict)
 
 
-def build_embedded(settings: Settings, *, clock: Clock | None = None) -> Deps:
+def build_embedded(settings: Settings, *, clock: Clock | None = None, bus: InMemoryBus | None = None) -> Deps:
     """One process: SQLite (or the configured database), an in-memory bus, one agent per host."""
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
 
@@ -57,7 +57,7 @@ def build_embedded(settings: Settings, *, clock: Clock | None = None) -> Deps:
         return SqlUnitOfWork(engine)
 
     clock = clock or SystemClock()
-    bus = InMemoryBus()
+    bus = bus or InMemoryBus()
     relay = Relay(bus, uow_factory, clock, interval=settings.relay_interval, volatile_bus=bus.volatile)
     deps = Deps(
         settings=settings,

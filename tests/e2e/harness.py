@@ -43,10 +43,18 @@ class Herald:
             if all(bus.pending(h) == 0 for h in self.deps.agents):
                 await bus.join()
                 if not any(agent.busy for agent in self.deps.agents.values()):
+                    await self.deps.relay.flush()
                     return
 
-    async def post(self, path: str, body: Any, *, version: str | None = None, token: str = "admin:admin",
-                   headers: dict[str, str] | None = None) -> httpx.Response:
+    async def post(
+        self,
+        path: str,
+        body: Any,
+        *,
+        version: str | None = None,
+        token: str = "admin:admin",
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         all_headers = {"X-Auth-Token": token}
         if version:
             all_headers["OpenStack-API-Version"] = f"compute {version}"
@@ -62,8 +70,9 @@ class Herald:
     async def events(self, events: list[dict[str, Any]], *, version: str = "2.93", **kw: Any) -> httpx.Response:
         return await self.post("/v2.1/os-server-external-events", {"events": events}, version=version, **kw)
 
-    async def create_server(self, *, host: str | None = None, networks: Any = "none", name: str = "vm",
-                            settle: bool = True) -> str:
+    async def create_server(
+        self, *, host: str | None = None, networks: Any = "none", name: str = "vm", settle: bool = True
+    ) -> str:
         server: dict[str, Any] = {"name": name, "imageRef": IMAGE, "flavorRef": "1", "networks": networks}
         if host is not None:
             server["host"] = host
@@ -102,8 +111,8 @@ def settings_for(db_url: str, **overrides: Any) -> Settings:
     return dataclasses.replace(base, **overrides)
 
 
-async def start_herald(settings: Settings) -> tuple[Herald, Deps]:
-    deps = bootstrap.build_embedded(settings)
+async def start_herald(settings: Settings, *, bus: InMemoryBus | None = None) -> tuple[Herald, Deps]:
+    deps = bootstrap.build_embedded(settings, bus=bus)
     app = create_app(deps, manage_lifecycle=False)
     await bootstrap.start(deps)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test")

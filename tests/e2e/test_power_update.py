@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from herald.domain.model import PowerState
 from tests.e2e.harness import Herald
+
+from herald.domain.model import PowerState
 
 
 async def test_power_off_then_on(herald: Herald) -> None:
@@ -14,8 +15,9 @@ async def test_power_off_then_on(herald: Herald) -> None:
     resp = await herald.events([{"name": "power-update", "server_uuid": server_id, "tag": "POWER_OFF"}], version="2.76")
     assert resp.status_code == 200
     assert resp.json() == {
-        "events": [{"name": "power-update", "server_uuid": server_id, "tag": "POWER_OFF", "status": "completed",
-                    "code": 200}]
+        "events": [
+            {"name": "power-update", "server_uuid": server_id, "tag": "POWER_OFF", "status": "completed", "code": 200}
+        ]
     }
     await herald.settle()
     server = await herald.server(server_id)
@@ -34,8 +36,9 @@ async def test_power_off_then_on(herald: Herald) -> None:
     actions = (await herald.get(f"/v2.1/servers/{server_id}/os-instance-actions", version="2.76")).json()
     assert [a["action"] for a in actions["instanceActions"]] == ["start", "stop", "create"]
     stop = next(a for a in actions["instanceActions"] if a["action"] == "stop")
-    detail = (await herald.get(f"/v2.1/servers/{server_id}/os-instance-actions/{stop['request_id']}",
-                               version="2.76")).json()["instanceAction"]
+    detail = (
+        await herald.get(f"/v2.1/servers/{server_id}/os-instance-actions/{stop['request_id']}", version="2.76")
+    ).json()["instanceAction"]
     assert [(e["event"], e["result"]) for e in detail["events"]] == [("compute_power_update", "Success")]
 
     records = await herald.records(server_uuid=server_id)
@@ -54,8 +57,9 @@ async def test_power_update_noop_is_recorded_as_noop(herald: Herald) -> None:
     assert (server["status"], server["OS-EXT-STS:power_state"]) == ("ACTIVE", 1)
     actions = (await herald.get(f"/v2.1/servers/{server_id}/os-instance-actions", version="2.76")).json()
     start = next(a for a in actions["instanceActions"] if a["action"] == "start")
-    detail = (await herald.get(f"/v2.1/servers/{server_id}/os-instance-actions/{start['request_id']}",
-                               version="2.76")).json()["instanceAction"]
+    detail = (
+        await herald.get(f"/v2.1/servers/{server_id}/os-instance-actions/{start['request_id']}", version="2.76")
+    ).json()["instanceAction"]
     assert [(e["event"], e["result"]) for e in detail["events"]] == [("compute_power_update", "No-op")]
     (record,) = [r for r in await herald.records(server_uuid=server_id) if r["name"] == "power-update"]
     assert record["state"] == "handled"

@@ -81,7 +81,7 @@ class ComputeAgent:
                 name=f"heartbeat-{self.host}",
             ),
             asyncio.create_task(
-                self._every(min(self._early_ttl, 10.0) or 10.0, self._expire_early), name=f"expire-{self.host}"
+                self._every(min(self._early_ttl, 10.0) or 10.0, self.expire_early), name=f"expire-{self.host}"
             ),
         ]
         logger.info("Compute agent for host %s started", self.host)
@@ -140,7 +140,7 @@ class ComputeAgent:
             uow.hosts.heartbeat(self.host, self._clock.now())
             uow.commit()
 
-    async def _expire_early(self) -> None:
+    async def expire_early(self) -> None:
         expired = self.waiters.expire(self._clock.monotonic())
         if not expired:
             return

@@ -141,6 +141,10 @@ class WaiterRegistry:
         self._ended: EarlyBuffer[str] = EarlyBuffer(size=late_record_size, ttl=early_ttl, keep_dropped=False)
         self._shut_down = False
 
+    def pending(self, server_uuid: str) -> int:
+        """How many waiters the server has registered (operators and tests look at this)."""
+        return len(self._waiters.get(server_uuid, {}))
+
     def prepare(self, server_uuid: str, name: str, tag: str | None) -> Waiter:
         """Get or create the waiter for the key; resolved at once if its event came early.
 

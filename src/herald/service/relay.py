@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from typing import Any
 from datetime import datetime, timedelta
+from typing import Any
 
 from herald.domain.messages import DeliverEvents
 from herald.domain.records import EventEnvelope
@@ -62,7 +62,7 @@ class Relay:
             await asyncio.gather(self._periodic, return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._flush()
+        await self.flush()
 
     async def redeliver(self, *, include_dispatched: bool, older_than: float | None) -> int:
         """Publish every unfinished delivery again, oldest first; returns how many."""
@@ -104,9 +104,10 @@ class Relay:
     async def _flush_soon(self) -> None:
         # NOTE: a short pause lets many publishes share one "dispatched" update.
         await asyncio.sleep(0.05)
-        await self._flush()
+        await self.flush()
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
+        """Write the "dispatched" marks collected so far."""
         self._flush_scheduled = False
         keys, self._dispatched = self._dispatched, []
         if keys:

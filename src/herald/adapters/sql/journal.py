@@ -7,7 +7,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Insert, Integer, RowMapping, Select, Update, bindparam, select, tuple_
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Insert,
+    Integer,
+    RowMapping,
+    Select,
+    Update,
+    bindparam,
+    case,
+    select,
+    tuple_,
+)
 
 from herald.adapters.sql.servers import MAX_IN_LIST
 from herald.adapters.sql.tables import external_events
@@ -61,9 +73,16 @@ class SqlEventJournal:
         .where(
             _ev.c.uuid == bindparam("b_uuid"),
             _ev.c.host == bindparam("b_host"),
-            _ev.c.state == DeliveryState.ACCEPTED.value,
+            # NOTE: the agent may finish a delivery before the relay records its hand-off:
+            # the time is still written, the state only moves forward.
+            _ev.c.dispatched_at.is_(None),
         )
-        .values(state=DeliveryState.DISPATCHED.value, dispatched_at=bindparam("b_now", type_=DateTime()))
+        .values(
+            state=case(
+                (_ev.c.state == DeliveryState.ACCEPTED.value, DeliveryState.DISPATCHED.value), else_=_ev.c.state
+            ),
+            dispatched_at=bindparam("b_now", type_=DateTime()),
+        )
     )
     _FINISHED: Update = (
         _ev.update()

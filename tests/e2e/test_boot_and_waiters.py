@@ -1,0 +1,116 @@
+"""A boot waits for network-vif-plugged of each port it was given, with Nova's timeout rules."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import Engine
+from tests.e2e.harness import Herald, settings_for, start_herald, stop_herald
+
+
+async def _boot_with_ports(herald: Herald, count: int = 2) -> tuple[str, list[str]]:
+    ports = [str(uuid.uuid4()) for _ in range(count)]
+    server_id = await herald.create_server(networks=[{"port": p} for p in ports], settle=False)
+    await herald.deps.bus.join()  # type: ignore[attr-defined]
+    return server_id, ports
+
+
+async def _until_waiting(herald: Herald, server_id: str, count: int) -> None:
+    """Let the agent register its waiters (it is an asyncio task that awaits worker threads)."""
+    import asyncio
+
+    for _ in range(500):
+        agents = [a for a in herald.deps.agents.values() if a.waiters.pending(server_id) >= count]
+        if agents:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the build never started waiting")
+
+
+async def test_boot_completes_only_after_every_port_is_plugged(herald: Herald) -> None:
+    server_id, ports = await _boot_with_ports(herald)
+    await _until_waiting(herald, server_id, 2)
+    assert (await herald.server(server_id))["status"] == "BUILD"
+
+    resp = await herald.events([{"name": "network-vif-plugged", "server_uuid": server_id, "tag": ports[0]}])
+    assert resp.status_code == 200
+    await herald.deps.bus.join()  # type: ignore[attr-defined]
+    assert (await herald.server(server_id))["status"] == "BUILD"
+
+    resp = await herald.events([{"name": "network-vif-plugged", "server_uuid": server_id, "tag": ports[1]}])
+    assert resp.status_code == 200
+    await herald.settle()
+    server = await herald.server(server_id)
+    assert (server["status"], server["OS-EXT-STS:power_state"]) == ("ACTIVE", 1)
+    records = await herald.records(server_uuid=server_id)
+    assert [(r["tag"], r["state"], r["outcome"]) for r in records] == [
+        (ports[0], "handled", "woke the operation waiting for it"),
+        (ports[1], "handled", "woke the operation waiting for it"),
+    ]
+
+
+async def test_an_event_that_comes_before_the_waiter_is_not_lost(herald: Herald) -> None:
+    """Nova drops it ("unexpected event") and the boot times out; Herald keeps it for the waiter."""
+    server_id = await herald.create_server(host="compute-1")
+    port = str(uuid.uuid4())
+    resp = await herald.events([{"name": "network-vif-plugged", "server_uuid": server_id, "tag": port}])
+    assert resp.status_code == 200
+    await herald.settle()
+    (record,) = await herald.records(server_uuid=server_id)
+    assert (record["state"], record["outcome"]) == ("handled", "no waiter yet; kept for one")
+    waiter = herald.deps.agents["compute-1"].waiters.prepare(server_id, "network-vif-plugged", port)
+    assert waiter.is_set()
+    assert waiter.event is not None and waiter.event.tag == port
+
+
+@pytest.mark.parametrize("fatal", [True, False])
+async def test_boot_without_its_plug_event(db_url: str, engine: Engine, fatal: bool) -> None:
+    herald, _ = await start_herald(settings_for(db_url, vif_plugging_timeout=1, vif_plugging_is_fatal=fatal))
+    try:
+        server_id, _ = await _boot_with_ports(herald, 1)
+        await herald.settle()
+        server = await herald.server(server_id)
+        if fatal:
+            assert server["status"] == "ERROR"
+            assert server["fault"]["message"] == "Failed to allocate the network(s), not rescheduling."
+            assert herald.driver(server["OS-EXT-SRV-ATTR:host"]).machine(server_id) is None
+        else:
+            assert server["status"] == "ACTIVE"
+    finally:
+        await stop_herald(herald)
+
+
+async def test_a_failed_plug_event_fails_the_boot(herald: Herald) -> None:
+    server_id, ports = await _boot_with_ports(herald, 1)
+    await _until_waiting(herald, server_id, 1)
+    resp = await herald.events(
+        [{"name": "network-vif-plugged", "server_uuid": server_id, "tag": ports[0], "status": "failed"}]
+    )
+    assert resp.status_code == 200
+    await herald.settle()
+    assert (await herald.server(server_id))["status"] == "ERROR"
+
+
+async def test_timeout_zero_does_not_wait(db_url: str, engine: Engine) -> None:
+    herald, _ = await start_herald(settings_for(db_url, vif_plugging_timeout=0))
+    try:
+        server_id, _ = await _boot_with_ports(herald, 1)
+        await herald.settle()
+        assert (await herald.server(server_id))["status"] == "ACTIVE"
+    finally:
+        await stop_herald(herald)
+
+
+async def test_unmatched_plug_event_expires_and_is_recorded(db_url: str, engine: Engine) -> None:
+    herald, _ = await start_herald(settings_for(db_url, early_event_ttl=0))
+    try:
+        server_id = await herald.create_server(host="compute-2")
+        resp = await herald.events([{"name": "network-vif-unplugged", "server_uuid": server_id, "tag": "p"}])
+        assert resp.status_code == 200
+        await herald.settle()
+        await herald.deps.agents["compute-2"].expire_early()
+        (record,) = await herald.records(server_uuid=server_id)
+        assert record["state"] == "expired"
+    finally:
+        await stop_herald(herald)
