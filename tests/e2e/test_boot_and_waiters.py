@@ -61,7 +61,8 @@ async def test_an_event_that_comes_before_the_waiter_is_not_lost(herald: Herald)
     assert (record["state"], record["outcome"]) == ("handled", "no waiter yet; kept for one")
     waiter = herald.deps.agents["compute-1"].waiters.prepare(server_id, "network-vif-plugged", port)
     assert waiter.is_set()
-    assert waiter.event is not None and waiter.event.tag == port
+    assert waiter.event is not None
+    assert waiter.event.tag == port
 
 
 @pytest.mark.parametrize("fatal", [True, False])

@@ -137,7 +137,8 @@ async def test_duplicates_are_processed_independently(herald: Herald) -> None:
         ),
         (
             {"events": [{"server_uuid": MISSING}]},
-            f"Invalid input for field/attribute 0. Value: {{'server_uuid': '{MISSING}'}}. 'name' is a required property",
+            f"Invalid input for field/attribute 0. Value: {{'server_uuid': '{MISSING}'}}. "
+            "'name' is a required property",
         ),
         (
             {"events": [{"name": "network-changed", "server_uuid": MISSING, "foobar": 1}]},
