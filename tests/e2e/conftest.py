@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import Engine
+
 from tests.e2e.harness import Herald, settings_for, start_herald, stop_herald
 
 

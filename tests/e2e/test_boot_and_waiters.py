@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from sqlalchemy import Engine
+
 from tests.e2e.harness import Herald, settings_for, start_herald, stop_herald
 
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
-from tests.e2e.harness import Herald, settings_for, start_herald, stop_herald
 
 from herald.adapters.bus.memory import InMemoryBus
 from herald.adapters.sql.uow import SqlUnitOfWork
@@ -15,6 +14,7 @@ from herald.domain.events import EventName, EventStatus
 from herald.domain.messages import DeliverEvents
 from herald.domain.model import Migration, PowerState
 from herald.service.accept import AcceptRequest, IncomingEvent, accept_external_events
+from tests.e2e.harness import Herald, settings_for, start_herald, stop_herald
 
 
 def _now() -> datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from tests.e2e.harness import Herald
 
 PATH = "/v2.1/os-server-external-events"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.e2e.harness import Herald
-
 from herald.domain.model import PowerState
+from tests.e2e.harness import Herald
 
 
 async def test_power_off_then_on(herald: Herald) -> None:
