@@ -10,6 +10,8 @@
     │   └── ImageRefInvalid
     ├── Conflict                     (the server's state does not allow it)
     │   ├── InvalidServerState
+    │   ├── ServerNotReady           (it has no host yet)
+    │   ├── UnshelveInvalidState     (a host or zone named for a server that is not offloaded)
     │   └── UnexpectedTaskState      (a guarded save lost a race)
     ├── NoValidHost
     ├── Forbidden
@@ -75,6 +77,19 @@ class Conflict(HeraldError):
 class InvalidServerState(Conflict):
     def __init__(self, uuid: str, attr: str, state: str | None, action: str) -> None:
         super().__init__(f"Cannot '{action}' instance {uuid} while it is in {attr} {state}")
+
+
+class ServerNotReady(Conflict):
+    def __init__(self, uuid: str) -> None:
+        super().__init__(f"Instance {uuid} is not ready")
+
+
+class UnshelveInvalidState(Conflict):
+    def __init__(self, uuid: str, state: str) -> None:
+        super().__init__(
+            f'Specifying an availability zone or a host when unshelving server "{uuid}" with status '
+            f'"{state}" is not supported. The server status must be SHELVED_OFFLOADED.'
+        )
 
 
 class UnexpectedTaskState(Conflict):

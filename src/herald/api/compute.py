@@ -1,0 +1,24 @@
+"""The compute API beyond external events: servers, flavors, instance actions and services."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from herald.api.deps import ComputeDeps
+from herald.api.edge import Edge
+from herald.api.flavors import flavor_routes
+from herald.api.instance_actions import instance_action_routes
+from herald.api.servers import server_routes
+from herald.api.services import service_routes
+
+__all__ = ["ComputeDeps", "compute_routes"]
+
+
+def compute_routes(edge: Edge, deps: ComputeDeps) -> list[BaseRoute]:
+    """Every route of these APIs under ``/v2.1``, ``/v2.1/{project_id}``, ``/v2`` and ``/v2/{project_id}``."""
+    return [
+        *server_routes(edge, deps),
+        *instance_action_routes(edge, deps),
+        *flavor_routes(edge),
+        *service_routes(edge, deps),
+    ]

@@ -1,0 +1,103 @@
+"""What the compute API controllers need (:class:`ComputeDeps`) and the helpers they share."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+from herald.api.edge import ApiRequest
+from herald.api.faults import ApiFault
+from herald.config import Settings
+from herald.service.common import Caller, Outcome
+from herald.service.ports import Bus, Clock, NetworkBackend, UnitOfWorkFactory, VolumeBackend
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Nova's [api] max_limit: the most items one list answer holds.
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeDeps:
+    """The collaborators of the servers, flavors, instance actions and services APIs.
+
+    :param uow_factory: a new unit of work per use case.
+    :param bus: where the agents' messages go, after each use case commits.
+    :param clock: "now" for state changes and for host liveness.
+    :param network: ports for new servers and local deletes.
+    :param volumes: sizes of the volumes a new server boots from.
+    :param settings: ``service_down_time`` and ``shelved_offload_time``.
+    """
+
+    uow_factory: UnitOfWorkFactory
+    bus: Bus
+    clock: Clock
+    network: NetworkBackend
+    volumes: VolumeBackend
+    settings: Settings
+
+
+def caller(req: ApiRequest) -> Caller:
+    ctx = req.context
+    return Caller(user_id=ctx.user_id, project_id=ctx.project_id, is_admin=ctx.is_admin)
+
+
+def can(req: ApiRequest, rule: str, target: Mapping[str, object] | None = None) -> bool:
+    """Nova's ``context.can(rule, fatal=False)``."""
+    try:
+        req.authorize(rule, target)
+    except ApiFault:
+        return False
+    return True
+
+
+def own_target(req: ApiRequest) -> dict[str, object]:
+    """The target Nova uses when it passes none: the caller's own project and user."""
+    return {"project_id": req.context.project_id, "user_id": req.context.user_id}
+
+
+async def run(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a synchronous use case (one transaction) on a worker thread."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def publish(deps: ComputeDeps, outcome: Outcome) -> None:
+    """Send the committed use case's messages to their hosts' agents."""
+    for dispatch in outcome.dispatch:
+        await deps.bus.publish(dispatch.host, [dispatch.message])
+
+
+def _int_param(req: ApiRequest, name: str) -> int | None:
+    raw = req.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiFault(400, f"Invalid input received: {name} must be an integer.") from None
+    if value < 0:
+        raise ApiFault(400, f"Invalid input received: {name} must be >= 0.")
+    return value
+
+
+def limit_and_marker(req: ApiRequest) -> tuple[int, str | None]:
+    """Nova's ``get_limit_and_marker``: ``limit`` capped at :data:`MAX_LIMIT` (0 or absent: the cap)."""
+    limit = _int_param(req, "limit")
+    return min(MAX_LIMIT, limit or MAX_LIMIT), req.query.get("marker")
+
+
+def bool_param(value: str) -> bool:
+    """oslo's ``bool_from_string(strict=True)``; an empty value counts as true (Nova's all_tenants rule)."""
+    lowered = value.strip().lower()
+    if lowered in ("", "1", "t", "true", "on", "y", "yes"):
+        return True
+    if lowered in ("0", "f", "false", "off", "n", "no"):
+        return False
+    raise ApiFault(
+        400,
+        f"Invalid input received: Unrecognized value '{value}', acceptable values are: "
+        "'0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'",
+    )

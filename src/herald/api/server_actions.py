@@ -1,0 +1,138 @@
+"""``POST /servers/{id}/action``: os-start, os-stop, shelve, shelveOffload and unshelve (202, no body).
+
+As Nova: find the server (404), check the action's policy on it (403), then the use case
+decides whether the server's state allows it (409).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from herald.api.deps import ComputeDeps, caller, publish, run
+from herald.api.edge import ApiRequest, ApiResponse
+from herald.api.faults import ApiFault
+from herald.api.microversion import APIVersion
+from herald.api.schemas import servers as schemas
+from herald.api.validation import SchemaValidator
+from herald.domain.model import Server
+from herald.service import server_actions, server_queries
+from herald.service.common import Outcome
+
+SHELVE = "os_compute_api:os-shelve:"
+SERVERS = "os_compute_api:servers:"
+DEFAULT_ZONE = "nova"
+
+ActionHandler = Callable[[ApiRequest, Server, Any], Awaitable[Outcome]]
+
+
+class ServerActionsController:
+    def __init__(self, deps: ComputeDeps) -> None:
+        self._deps = deps
+        self._policy = server_actions.ActionPolicy(deps.settings.service_down_time, deps.settings.shelved_offload_time)
+        self._actions: dict[str, tuple[str, SchemaValidator | None, ActionHandler]] = {
+            "os-start": (SERVERS + "start", SchemaValidator(schemas.start), self._start),
+            "os-stop": (SERVERS + "stop", SchemaValidator(schemas.stop), self._stop),
+            "shelve": (SHELVE + "shelve", SchemaValidator(schemas.shelve), self._shelve),
+            "shelveOffload": (SHELVE + "shelve_offload", SchemaValidator(schemas.shelve_offload), self._offload),
+            "unshelve": (SHELVE + "unshelve", None, self._unshelve),
+        }
+        self._unshelve_validators = {first: SchemaValidator(schema) for first, schema in schemas.UNSHELVE_SCHEMAS}
+
+    async def action(self, req: ApiRequest) -> ApiResponse:
+        body = req.body
+        if not isinstance(body, dict) or len(body) != 1:
+            raise ApiFault(400, "Malformed request body")
+        (name,) = body
+        entry = self._actions.get(name)
+        if entry is None:
+            raise ApiFault(400, f"There is no such action: {name}")
+        rule, validator, handler = entry
+        (validator or self._unshelve_validator(req.version)).validate(body)
+        deps = self._deps
+        detail = await run(
+            server_queries.get_server,
+            deps.uow_factory(),
+            caller(req),
+            req.path_params["server_id"],
+            now=deps.clock.now(),
+            service_down_time=self._policy.service_down_time,
+        )
+        server = detail.server
+        target: dict[str, object] = {"project_id": server.project_id}
+        if name != "unshelve":
+            target["user_id"] = server.user_id
+        req.authorize(rule, target)
+        outcome = await handler(req, server, body[name])
+        await publish(deps, outcome)
+        return ApiResponse(202)
+
+    def _unshelve_validator(self, version: APIVersion) -> SchemaValidator:
+        first = max(v for v in self._unshelve_validators if v <= version)
+        return self._unshelve_validators[first]
+
+    async def _start(self, req: ApiRequest, server: Server, _: Any) -> Outcome:
+        return await run(
+            server_actions.start_server,
+            self._deps.uow_factory(),
+            caller(req),
+            req.request_id,
+            server.uuid,
+            now=self._deps.clock.now(),
+        )
+
+    async def _stop(self, req: ApiRequest, server: Server, _: Any) -> Outcome:
+        return await run(
+            server_actions.stop_server,
+            self._deps.uow_factory(),
+            caller(req),
+            req.request_id,
+            server.uuid,
+            now=self._deps.clock.now(),
+        )
+
+    async def _shelve(self, req: ApiRequest, server: Server, _: Any) -> Outcome:
+        return await run(
+            server_actions.shelve_server,
+            self._deps.uow_factory(),
+            caller(req),
+            req.request_id,
+            server.uuid,
+            now=self._deps.clock.now(),
+            policy=self._policy,
+        )
+
+    async def _offload(self, req: ApiRequest, server: Server, _: Any) -> Outcome:
+        return await run(
+            server_actions.shelve_offload_server,
+            self._deps.uow_factory(),
+            caller(req),
+            req.request_id,
+            server.uuid,
+            now=self._deps.clock.now(),
+        )
+
+    async def _unshelve(self, req: ApiRequest, server: Server, args: Any) -> Outcome:
+        host: str | None = None
+        zone_given = False
+        if isinstance(args, dict):
+            if req.version >= APIVersion(2, 77) and "availability_zone" in args:
+                zone = args["availability_zone"]
+                zone_given = True
+                if zone is not None and zone != DEFAULT_ZONE:
+                    raise ApiFault(400, "The requested availability zone is not available")
+            if req.version >= APIVersion(2, 91):
+                host = args.get("host")
+        if host:
+            req.authorize(SHELVE + "unshelve_to_host", {"project_id": server.project_id, "user_id": server.user_id})
+        return await run(
+            server_actions.unshelve_server,
+            self._deps.uow_factory(),
+            caller(req),
+            req.request_id,
+            server.uuid,
+            now=self._deps.clock.now(),
+            policy=self._policy,
+            host=host or None,
+            zone_given=zone_given,
+        )

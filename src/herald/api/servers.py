@@ -1,0 +1,194 @@
+"""``/servers``: list, detail, show, create and delete (Nova's ``servers.py`` controller)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from herald.api.deps import ComputeDeps, bool_param, caller, can, limit_and_marker, own_target, publish, run
+from herald.api.edge import ApiRequest, ApiResponse, Edge
+from herald.api.faults import ApiFault
+from herald.api.microversion import APIVersion
+from herald.api.server_actions import ServerActionsController
+from herald.api.server_create import parse_create
+from herald.api.views import servers as views
+from herald.api.views.common import next_link, self_href
+from herald.domain.errors import FlavorNotFound
+from herald.service import server_actions, server_queries, servers
+from herald.service.server_queries import ServerDetail, ServerFilters
+
+SERVERS = "os_compute_api:servers:"
+EXTENDED_ATTRIBUTES = "os_compute_api:os-extended-server-attributes"
+# Every status a server can show (Nova's _STATE_MAP); others are rejected from 2.38.
+KNOWN_STATUSES = frozenset(
+    {
+        "ACTIVE",
+        "BUILD",
+        "REBOOT",
+        "HARD_REBOOT",
+        "PASSWORD",
+        "REBUILD",
+        "MIGRATING",
+        "RESIZE",
+        "VERIFY_RESIZE",
+        "REVERT_RESIZE",
+        "PAUSED",
+        "SUSPENDED",
+        "RESCUE",
+        "ERROR",
+        "DELETED",
+        "SOFT_DELETED",
+        "SHUTOFF",
+        "SHELVED",
+        "SHELVED_OFFLOADED",
+    }
+)
+
+
+class ServersController:
+    def __init__(self, deps: ComputeDeps) -> None:
+        self._deps = deps
+        self._down_time = deps.settings.service_down_time
+
+    async def index(self, req: ApiRequest) -> ApiResponse:
+        req.authorize(SERVERS + "index", own_target(req))
+        details = await self._list(req, "index")
+        body: dict[str, Any] = {"servers": [views.basic(req, d.server) for d in details]}
+        return ApiResponse(200, self._with_links(req, body, details, "servers"))
+
+    async def detail(self, req: ApiRequest) -> ApiResponse:
+        req.authorize(SERVERS + "detail", own_target(req))
+        details = await self._list(req, "detail")
+        options = self._view_options(req, None)
+        body: dict[str, Any] = {"servers": [views.show(req, d, options) for d in details]}
+        return ApiResponse(200, self._with_links(req, body, details, "servers/detail"))
+
+    async def show(self, req: ApiRequest) -> ApiResponse:
+        detail = await self._get(req)
+        req.authorize(SERVERS + "show", {"project_id": detail.server.project_id})
+        options = self._view_options(req, detail.server.project_id, server_groups=True)
+        return ApiResponse(200, {"server": views.show(req, detail, options)})
+
+    async def create(self, req: ApiRequest) -> ApiResponse:
+        request = parse_create(req)
+        deps = self._deps
+        policy = servers.CreatePolicy(service_down_time=self._down_time)
+        try:
+            outcome = await run(
+                servers.create_server,
+                deps.uow_factory(),
+                deps.network,
+                deps.volumes,
+                caller(req),
+                req.request_id,
+                request.spec,
+                now=deps.clock.now(),
+                policy=policy,
+            )
+        except FlavorNotFound as exc:
+            raise ApiFault(400, exc.text) from None
+        await publish(deps, outcome)
+        if request.return_reservation_id:
+            return ApiResponse(202, {"reservation_id": views.reservation_id(outcome.server.uuid)})
+        body = {"server": views.created(req, outcome.server, request.admin_pass)}
+        location = self_href(req, "servers", outcome.server.uuid).encode("latin-1")
+        return ApiResponse(202, body, [(b"location", location)])
+
+    async def delete(self, req: ApiRequest) -> ApiResponse:
+        detail = await self._get(req)
+        server = detail.server
+        req.authorize(SERVERS + "delete", {"project_id": server.project_id, "user_id": server.user_id})
+        deps = self._deps
+        policy = server_actions.ActionPolicy(self._down_time, deps.settings.shelved_offload_time)
+        outcome = await run(
+            server_actions.delete_server,
+            deps.uow_factory(),
+            deps.network,
+            caller(req),
+            req.request_id,
+            server.uuid,
+            now=deps.clock.now(),
+            policy=policy,
+        )
+        await publish(deps, outcome)
+        return ApiResponse(204)
+
+    async def _get(self, req: ApiRequest) -> ServerDetail:
+        deps = self._deps
+        return await run(
+            server_queries.get_server,
+            deps.uow_factory(),
+            caller(req),
+            req.path_params["server_id"],
+            now=deps.clock.now(),
+            service_down_time=self._down_time,
+        )
+
+    async def _list(self, req: ApiRequest, kind: str) -> list[ServerDetail]:
+        filters = self._filters(req)
+        if filters.all_tenants:
+            req.authorize(f"{SERVERS}{kind}:get_all_tenants", own_target(req))
+        if filters.status is not None and filters.status.upper() not in KNOWN_STATUSES:
+            if req.version >= APIVersion(2, 38):
+                raise ApiFault(400, "Invalid status value")
+            return []
+        deps = self._deps
+        return await run(
+            server_queries.list_servers,
+            deps.uow_factory(),
+            caller(req),
+            filters,
+            now=deps.clock.now(),
+            service_down_time=self._down_time,
+        )
+
+    @staticmethod
+    def _filters(req: ApiRequest) -> ServerFilters:
+        query = req.query
+        limit, marker = limit_and_marker(req)
+        admin_filters = can(req, SERVERS + "allow_all_filters", own_target(req))
+        all_tenants = "all_tenants" in query and bool_param(query["all_tenants"])
+        return ServerFilters(
+            all_tenants=all_tenants,
+            project_id=(query.get("project_id") or query.get("tenant_id")) if all_tenants else None,
+            name=query.get("name"),
+            status=query.get("status"),
+            host=query.get("host") if admin_filters else None,
+            limit=limit,
+            marker=marker,
+        )
+
+    @staticmethod
+    def _with_links(req: ApiRequest, body: dict[str, Any], details: list[ServerDetail], collection: str) -> object:
+        limit, _ = limit_and_marker(req)
+        if details and len(details) == limit:
+            body[f"{collection.split('/')[0]}_links"] = next_link(req, collection, details[-1].server.uuid)
+        return body
+
+    @staticmethod
+    def _view_options(req: ApiRequest, project_id: str | None, *, server_groups: bool = False) -> views.ViewOptions:
+        target = own_target(req) if project_id is None else {"project_id": project_id}
+        return views.ViewOptions(
+            extended_attributes=can(req, EXTENDED_ATTRIBUTES, target),
+            host_status=can(req, SERVERS + "show:host_status", target),
+            host_status_unknown_only=can(req, SERVERS + "show:host_status:unknown-only", target),
+            flavor_extra_specs=req.version >= APIVersion(2, 47)
+            and can(req, SERVERS + "show:flavor-extra-specs", target),
+            server_groups=server_groups,
+            is_admin=req.context.is_admin,
+        )
+
+
+def server_routes(edge: Edge, deps: ComputeDeps) -> list[BaseRoute]:
+    """The ``/servers`` routes (v2.1 and legacy v2, with and without ``{project_id}``)."""
+    servers_api = ServersController(deps)
+    actions_api = ServerActionsController(deps)
+    return [
+        *edge.routes("/servers", servers_api.index, methods=["GET"]),
+        *edge.routes("/servers", servers_api.create, methods=["POST"]),
+        *edge.routes("/servers/detail", servers_api.detail, methods=["GET"]),
+        *edge.routes("/servers/{server_id}", servers_api.show, methods=["GET"]),
+        *edge.routes("/servers/{server_id}", servers_api.delete, methods=["DELETE"]),
+        *edge.routes("/servers/{server_id}/action", actions_api.action, methods=["POST"]),
+    ]

@@ -1,0 +1,249 @@
+"""Nova's server views (``nova/api/openstack/compute/views/servers.py``) for Herald's servers.
+
+Fields Herald does not model (key pairs, locks, tags, descriptions, server groups,
+trusted certificates) are shown with the values Nova shows for a server that has none,
+so clients parse every microversion's shape.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from herald.api.edge import ApiRequest
+from herald.api.microversion import APIVersion
+from herald.api.views.common import bookmark, isotime, links, strtime
+from herald.domain.errors import FlavorNotFound
+from herald.domain.flavors import Flavor, get_flavor
+from herald.domain.model import Server, VmState
+from herald.service.server_queries import HostStatusName, ServerDetail
+
+_PROGRESS_STATUSES = frozenset({"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"})
+_FAULT_STATUSES = frozenset({"ERROR", "DELETED"})
+_HOSTNAME_INVALID = re.compile(r"[^\w.-]+", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewOptions:
+    """What the caller may see, decided once per request by policy."""
+
+    extended_attributes: bool = False  # os_compute_api:os-extended-server-attributes
+    host_status: bool = False  # show:host_status
+    host_status_unknown_only: bool = False  # show:host_status:unknown-only
+    flavor_extra_specs: bool = False  # show:flavor-extra-specs (2.47)
+    server_groups: bool = False  # GET /servers/{id} only (2.71)
+    is_admin: bool = False  # fault details of 500 faults
+
+
+def v(req: ApiRequest, major: int, minor: int) -> bool:
+    return req.version >= APIVersion(major, minor)
+
+
+def host_id(project_id: str, host: str | None) -> str:
+    """Nova's ``generate_hostid``: sha224 of project id and host; empty without a host."""
+    return hashlib.sha224((project_id + host).encode()).hexdigest() if host else ""
+
+
+def basic(req: ApiRequest, server: Server) -> dict[str, Any]:
+    """``GET /servers``: id, name and links."""
+    return {"id": server.uuid, "name": server.name, "links": links(req, "servers", server.uuid)}
+
+
+def created(req: ApiRequest, server: Server, admin_pass: str | None) -> dict[str, Any]:
+    """The 202 body of ``POST /servers``."""
+    body: dict[str, Any] = {
+        "id": server.uuid,
+        "links": links(req, "servers", server.uuid),
+        "OS-DCF:diskConfig": "MANUAL",
+        "security_groups": [{"name": "default"}],
+    }
+    if admin_pass is not None:
+        body["adminPass"] = admin_pass
+    return body
+
+
+def show(req: ApiRequest, detail: ServerDetail, options: ViewOptions) -> dict[str, Any]:
+    """``GET /servers/{id}`` and each entry of ``GET /servers/detail``."""
+    server = detail.server
+    status = server.status if not server.deleted else "DELETED"
+    body: dict[str, Any] = {
+        "id": server.uuid,
+        "name": server.name,
+        "status": status,
+        "tenant_id": server.project_id,
+        "user_id": server.user_id,
+        "metadata": dict(server.metadata),
+        "hostId": host_id(server.project_id, server.host),
+        "image": _image(req, server),
+        "flavor": _flavor(req, server, options),
+        "created": isotime(server.created_at),
+        "updated": isotime(server.updated_at or server.created_at),
+        "addresses": addresses(server),
+        "accessIPv4": "",
+        "accessIPv6": "",
+        "links": links(req, "servers", server.uuid),
+        "OS-DCF:diskConfig": "MANUAL",
+        "OS-EXT-AZ:availability_zone": _availability_zone(server),
+        "config_drive": "",
+        "key_name": None,
+        "OS-SRV-USG:launched_at": strtime(server.launched_at),
+        "OS-SRV-USG:terminated_at": strtime(server.terminated_at),
+        "OS-EXT-STS:task_state": server.task_state,
+        "OS-EXT-STS:vm_state": server.vm_state,
+        "OS-EXT-STS:power_state": server.power_state,
+        "os-extended-volumes:volumes_attached": _volumes(req, server),
+    }
+    if status in _FAULT_STATUSES and server.fault:
+        body["fault"] = _fault(server, options.is_admin)
+    if status in _PROGRESS_STATUSES:
+        body["progress"] = 0
+    if server.vifs:
+        body["security_groups"] = [{"name": "default"}]
+    if options.extended_attributes:
+        body.update(_extended_attributes(req, server))
+    body.update(_microversion_fields(req, detail, options))
+    return body
+
+
+def _microversion_fields(req: ApiRequest, detail: ServerDetail, options: ViewOptions) -> dict[str, Any]:
+    # Fields Herald does not model get the value Nova shows for a server without them.
+    fields: dict[str, Any] = {
+        name: copy.copy(value) for (major, minor), name, value in _UNMODELLED if v(req, major, minor)
+    }
+    if v(req, 2, 16) and _shows_host_status(options, detail.host_status):
+        fields["host_status"] = detail.host_status
+    if options.server_groups and v(req, 2, 71):
+        fields["server_groups"] = []
+    if v(req, 2, 90) and not options.extended_attributes:
+        fields["OS-EXT-SRV-ATTR:hostname"] = hostname(detail.server.name)
+    return fields
+
+
+def _shows_host_status(options: ViewOptions, status: str) -> bool:
+    """Nova's rule: all of them with show:host_status, else only UNKNOWN with show:host_status:unknown-only."""
+    return options.host_status or (options.host_status_unknown_only and status == HostStatusName.UNKNOWN)
+
+
+_UNMODELLED: tuple[tuple[tuple[int, int], str, object], ...] = (
+    ((2, 9), "locked", False),
+    ((2, 19), "description", None),
+    ((2, 26), "tags", []),
+    ((2, 63), "trusted_image_certificates", None),
+    ((2, 73), "locked_reason", None),
+    ((2, 96), "pinned_availability_zone", None),
+    ((2, 100), "scheduler_hints", {}),
+)
+
+
+def _extended_attributes(req: ApiRequest, server: Server) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "OS-EXT-SRV-ATTR:host": server.host,
+        "OS-EXT-SRV-ATTR:instance_name": instance_name(server.uuid),
+        "OS-EXT-SRV-ATTR:hypervisor_hostname": server.node,
+    }
+    if v(req, 2, 3):
+        attrs.update(
+            {
+                "OS-EXT-SRV-ATTR:hostname": hostname(server.name),
+                "OS-EXT-SRV-ATTR:kernel_id": "",
+                "OS-EXT-SRV-ATTR:launch_index": 0,
+                "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                "OS-EXT-SRV-ATTR:reservation_id": reservation_id(server.uuid),
+                "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda" if server.launched_at else None,
+                "OS-EXT-SRV-ATTR:user_data": None,
+            }
+        )
+    return attrs
+
+
+def reservation_id(uuid: str) -> str:
+    """Nova's ``r-xxxxxxxx`` reservation id, derived from the uuid (one server per request)."""
+    return f"r-{uuid[-8:]}"
+
+
+def instance_name(uuid: str) -> str:
+    """Nova's default ``instance-%08x`` name, from the uuid since Herald has no integer id."""
+    return f"instance-{uuid[:8]}"
+
+
+def hostname(name: str) -> str:
+    """Nova's ``sanitize_hostname``, roughly: lower case, spaces and underscores to dashes, 63 chars."""
+    text = _HOSTNAME_INVALID.sub("", name.lower().replace(" ", "-").replace("_", "-"))
+    return text[:63].strip("-.") or "server"
+
+
+def _image(req: ApiRequest, server: Server) -> dict[str, Any] | str:
+    if not server.image_ref:
+        return ""  # booted from a volume
+    image: dict[str, Any] = {"id": server.image_ref, "links": bookmark(req, "images", server.image_ref)}
+    if v(req, 2, 98):
+        image["properties"] = {}
+    return image
+
+
+def _flavor(req: ApiRequest, server: Server, options: ViewOptions) -> dict[str, Any]:
+    try:
+        flavor: Flavor = get_flavor(server.flavor_id)
+    except FlavorNotFound:
+        return {}
+    if not v(req, 2, 47):
+        return {"id": flavor.flavorid, "links": bookmark(req, "flavors", flavor.flavorid)}
+    embedded: dict[str, Any] = {
+        "vcpus": flavor.vcpus,
+        "ram": flavor.memory_mb,
+        "disk": flavor.root_gb,
+        "ephemeral": flavor.ephemeral_gb,
+        "swap": flavor.swap,
+        "original_name": flavor.name,
+    }
+    if options.flavor_extra_specs:
+        embedded["extra_specs"] = dict(flavor.extra_specs)
+    return embedded
+
+
+def _availability_zone(server: Server) -> str:
+    # NOTE: a server gets its zone when it is scheduled; one that never was has none.
+    scheduled = server.host is not None or server.launched_at is not None
+    return "nova" if scheduled else ""
+
+
+def addresses(server: Server) -> dict[str, list[dict[str, Any]]]:
+    """Nova's ``addresses``, one fixed IPv4 per port, by network (hidden while building)."""
+    if server.vm_state == VmState.BUILDING:
+        return {}
+    result: dict[str, list[dict[str, Any]]] = {}
+    for vif in server.vifs:
+        digest = hashlib.sha1(vif.port_id.encode(), usedforsecurity=False).digest()
+        result.setdefault(vif.network_id or "private", []).append(
+            {
+                "version": 4,
+                "addr": f"10.{digest[0]}.{digest[1]}.{digest[2] % 254 + 1}",
+                "OS-EXT-IPS:type": "fixed",
+                "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:" + ":".join(f"{b:02x}" for b in digest[3:6]),
+            }
+        )
+    return result
+
+
+def _volumes(req: ApiRequest, server: Server) -> list[dict[str, Any]]:
+    if v(req, 2, 3):
+        return [{"id": vol.volume_id, "delete_on_termination": False} for vol in server.volumes]
+    return [{"id": vol.volume_id} for vol in server.volumes]
+
+
+def _fault(server: Server, is_admin: bool) -> dict[str, Any]:
+    fault = server.fault or {}
+    code = fault.get("code", 500)
+    stamp = fault.get("created")
+    body: dict[str, Any] = {
+        "code": code,
+        "created": stamp if isinstance(stamp, str) else isotime(server.updated_at or server.created_at),
+        "message": fault.get("message", ""),
+    }
+    details = fault.get("details")
+    if details and (is_admin or code != 500):
+        body["details"] = details
+    return body

@@ -1,0 +1,173 @@
+"""Creating a server: flavor, volumes, ports, a host from the scheduler, and the agent's BuildServer."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from herald.domain.errors import Invalid, NotFound, NoValidHost
+from herald.domain.flavors import get_flavor
+from herald.domain.messages import BuildServer
+from herald.domain.model import PowerState, Server, TaskState, Vif, VmState, VolumeAttachment
+from herald.domain.records import ActionEvent
+from herald.service import scheduler
+from herald.service.common import Caller, Dispatch, Outcome, start_action
+from herald.service.ports import NetworkBackend, UnitOfWork, VolumeBackend
+
+SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
+NO_VALID_HOST_FAULT = NoValidHost.message
+_DEVICE_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedVolume:
+    """One ``block_device_mapping_v2`` entry with a volume destination."""
+
+    volume_id: str | None  # an existing volume; None asks for a new one of ``size_gb``
+    size_gb: int | None = None
+    boot_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    """What a ``POST /servers`` asks for, parsed and validated by the API."""
+
+    name: str
+    image_ref: str
+    flavor_id: str
+    # "auto", "none", or one {"port": id} / {"uuid": network} dict per requested NIC.
+    networks: str | tuple[Mapping[str, str], ...] = "auto"
+    volumes: tuple[RequestedVolume, ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    requested_host: str | None = None  # 2.74 host / hypervisor_hostname: must exist, be enabled and up
+    forced_host: str | None = None  # availability_zone "zone:host": must exist, nothing else is checked
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePolicy:
+    service_down_time: int
+
+
+def create_server(
+    uow: UnitOfWork,
+    network: NetworkBackend,
+    volumes: VolumeBackend,
+    caller: Caller,
+    request_id: str,
+    spec: ServerSpec,
+    *,
+    now: datetime,
+    policy: CreatePolicy,
+) -> Outcome:
+    """Record a new server and send it to a host, or put it in ERROR when no host can take it.
+
+    :raises FlavorNotFound: no such flavor.
+    :raises Invalid: a volume, port or named host does not exist.
+    """
+    flavor = get_flavor(spec.flavor_id)
+    attachments = _attachments(volumes, spec.volumes)
+    server = Server(
+        uuid=str(uuidlib.uuid4()),
+        name=spec.name,
+        project_id=caller.project_id or "",
+        user_id=caller.user_id or "",
+        flavor_id=flavor.flavorid,
+        image_ref=spec.image_ref,
+        vm_state=VmState.BUILDING.value,
+        power_state=PowerState.NOSTATE.value,
+        task_state=TaskState.SCHEDULING.value,
+        volumes=attachments,
+        metadata=dict(spec.metadata),
+        created_at=now,
+        updated_at=now,
+    )
+    with uow:
+        host = _choose_host(uow, spec, now, policy)
+        if host is None:
+            _no_valid_host(server, now)
+        else:
+            server.host = server.node = host
+            server.vifs = _allocate(network, server.uuid, spec.networks)
+        try:
+            uow.servers.add(server)
+            event = ActionEvent(SCHEDULE_EVENT, now, now, "Error" if host is None else "Success")
+            start_action(uow, caller, server, "create", request_id, now, (event,))
+            uow.commit()
+        except BaseException:
+            network.deallocate_for_server(server.uuid)
+            raise
+    if host is None:
+        return Outcome(server)
+    return Outcome(server, [Dispatch(host, BuildServer(server.uuid, request_id))])
+
+
+def _choose_host(uow: UnitOfWork, spec: ServerSpec, now: datetime, policy: CreatePolicy) -> str | None:
+    """The host for a new server, or None when none qualifies (the server then goes to ERROR)."""
+    if spec.forced_host is not None:
+        record = uow.hosts.get(spec.forced_host)
+        if record is None:
+            raise Invalid(f"Compute host {spec.forced_host} could not be found.")
+        return record.host
+    try:
+        if spec.requested_host is not None:
+            return scheduler.check_requested_host(uow, now, policy.service_down_time, spec.requested_host)
+        return scheduler.pick_host(uow, now, policy.service_down_time)
+    except NoValidHost:
+        return None
+
+
+def _no_valid_host(server: Server, now: datetime) -> None:
+    """What Nova's conductor does when scheduling fails: ERROR, no host, a fault."""
+    server.vm_state = VmState.ERROR.value
+    server.task_state = None
+    server.fault = {"code": 500, "message": NO_VALID_HOST_FAULT, "created": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _allocate(network: NetworkBackend, server_uuid: str, networks: str | Sequence[Mapping[str, str]]) -> list[Vif]:
+    if isinstance(networks, str):
+        if networks == "none":
+            return []
+        requested = [{"auto": ""}]
+    else:
+        requested = [dict(item) for item in networks]
+    try:
+        vifs = network.allocate_for_server(server_uuid, requested)
+    except BaseException:
+        network.deallocate_for_server(server_uuid)
+        raise
+    return [
+        Vif(
+            port_id=str(vif["port_id"]),
+            active=bool(vif.get("active", False)),
+            network_id=None if vif.get("network_id") is None else str(vif["network_id"]),
+        )
+        for vif in vifs
+    ]
+
+
+def _attachments(volumes: VolumeBackend, requested: Sequence[RequestedVolume]) -> list[VolumeAttachment]:
+    """The server's volumes, the boot volume (boot_index 0) first as /dev/vda.
+
+    :raises Invalid: a named volume does not exist and no size was given, or a new one has no size.
+    """
+    ordered = sorted(requested, key=lambda v: (v.boot_index is None or v.boot_index < 0, v.boot_index or 0))
+    attachments: list[VolumeAttachment] = []
+    for index, wanted in enumerate(ordered):
+        device = f"/dev/vd{_DEVICE_LETTERS[index % len(_DEVICE_LETTERS)]}"
+        attachments.append(VolumeAttachment(*_volume(volumes, wanted), device_name=device))
+    return attachments
+
+
+def _volume(volumes: VolumeBackend, wanted: RequestedVolume) -> tuple[str, int]:
+    if wanted.volume_id is None:
+        if wanted.size_gb is None:
+            raise Invalid("Block Device Mapping is Invalid: You specified a new volume without volume_size.")
+        return str(uuidlib.uuid4()), wanted.size_gb
+    try:
+        return wanted.volume_id, volumes.get_size_gb(wanted.volume_id)
+    except NotFound:
+        if wanted.size_gb is None:
+            raise Invalid(f"Volume {wanted.volume_id} could not be found.") from None
+        return wanted.volume_id, wanted.size_gb
