@@ -86,8 +86,16 @@ def list_servers(
         return _details(uow, servers, now, service_down_time)
 
 
+def _name_pattern(name: str) -> re.Pattern[str]:
+    """Nova matches ``name`` as a regular expression; one that does not compile matches literally."""
+    try:
+        return re.compile(name)
+    except re.error:
+        return re.compile(re.escape(name))
+
+
 def _matches(server: Server, filters: ServerFilters) -> bool:
-    if filters.name is not None and not re.search(filters.name, server.name):
+    if filters.name is not None and not _name_pattern(filters.name).search(server.name):
         return False
     return filters.status is None or server_status(server.vm_state, server.task_state) == filters.status.upper()
 

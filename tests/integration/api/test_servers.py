@@ -226,6 +226,7 @@ async def test_list_filters_and_pages(compute: Compute) -> None:
     assert "servers_links" not in rest
     assert [s["id"] for s in (await compute.get("/v2.1/servers?name=^web")).json()["servers"]] == [second, first]
     assert [s["id"] for s in (await compute.get("/v2.1/servers?status=ACTIVE")).json()["servers"]] == [third]
+    assert (await compute.get("/v2.1/servers?name=web-(")).json() == {"servers": []}  # not a regex: literal
     assert (await compute.get("/v2.1/servers?status=WRONG")).json() == {"servers": []}
     bad = await compute.get("/v2.1/servers?status=WRONG", version="2.38")
     assert (bad.status_code, bad.json()["badRequest"]["message"]) == (400, "Invalid status value")
