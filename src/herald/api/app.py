@@ -11,13 +11,12 @@ from starlette.routing import BaseRoute
 
 from herald import bootstrap
 from herald.api.auth import make_authenticator
+from herald.api.compute import compute_routes
 from herald.api.deps import ComputeDeps
 from herald.api.edge import Edge
 from herald.api.event_records import EventRecordsController
-from herald.api.flavors import flavor_routes
 from herald.api.policy import PolicyEnforcer
 from herald.api.server_external_events import ServerExternalEventsController
-from herald.api.servers import server_routes
 from herald.api.versions import exception_handlers, version_routes
 from herald.bootstrap import Deps
 from herald.config import new_conf
@@ -49,8 +48,7 @@ def api_routes(edge: Edge, deps: Deps) -> list[BaseRoute]:
         *version_routes(edge),
         *edge.routes("/os-server-external-events", events.create, methods=["POST"]),
         *edge.routes("/os-server-external-events", records.index, methods=["GET"]),
-        *flavor_routes(edge),
-        *server_routes(edge, compute),
+        *compute_routes(edge, compute),
     ]
 
 

@@ -68,7 +68,8 @@ def test_record_twice_for_a_host_fails(uow_factory: UowFactory) -> None:
         _record_all(uow_factory, _record("e1", "c1"))
 
 
-def test_mark_dispatched_only_moves_accepted_rows(uow_factory: UowFactory) -> None:
+def test_mark_dispatched_moves_only_accepted_rows_and_stamps_each_once(uow_factory: UowFactory) -> None:
+    """A delivery the agent finished before the relay's mark keeps its state but gets its hand-off time."""
     _record_all(uow_factory, _record("e1"), _record("e2"), _record("e3", state=HANDLED))
     now = T0 + timedelta(seconds=5)
     with uow_factory() as uow:
@@ -80,7 +81,7 @@ def test_mark_dispatched_only_moves_accepted_rows(uow_factory: UowFactory) -> No
         uow.commit()
     with uow_factory() as uow:
         got = {r.uuid: (r.state, r.dispatched_at) for r in uow.events.query()}
-    assert got == {"e1": (DISPATCHED, now), "e2": (ACCEPTED, None), "e3": (HANDLED, None)}
+    assert got == {"e1": (DISPATCHED, now), "e2": (ACCEPTED, None), "e3": (HANDLED, now)}
 
 
 def test_mark_finished_and_finished(uow_factory: UowFactory) -> None:
