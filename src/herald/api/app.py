@@ -68,6 +68,6 @@ def create_app(deps: Deps, conf: cfg.ConfigOpts | None = None, *, manage_lifecyc
 
     return Starlette(
         routes=api_routes(edge, deps),
-        exception_handlers=exception_handlers(edge),  # type: ignore[arg-type]
+        exception_handlers=exception_handlers(edge),
         lifespan=lifespan,
     )
