@@ -39,5 +39,7 @@ services:
 services-stop:
 	scripts/test-services stop
 
+# Load test (bench/README.md): needs wrk, a Debian package; root installs it when missing.
 bench: venv
-	$(BIN)/python -m bench
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench $(BENCH_ARGS)
