@@ -16,7 +16,7 @@ from herald.adapters.sql.uow import SqlUnitOfWork
 from herald.adapters.virt.fake import FakeVirtDriver
 from herald.adapters.volume.memory import InMemoryVolumes
 from herald.agent.context import ServerLocks
-from herald.agent.event_delivery import EventDelivery
+from herald.agent.event_delivery import ApplyEvents, EventDelivery
 from herald.agent.main import ComputeAgent
 from herald.agent.server_ops import BuildPolicy, ServerOps
 from herald.agent.waiters import WaiterRegistry
@@ -24,6 +24,7 @@ from herald.config import Settings
 from herald.service.external_events import ExternalEventsService
 from herald.service.ports import Bus, Clock, UnitOfWork, UnitOfWorkFactory, VirtDriver
 from herald.service.relay import Relay
+from herald.service.writer import Writer
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Deps:
     bus: Bus
     network: InMemoryNetwork
     volumes: InMemoryVolumes
+    writer: Writer
     relay: Relay
     events: ExternalEventsService
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
@@ -58,7 +60,8 @@ def build_embedded(settings: Settings, *, clock: Clock | None = None, bus: InMem
 
     clock = clock or SystemClock()
     bus = bus or InMemoryBus()
-    relay = Relay(bus, uow_factory, clock, interval=settings.relay_interval, volatile_bus=bus.volatile)
+    writer = Writer(uow_factory)
+    relay = Relay(bus, writer, uow_factory, clock, interval=settings.relay_interval, volatile_bus=bus.volatile)
     deps = Deps(
         settings=settings,
         engine=engine,
@@ -67,8 +70,9 @@ def build_embedded(settings: Settings, *, clock: Clock | None = None, bus: InMem
         bus=bus,
         network=InMemoryNetwork(),
         volumes=InMemoryVolumes(),
+        writer=writer,
         relay=relay,
-        events=ExternalEventsService(uow_factory, clock, relay),
+        events=ExternalEventsService(writer, clock, relay),
     )
     for host in settings.hosts:
         deps.drivers[host] = DRIVERS[settings.compute_driver](settings, host)
@@ -85,16 +89,10 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
     )
     locks = ServerLocks()
     driver = deps.drivers[host]
-    delivery = EventDelivery(
-        host=host,
-        uow_factory=deps.uow_factory,
-        clock=deps.clock,
-        driver=driver,
-        network=deps.network,
-        volumes=deps.volumes,
-        waiters=waiters,
-        locks=locks,
+    apply = ApplyEvents(
+        host=host, clock=deps.clock, driver=driver, network=deps.network, volumes=deps.volumes, locks=locks
     )
+    delivery = EventDelivery(writer=deps.writer, clock=deps.clock, apply=apply, waiters=waiters)
     ops = ServerOps(
         host=host,
         uow_factory=deps.uow_factory,
@@ -109,6 +107,7 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
         host=host,
         bus=deps.bus,
         uow_factory=deps.uow_factory,
+        writer=deps.writer,
         clock=deps.clock,
         waiters=waiters,
         delivery=delivery,
@@ -119,16 +118,16 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
 
 
 async def start(deps: Deps) -> None:
-    deps.events.start()
+    deps.writer.start()
     for agent in deps.agents.values():
         await agent.start()
     await deps.relay.start()
 
 
 async def stop(deps: Deps) -> None:
-    deps.events.stop()
     await deps.relay.stop()
     for agent in deps.agents.values():
         await agent.stop()
     await deps.bus.close()
+    deps.writer.stop()
     deps.engine.dispose()

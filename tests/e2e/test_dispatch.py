@@ -90,8 +90,8 @@ async def test_events_recorded_before_a_crash_are_delivered_at_start(db_url: str
             IncomingEvent(EventName.POWER_UPDATE, server_id, "POWER_OFF", EventStatus.COMPLETED),
         ],
     )
-    batch = accept_external_events(SqlUnitOfWork(engine), [request], _now())
-    assert [v.code for v in batch.results[0].verdicts] == [200]
+    (result,) = accept_external_events(SqlUnitOfWork(engine), [request], _now())
+    assert [v.code for v in result.verdicts] == [200]
 
     herald, _ = await start_herald(settings_for(db_url))
     try:

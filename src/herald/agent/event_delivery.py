@@ -1,9 +1,11 @@
 """Deliver a batch of external events on this host.
 
-Events with a database effect run one transaction each, under the server's lock:
-the effect, its instance-action step and the event's mark commit together, and a
-redelivered event (already finished) is skipped. Events that wake a waiter are
-handed to the waiter registry on the loop, then marked in one transaction.
+Events with a database effect run as one write job through the process's writer: each
+event inside its own savepoint and under its server's lock, so its effect, its
+instance-action step and its ``handled`` mark commit together, and one event's failure
+touches nothing else. Events that wake a waiter are handed to the waiter registry on
+the loop, then marked. A redelivered batch is first checked against the journal, so a
+delivery already finished has no second effect.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from herald.agent.waiters import Delivery, WaiterRegistry
 from herald.domain.events import DeliveryState, EventName
 from herald.domain.messages import DeliverEvents
 from herald.domain.records import EventEnvelope
-from herald.service.ports import Clock, NetworkBackend, UnitOfWorkFactory, VirtDriver, VolumeBackend
+from herald.service.journal_jobs import FindFinished, MarkFinished
+from herald.service.ports import Clock, NetworkBackend, UnitOfWork, VirtDriver, VolumeBackend
+from herald.service.writer import Writer
 
 logger = logging.getLogger(__name__)
 
@@ -30,40 +34,81 @@ _WAITER_OUTCOMES: dict[Delivery, Outcome] = {
 }
 
 
-class EventDelivery:
-    """The agent's handler for :class:`DeliverEvents` messages."""
+class ApplyEvents:
+    """The write job for events with a database effect (the handlers of ``EVENT_HANDLERS``)."""
 
     def __init__(
         self,
         *,
         host: str,
-        uow_factory: UnitOfWorkFactory,
         clock: Clock,
         driver: VirtDriver,
         network: NetworkBackend,
         volumes: VolumeBackend,
-        waiters: WaiterRegistry,
         locks: ServerLocks,
     ) -> None:
         self._host = host
-        self._uow_factory = uow_factory
         self._clock = clock
         self._driver = driver
         self._network = network
         self._volumes = volumes
-        self._waiters = waiters
         self._locks = locks
+
+    def run(self, uow: UnitOfWork, items: Sequence[EventEnvelope]) -> list[Outcome | None]:
+        """One outcome per event; None for a delivery that was already finished."""
+        finished = uow.events.finished([(ev.uuid, ev.host) for ev in items])
+        now = self._clock.now()
+        outcomes: list[Outcome | None] = []
+        marks: list[tuple[str, str, str, str | None]] = []
+        for event in items:
+            if (event.uuid, event.host) in finished:
+                logger.debug("Event %s for instance %s already handled; skipped", event.uuid, event.server_uuid)
+                outcomes.append(None)
+                continue
+            outcome = self._apply(uow, event, now)
+            outcomes.append(outcome)
+            marks.append((event.uuid, event.host, outcome.state.value, outcome.text))
+        uow.events.mark_finished(marks, now)
+        return outcomes
+
+    def _apply(self, uow: UnitOfWork, event: EventEnvelope, now: object) -> Outcome:
+        try:
+            with self._locks(event.server_uuid), uow.savepoint():
+                server = uow.servers.get(event.server_uuid, for_update=True)
+                if server is None:
+                    return Outcome.handled("the server no longer exists")
+                ctx = EventContext(uow, self._host, self._driver, self._network, self._volumes, self._clock.now())
+                outcome = EVENT_HANDLERS[EventName(event.name)](ctx, event, server)
+        except Exception as exc:
+            # NOTE: one event's failure never blocks the rest of its batch (Nova's does).
+            logger.exception("Event %s for instance %s failed", event.name, event.server_uuid)
+            return Outcome.failed(f"{type(exc).__name__}: {exc}")
+        logger.debug("Event %s for instance %s: %s", event.name, event.server_uuid, outcome.text)
+        return outcome
+
+
+class EventDelivery:
+    """The agent's handler for :class:`DeliverEvents` messages; returns once the outcomes are committed."""
+
+    def __init__(self, *, writer: Writer, clock: Clock, apply: ApplyEvents, waiters: WaiterRegistry) -> None:
+        self._writer = writer
+        self._apply = apply
+        self._waiters = waiters
+        self._mark = MarkFinished(clock)
+        self._find_finished = FindFinished()
 
     async def __call__(self, message: DeliverEvents) -> None:
         waiter_events = [ev for ev in message.events if EventName(ev.name) in WAITER_EVENTS]
         effect_events = [ev for ev in message.events if EventName(ev.name) not in WAITER_EVENTS]
         if effect_events:
-            await asyncio.to_thread(self._apply_all, effect_events)
+            await asyncio.gather(*(self._writer.submit(self._apply, ev) for ev in effect_events))
         if waiter_events:
-            await self._wake(waiter_events)
+            await self._wake(waiter_events, check_journal=message.redelivery)
 
-    async def _wake(self, events: Sequence[EventEnvelope]) -> None:
-        finished = await asyncio.to_thread(self._finished, events)
+    async def _wake(self, events: Sequence[EventEnvelope], *, check_journal: bool) -> None:
+        finished: set[tuple[str, str]] = set()
+        if check_journal:
+            finished = await self._writer.submit(self._find_finished, [(ev.uuid, ev.host) for ev in events])
         results: list[tuple[str, str, str, str | None]] = []
         for event in events:
             if (event.uuid, event.host) in finished:
@@ -71,38 +116,4 @@ class EventDelivery:
             outcome = _WAITER_OUTCOMES[self._waiters.deliver(event)]
             results.append((event.uuid, event.host, outcome.state.value, outcome.text))
         if results:
-            await asyncio.to_thread(self._mark, results)
-
-    def _finished(self, events: Sequence[EventEnvelope]) -> set[tuple[str, str]]:
-        with self._uow_factory() as uow:
-            return uow.events.finished([(ev.uuid, ev.host) for ev in events])
-
-    def _mark(self, results: Sequence[tuple[str, str, str, str | None]]) -> None:
-        with self._uow_factory() as uow:
-            uow.events.mark_finished(results, self._clock.now())
-            uow.commit()
-
-    def _apply_all(self, events: Sequence[EventEnvelope]) -> None:
-        for event in events:
-            try:
-                self._apply(event)
-            except Exception as exc:
-                # NOTE: one event's failure never blocks the rest of its batch (Nova's does).
-                logger.exception("Event %s for instance %s failed", event.name, event.server_uuid)
-                self._mark([(event.uuid, event.host, DeliveryState.FAILED.value, f"{type(exc).__name__}: {exc}")])
-
-    def _apply(self, event: EventEnvelope) -> None:
-        with self._locks(event.server_uuid), self._uow_factory() as uow:
-            if uow.events.finished([(event.uuid, event.host)]):
-                logger.debug("Event %s for instance %s already handled; skipped", event.uuid, event.server_uuid)
-                return
-            server = uow.servers.get(event.server_uuid, for_update=True)
-            now = self._clock.now()
-            if server is None:
-                outcome = Outcome.handled("the server no longer exists")
-            else:
-                ctx = EventContext(uow, self._host, self._driver, self._network, self._volumes, now)
-                outcome = EVENT_HANDLERS[EventName(event.name)](ctx, event, server)
-            uow.events.mark_finished([(event.uuid, event.host, outcome.state.value, outcome.text)], now)
-            uow.commit()
-        logger.debug("Event %s for instance %s: %s", event.name, event.server_uuid, outcome.text)
+            await self._writer.submit(self._mark, results)

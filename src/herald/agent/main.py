@@ -21,7 +21,9 @@ from herald.domain.messages import (
     StopServer,
     UnshelveServer,
 )
+from herald.service.journal_jobs import MarkFinished
 from herald.service.ports import Bus, Clock, UnitOfWorkFactory
+from herald.service.writer import Writer
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class ComputeAgent:
         host: str,
         bus: Bus,
         uow_factory: UnitOfWorkFactory,
+        writer: Writer,
         clock: Clock,
         waiters: WaiterRegistry,
         delivery: EventDelivery,
@@ -45,6 +48,8 @@ class ComputeAgent:
         self.host = host
         self._bus = bus
         self._uow_factory = uow_factory
+        self._writer = writer
+        self._mark_finished = MarkFinished(clock)
         self._clock = clock
         self.waiters = waiters
         self._delivery = delivery
@@ -141,6 +146,7 @@ class ComputeAgent:
             uow.commit()
 
     async def expire_early(self) -> None:
+        """Record the early events nobody waited for as ``expired`` (one log line per pass)."""
         expired = self.waiters.expire(self._clock.monotonic())
         if not expired:
             return
@@ -148,14 +154,12 @@ class ComputeAgent:
             (ev.uuid, ev.host, DeliveryState.EXPIRED.value, "no operation waited for it before it expired")
             for ev in expired
         ]
-        for ev in expired:
-            logger.warning(
-                "Event %s-%s for instance %s expired: nothing waited for it", ev.name, ev.tag, ev.server_uuid
-            )
-
-        def mark() -> None:
-            with self._uow_factory() as uow:
-                uow.events.mark_finished(results, self._clock.now())
-                uow.commit()
-
-        await asyncio.to_thread(mark)
+        sample = ", ".join(f"{ev.name}-{ev.tag} for instance {ev.server_uuid}" for ev in expired[:3])
+        logger.warning(
+            "Host %s: %d external events expired with nothing waiting for them (%s%s)",
+            self.host,
+            len(expired),
+            sample,
+            ", ..." if len(expired) > 3 else "",
+        )
+        await self._writer.submit(self._mark_finished, results)

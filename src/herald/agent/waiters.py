@@ -223,6 +223,17 @@ class WaiterRegistry:
         if (uuid, key) in self._ended:
             logger.info("[server %s] Received event %s after its wait ended; ignoring it", uuid, key)
             return Delivery.LATE_AFTER_TIMEOUT
+        if self._shut_down or self._early.size == 0:
+            self._log_unexpected(event, key, vm_state, task_state)
+            return Delivery.DISCARDED
+        # NOTE: not Nova's warning yet: the event is kept, and only becomes unexpected if it expires.
+        logger.debug("[server %s] No waiter for event %s yet; keeping it for one", uuid, key)
+        self._early.put((uuid, key), event, now)
+        return Delivery.BUFFERED
+
+    @staticmethod
+    def _log_unexpected(event: EventEnvelope, key: str, vm_state: str | None, task_state: str | None) -> None:
+        uuid = event.server_uuid
         if event.name == EventName.NETWORK_VIF_UNPLUGGED and task_state in EXPECTED_UNPLUG_TASK_STATES:
             logger.debug("[server %s] Received event %s for instance with task_state %s.", uuid, key, task_state)
         else:
@@ -233,10 +244,6 @@ class WaiterRegistry:
                 vm_state,
                 task_state,
             )
-        if self._shut_down or self._early.size == 0:
-            return Delivery.DISCARDED
-        self._early.put((uuid, key), event, now)
-        return Delivery.BUFFERED
 
     def expire(self, now: float | None = None) -> list[EventEnvelope]:
         """Early events that left the buffer unclaimed since the last call: too old, evicted or cleared."""

@@ -1,25 +1,25 @@
 """Herald's exception tree.
 
-    HeraldError
-    ├── NotFound
-    │   ├── ServerNotFound
-    │   ├── FlavorNotFound
-    │   ├── ActionNotFound
-    │   └── HostNotFound
-    ├── Invalid                      (the caller asked for something malformed)
-    │   └── ImageRefInvalid
-    ├── Conflict                     (the server's state does not allow it)
-    │   ├── InvalidServerState
-    │   ├── ServerNotReady           (it has no host yet)
-    │   ├── UnshelveInvalidState     (a host or zone named for a server that is not offloaded)
-    │   └── UnexpectedTaskState      (a guarded save lost a race)
-    ├── NoValidHost
-    ├── Forbidden
-    ├── EventWaitTimeout             (a waited-for external event did not come in time)
-    ├── EventWaitFailed              (a waited-for external event came with status failed)
-    ├── ShuttingDown                 (no new waiters while the agent stops)
-    └── DriverError
-        └── NotSupportedByDriver
+HeraldError
+├── NotFound
+│   ├── ServerNotFound
+│   ├── FlavorNotFound
+│   ├── ActionNotFound
+│   └── HostNotFound
+├── Invalid                      (the caller asked for something malformed)
+│   └── ImageRefInvalid
+├── Conflict                     (the server's state does not allow it)
+│   ├── InvalidServerState
+│   ├── ServerNotReady           (it has no host yet)
+│   ├── UnshelveInvalidState     (a host or zone named for a server that is not offloaded)
+│   └── UnexpectedTaskState      (a guarded save lost a race)
+├── NoValidHost
+├── Forbidden
+├── EventWaitTimeout             (a waited-for external event did not come in time)
+├── EventWaitFailed              (a waited-for external event came with status failed)
+├── ShuttingDown                 (no new waiters while the agent stops)
+└── DriverError
+    └── NotSupportedByDriver
 """
 
 from __future__ import annotations

@@ -9,9 +9,14 @@ from herald.domain.records import EventEnvelope
 
 @dataclass(frozen=True, slots=True)
 class DeliverEvents:
-    """Accepted external events for one host, in acceptance order."""
+    """Accepted external events for one host, in acceptance order.
+
+    ``redelivery`` is set when the relay re-sends events it may have sent before: the agent
+    then checks the journal so that a delivery already finished has no second effect.
+    """
 
     events: tuple[EventEnvelope, ...]
+    redelivery: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from herald.domain.events import DeliveryState, EventName, EventStatus, Verdict, judge_event
 from herald.domain.records import EventEnvelope, EventRecord, ServerAction
-from herald.service.ports import UnitOfWork
+from herald.service.ports import Clock, ServerTargets, UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +37,21 @@ class AcceptRequest:
 
 @dataclass(frozen=True, slots=True)
 class AcceptResult:
+    """Per-event verdicts in request order, and the deliveries to hand to the hosts once committed."""
+
     verdicts: list[Verdict]
+    deliveries: list[EventEnvelope]
 
 
-@dataclass(slots=True)
-class AcceptedBatch:
-    """What one group commit produced: per-request verdicts and per-host deliveries."""
+class AcceptEvents:
+    """The accept write job: many requests judged with one query and recorded with one statement each."""
 
-    results: list[AcceptResult]
-    by_host: dict[str, list[EventEnvelope]]
+    def __init__(self, clock: Clock, new_uuid: Callable[[], str] = lambda: str(uuidlib.uuid4())) -> None:
+        self._clock = clock
+        self._new_uuid = new_uuid
+
+    def run(self, uow: UnitOfWork, items: Sequence[AcceptRequest]) -> list[AcceptResult]:
+        return judge_and_record(uow, items, self._clock.now(), self._new_uuid)
 
 
 def accept_external_events(
@@ -53,63 +59,81 @@ def accept_external_events(
     requests: Sequence[AcceptRequest],
     now: datetime,
     new_uuid: Callable[[], str] = lambda: str(uuidlib.uuid4()),
-) -> AcceptedBatch:
-    """Judge and durably record the events of ``requests`` in one transaction."""
+) -> list[AcceptResult]:
+    """Judge and durably record the events of ``requests`` in a transaction of their own."""
     with uow:
-        targets = uow.servers.targets({ev.server_uuid for req in requests for ev in req.events})
-        records: list[EventRecord] = []
-        actions: list[ServerAction] = []
-        by_host: dict[str, list[EventEnvelope]] = {}
-        results: list[AcceptResult] = []
-        for req in requests:
-            verdicts: list[Verdict] = []
-            for ev in req.events:
-                target = targets.get(ev.server_uuid)
-                verdict = judge_event(
-                    ev.name, ev.tag, server_found=target is not None, server_host=target.host if target else None
-                )
-                verdicts.append(verdict)
-                if not verdict.accepted or target is None:
-                    _log_refusal(ev, verdict)
-                    continue
-                if verdict.action is not None:
-                    actions.append(
-                        ServerAction(ev.server_uuid, verdict.action, req.request_id, req.user_id, req.project_id, now)
-                    )
-                event_uuid = new_uuid()
-                for host in target.hosts:
-                    envelope = EventEnvelope(
-                        event_uuid,
-                        req.request_id,
-                        ev.server_uuid,
-                        ev.name.value,
-                        ev.tag,
-                        ev.status.value,
-                        host,
-                        req.user_id,
-                        req.project_id,
-                    )
-                    by_host.setdefault(host, []).append(envelope)
-                    records.append(
-                        EventRecord(
-                            event_uuid,
-                            req.request_id,
-                            ev.server_uuid,
-                            ev.name.value,
-                            ev.tag,
-                            ev.status.value,
-                            host,
-                            DeliveryState.ACCEPTED.value,
-                            now,
-                        )
-                    )
-            results.append(AcceptResult(verdicts))
-        if records:
-            uow.events.record(records)
-        if actions:
-            uow.actions.start(actions)
+        results = judge_and_record(uow, requests, now, new_uuid)
         uow.commit()
-    return AcceptedBatch(results, by_host)
+    return results
+
+
+def judge_and_record(
+    uow: UnitOfWork, requests: Sequence[AcceptRequest], now: datetime, new_uuid: Callable[[], str]
+) -> list[AcceptResult]:
+    """Judge every event in request order and record the accepted ones (no commit)."""
+    targets = uow.servers.targets({ev.server_uuid for req in requests for ev in req.events})
+    records: list[EventRecord] = []
+    actions: list[ServerAction] = []
+    results = [_judge_request(req, targets, now, new_uuid, records, actions) for req in requests]
+    if records:
+        uow.events.record(records)
+    if actions:
+        uow.actions.start(actions)
+    return results
+
+
+def _judge_request(
+    req: AcceptRequest,
+    targets: dict[str, ServerTargets],
+    now: datetime,
+    new_uuid: Callable[[], str],
+    records: list[EventRecord],
+    actions: list[ServerAction],
+) -> AcceptResult:
+    verdicts: list[Verdict] = []
+    deliveries: list[EventEnvelope] = []
+    for ev in req.events:
+        target = targets.get(ev.server_uuid)
+        verdict = judge_event(
+            ev.name, ev.tag, server_found=target is not None, server_host=target.host if target else None
+        )
+        verdicts.append(verdict)
+        if not verdict.accepted or target is None:
+            _log_refusal(ev, verdict)
+            continue
+        if verdict.action is not None:
+            actions.append(
+                ServerAction(ev.server_uuid, verdict.action, req.request_id, req.user_id, req.project_id, now)
+            )
+        event_uuid = new_uuid()
+        for host in target.hosts:
+            deliveries.append(
+                EventEnvelope(
+                    event_uuid,
+                    req.request_id,
+                    ev.server_uuid,
+                    ev.name.value,
+                    ev.tag,
+                    ev.status.value,
+                    host,
+                    req.user_id,
+                    req.project_id,
+                )
+            )
+            records.append(
+                EventRecord(
+                    event_uuid,
+                    req.request_id,
+                    ev.server_uuid,
+                    ev.name.value,
+                    ev.tag,
+                    ev.status.value,
+                    host,
+                    DeliveryState.ACCEPTED.value,
+                    now,
+                )
+            )
+    return AcceptResult(verdicts, deliveries)
 
 
 def _log_refusal(ev: IncomingEvent, verdict: Verdict) -> None:

@@ -14,13 +14,18 @@ from typing import Any
 
 from herald.domain.messages import DeliverEvents
 from herald.domain.records import EventEnvelope
+from herald.service.journal_jobs import MarkDispatched
 from herald.service.ports import Bus, Clock, UnitOfWorkFactory
+from herald.service.writer import Writer
 
 logger = logging.getLogger(__name__)
 
 
 class Relay:
     """Publishes per-host event batches; one host's failure never blocks another's.
+
+    Hand-offs made during one turn of the event loop are published together: one
+    message per host, however many requests committed in the same pass.
 
     :param volatile_bus: the bus loses messages when the process dies (in-memory), so
         deliveries already ``dispatched`` but not finished are re-sent at start-up too.
@@ -29,6 +34,7 @@ class Relay:
     def __init__(
         self,
         bus: Bus,
+        writer: Writer,
         uow_factory: UnitOfWorkFactory,
         clock: Clock,
         *,
@@ -37,20 +43,28 @@ class Relay:
         batch_limit: int = 5000,
     ) -> None:
         self._bus = bus
+        self._writer = writer
         self._uow_factory = uow_factory
         self._clock = clock
         self._interval = interval
         self._volatile_bus = volatile_bus
         self._batch_limit = batch_limit
-        self._dispatched: list[tuple[str, str]] = []
-        self._flush_scheduled = False
+        self._mark = MarkDispatched(clock)
+        self._pending: dict[str, list[EventEnvelope]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._periodic: asyncio.Task[None] | None = None
 
-    def hand_off(self, by_host: dict[str, list[EventEnvelope]]) -> None:
-        """Called on the loop right after an accept commit."""
-        for host, envelopes in by_host.items():
-            self._spawn(self._publish(host, envelopes))
+    def hand_off(self, deliveries: Sequence[EventEnvelope]) -> None:
+        """Queue committed deliveries for publication at the end of this loop turn."""
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._publish_pending)
+        for envelope in deliveries:
+            self._pending.setdefault(envelope.host, []).append(envelope)
+
+    def _publish_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        for host, envelopes in pending.items():
+            self._spawn(self._publish(host, envelopes, redelivery=False))
 
     async def start(self) -> None:
         await self.redeliver(include_dispatched=self._volatile_bus, older_than=None)
@@ -60,9 +74,14 @@ class Relay:
         if self._periodic is not None:
             self._periodic.cancel()
             await asyncio.gather(self._periodic, return_exceptions=True)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.flush()
+
+    async def flush(self) -> None:
+        """Wait for the publishes under way (tests use it to make runs deterministic)."""
+        while self._tasks or self._pending:
+            await asyncio.sleep(0)
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def redeliver(self, *, include_dispatched: bool, older_than: float | None) -> int:
         """Publish every unfinished delivery again, oldest first; returns how many."""
@@ -71,7 +90,7 @@ class Relay:
         by_host: dict[str, list[EventEnvelope]] = {}
         for envelope in envelopes:
             by_host.setdefault(envelope.host, []).append(envelope)
-        await asyncio.gather(*(self._publish(host, batch) for host, batch in by_host.items()))
+        await asyncio.gather(*(self._publish(host, batch, redelivery=True) for host, batch in by_host.items()))
         if envelopes:
             logger.info("Relay re-sent %d undelivered events to %d hosts", len(envelopes), len(by_host))
         return len(envelopes)
@@ -90,36 +109,13 @@ class Relay:
             except Exception:
                 logger.exception("Relay pass failed; retrying in %s s", self._interval)
 
-    async def _publish(self, host: str, envelopes: Sequence[EventEnvelope]) -> None:
+    async def _publish(self, host: str, envelopes: Sequence[EventEnvelope], *, redelivery: bool) -> None:
         try:
-            await self._bus.publish(host, [DeliverEvents(tuple(envelopes))])
+            await self._bus.publish(host, [DeliverEvents(tuple(envelopes), redelivery=redelivery)])
         except Exception:
             logger.exception("Could not dispatch %d events to host %s; the relay will retry", len(envelopes), host)
             return
-        self._dispatched.extend((envelope.uuid, host) for envelope in envelopes)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._spawn(self._flush_soon())
-
-    async def _flush_soon(self) -> None:
-        # NOTE: a short pause lets many publishes share one "dispatched" update.
-        await asyncio.sleep(0.05)
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Write the "dispatched" marks collected so far."""
-        self._flush_scheduled = False
-        keys, self._dispatched = self._dispatched, []
-        if keys:
-            try:
-                await asyncio.to_thread(self._mark_dispatched, keys)
-            except Exception:
-                logger.exception("Could not mark %d events dispatched", len(keys))
-
-    def _mark_dispatched(self, keys: list[tuple[str, str]]) -> None:
-        with self._uow_factory() as uow:
-            uow.events.mark_dispatched(keys, self._clock.now())
-            uow.commit()
+        await self._writer.submit(self._mark, [(envelope.uuid, host) for envelope in envelopes])
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

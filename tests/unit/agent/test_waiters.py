@@ -135,8 +135,9 @@ async def test_deliver_wakes_the_matching_waiter_with_the_whole_event(registry: 
 
 @pytest.mark.parametrize("task_state", ["deleting", "migrating"])
 async def test_unmatched_unplug_during_expected_task_logs_debug(
-    registry: WaiterRegistry, caplog: pytest.LogCaptureFixture, task_state: str
+    clock: FakeClock, caplog: pytest.LogCaptureFixture, task_state: str
 ) -> None:
+    registry = WaiterRegistry(clock=clock, early_buffer_size=0, early_ttl=TTL)
     with caplog.at_level(logging.DEBUG, logger=LOGGER):
         registry.deliver(make_event("p1", name=UNPLUGGED), vm_state="active", task_state=task_state)
 
@@ -146,11 +147,20 @@ async def test_unmatched_unplug_during_expected_task_logs_debug(
     ]
 
 
-async def test_unmatched_event_logs_the_unexpected_warning(
+async def test_unmatched_event_kept_for_a_waiter_is_not_a_warning(
     registry: WaiterRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG, logger=LOGGER):
-        registry.deliver(make_event("p1"), vm_state="active", task_state=None)
+        assert registry.deliver(make_event("p1"), vm_state="active", task_state=None) is Delivery.BUFFERED
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_unmatched_event_dropped_logs_the_unexpected_warning(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = WaiterRegistry(clock=clock, early_buffer_size=0, early_ttl=TTL)
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        assert registry.deliver(make_event("p1"), vm_state="active", task_state=None) is Delivery.DISCARDED
 
     warnings = [(r.levelno, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Self
 
@@ -78,6 +80,12 @@ class SqlUnitOfWork:
         :raises RuntimeError: outside ``with``.
         """
         self._connection().commit()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: an exception inside rolls back only what was done inside."""
+        with self._connection().begin_nested():
+            yield
 
     def rollback(self) -> None:
         """Discard everything done since the transaction began.

@@ -1,0 +1,41 @@
+"""Write jobs on the event journal, run by the :class:`~herald.service.writer.Writer`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from herald.service.ports import Clock, UnitOfWork
+
+Key = tuple[str, str]  # (event uuid, host)
+Finish = tuple[str, str, str, str | None]  # (event uuid, host, state, outcome)
+
+
+class MarkDispatched:
+    """Record that deliveries were handed to their host's bus queue."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def run(self, uow: UnitOfWork, items: Sequence[Sequence[Key]]) -> list[None]:
+        keys = [key for batch in items for key in batch]
+        uow.events.mark_dispatched(keys, self._clock.now())
+        return [None] * len(items)
+
+
+class MarkFinished:
+    """Record how the agent dealt with deliveries (handled, failed or expired, with the outcome)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def run(self, uow: UnitOfWork, items: Sequence[Sequence[Finish]]) -> list[None]:
+        uow.events.mark_finished([result for batch in items for result in batch], self._clock.now())
+        return [None] * len(items)
+
+
+class FindFinished:
+    """Which of these deliveries are already finished (so a redelivery has no second effect)."""
+
+    def run(self, uow: UnitOfWork, items: Sequence[Sequence[Key]]) -> list[set[Key]]:
+        finished = uow.events.finished([key for batch in items for key in batch])
+        return [{key for key in batch if key in finished} for batch in items]
