@@ -252,7 +252,7 @@ class WaiterRegistry:
         self._ended.expire(now)
         dropped = self._early.drain_dropped()
         for event in dropped:
-            logger.info(
+            logger.debug(
                 "[server %s] Nobody waited for early event %s", event.server_uuid, event_key(event.name, event.tag)
             )
         return dropped

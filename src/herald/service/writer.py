@@ -117,8 +117,10 @@ class Writer:
         groups: dict[int, tuple[WriteJob[Any, Any], list[_Entry[Any, Any]]]] = {}
         for entry in entries:
             groups.setdefault(id(entry.job), (entry.job, []))[1].append(entry)
+        # NOTE: jobs with a higher ``order`` run later in the pass (e.g. hand-off marks after outcomes).
+        ordered = sorted(groups.values(), key=lambda group: getattr(group[0], "order", 0))
         try:
-            outcomes = self._transaction(list(groups.values()))
+            outcomes = self._transaction(ordered)
         except Exception:
             logger.exception("Write pass of %d items failed; retrying them one job at a time", len(entries))
             outcomes = []

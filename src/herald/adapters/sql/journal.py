@@ -9,18 +9,15 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    DateTime,
-    Insert,
     Integer,
     RowMapping,
     Select,
-    Update,
     bindparam,
-    case,
     select,
     tuple_,
 )
 
+from herald.adapters.sql.driver_sql import statement, timestamp
 from herald.adapters.sql.servers import MAX_IN_LIST
 from herald.adapters.sql.tables import external_events
 from herald.domain.events import DeliveryState
@@ -67,32 +64,6 @@ class SqlEventJournal:
     :param connection: an open connection inside the unit of work's transaction.
     """
 
-    _RECORD: Insert = _ev.insert()
-    _DISPATCHED: Update = (
-        _ev.update()
-        .where(
-            _ev.c.uuid == bindparam("b_uuid"),
-            _ev.c.host == bindparam("b_host"),
-            # NOTE: the agent may finish a delivery before the relay records its hand-off:
-            # the time is still written, the state only moves forward.
-            _ev.c.dispatched_at.is_(None),
-        )
-        .values(
-            state=case(
-                (_ev.c.state == DeliveryState.ACCEPTED.value, DeliveryState.DISPATCHED.value), else_=_ev.c.state
-            ),
-            dispatched_at=bindparam("b_now", type_=DateTime()),
-        )
-    )
-    _FINISHED: Update = (
-        _ev.update()
-        .where(_ev.c.uuid == bindparam("b_uuid"), _ev.c.host == bindparam("b_host"))
-        .values(
-            state=bindparam("b_state", type_=_ev.c.state.type),
-            outcome=bindparam("b_outcome", type_=_ev.c.outcome.type),
-            handled_at=bindparam("b_now", type_=DateTime()),
-        )
-    )
     _ARE_FINISHED: Select[Any] = select(_ev.c.uuid, _ev.c.host).where(
         tuple_(_ev.c.uuid, _ev.c.host).in_(bindparam("keys", expanding=True)),
         _ev.c.state.in_(FINISHED_STATES),
@@ -101,6 +72,24 @@ class SqlEventJournal:
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
 
+    _INSERT_SQL = (
+        "INSERT INTO external_events (uuid, request_id, server_uuid, name, tag, status, host, state, accepted_at,"
+        " dispatched_at, handled_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    # NOTE: the agent may finish a delivery before the relay records its hand-off: the time is
+    # still written once, and the state only moves forward.
+    _DISPATCHED_SQL = (
+        "UPDATE external_events SET dispatched_at = ?,"
+        " state = CASE WHEN state = 'accepted' THEN 'dispatched' ELSE state END"
+        " WHERE uuid = ? AND host = ? AND dispatched_at IS NULL"
+    )
+    # A finished delivery was necessarily handed off: if the relay's mark has not landed yet,
+    # the finish time stands in for it.
+    _FINISHED_SQL = (
+        "UPDATE external_events SET state = ?, outcome = ?, handled_at = ?, dispatched_at = COALESCE(dispatched_at, ?)"
+        " WHERE uuid = ? AND host = ?"
+    )
+
     def record(self, records: Sequence[EventRecord]) -> None:
         """Insert accepted deliveries in one statement.
 
@@ -108,29 +97,31 @@ class SqlEventJournal:
         """
         if not records:
             return
+        conn = self._conn
         rows = [
-            {
-                "uuid": r.uuid,
-                "request_id": r.request_id,
-                "server_uuid": r.server_uuid,
-                "name": r.name,
-                "tag": r.tag,
-                "status": r.status,
-                "host": r.host,
-                "state": r.state,
-                "accepted_at": r.accepted_at,
-                "dispatched_at": r.dispatched_at,
-                "handled_at": r.handled_at,
-                "outcome": r.outcome,
-            }
+            (
+                r.uuid,
+                r.request_id,
+                r.server_uuid,
+                r.name,
+                r.tag,
+                r.status,
+                r.host,
+                r.state,
+                timestamp(conn, r.accepted_at),
+                timestamp(conn, r.dispatched_at),
+                timestamp(conn, r.handled_at),
+                r.outcome,
+            )
             for r in records
         ]
-        self._conn.execute(self._RECORD, rows)
+        conn.exec_driver_sql(statement(conn, self._INSERT_SQL), rows)
 
     def mark_dispatched(self, keys: Sequence[tuple[str, str]], now: datetime) -> None:
         """Move these (uuid, host) deliveries from ``accepted`` to ``dispatched``; others stay as they are."""
         if keys:
-            self._conn.execute(self._DISPATCHED, [{"b_uuid": u, "b_host": h, "b_now": now} for u, h in keys])
+            at = timestamp(self._conn, now)
+            self._conn.exec_driver_sql(statement(self._conn, self._DISPATCHED_SQL), [(at, u, h) for u, h in keys])
 
     def finished(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """:returns: those of the (uuid, host) pairs that are handled, failed or expired."""
@@ -147,8 +138,9 @@ class SqlEventJournal:
         A delivery that failed can be finished again when a durable bus redelivers it.
         """
         if results:
-            params = [{"b_uuid": u, "b_host": h, "b_state": s, "b_outcome": o, "b_now": now} for u, h, s, o in results]
-            self._conn.execute(self._FINISHED, params)
+            at = timestamp(self._conn, now)
+            params = [(state, outcome, at, at, u, h) for u, h, state, outcome in results]
+            self._conn.exec_driver_sql(statement(self._conn, self._FINISHED_SQL), params)
 
     def undelivered(self, *, include_dispatched: bool, older_than: datetime | None, limit: int) -> list[EventEnvelope]:
         """Deliveries still ``accepted`` (and ``dispatched`` too, if asked), oldest first.
