@@ -37,7 +37,9 @@ def profile_load(
         "--duration",
         str(max(1, int(settings.duration))),
         "--rate",
-        "100",
+        "250",
+        # NOTE: only the thread holding the GIL: the API is bound by one core of Python.
+        "--gil",
         "--nonblocking",
         "--format",
         "raw",

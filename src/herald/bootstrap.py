@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -93,6 +95,7 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
         host=host, clock=deps.clock, driver=driver, network=deps.network, volumes=deps.volumes, locks=locks
     )
     delivery = EventDelivery(writer=deps.writer, clock=deps.clock, apply=apply, waiters=waiters)
+    waiters.on_early_consumed = delivery.early_event_consumed
     ops = ServerOps(
         host=host,
         uow_factory=deps.uow_factory,
@@ -118,6 +121,8 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
 
 
 async def start(deps: Deps) -> None:
+    # NOTE: a few threads are enough (the writer has its own); each extra one costs memory arenas.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=4, thread_name_prefix="herald"))
     deps.writer.start()
     for agent in deps.agents.values():
         await agent.start()

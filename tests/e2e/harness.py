@@ -44,6 +44,7 @@ class Herald:
                 await bus.join()
                 if not any(agent.busy for agent in self.deps.agents.values()):
                     await self.deps.relay.flush()
+                    await self.deps.writer.flush()
                     return
 
     async def post(

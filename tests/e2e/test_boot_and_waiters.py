@@ -59,11 +59,15 @@ async def test_an_event_that_comes_before_the_waiter_is_not_lost(herald: Herald)
     assert resp.status_code == 200
     await herald.settle()
     (record,) = await herald.records(server_uuid=server_id)
-    assert (record["state"], record["outcome"]) == ("handled", "no waiter yet; kept for one")
+    assert (record["state"], record["outcome"]) == ("dispatched", None)
     waiter = herald.deps.agents["compute-1"].waiters.prepare(server_id, "network-vif-plugged", port)
     assert waiter.is_set()
     assert waiter.event is not None
     assert waiter.event.tag == port
+    await herald.deps.writer.flush()
+    (record,) = await herald.records(server_uuid=server_id)
+    assert record["state"] == "handled"
+    assert record["outcome"] == "woke the operation waiting for it (the event came before the wait)"
 
 
 @pytest.mark.parametrize("fatal", [True, False])

@@ -30,7 +30,7 @@ async def test_event_for_a_migrating_server_goes_to_both_hosts(herald: Herald) -
         server.migration_id = migration.id
         uow.servers.save(server)
         uow.commit()
-    resp = await herald.events([{"name": "network-vif-plugged", "server_uuid": server_id, "tag": "p1"}])
+    resp = await herald.events([{"name": "network-changed", "server_uuid": server_id, "tag": "p1"}])
     assert resp.status_code == 200
     await herald.settle()
     records = await herald.records(server_uuid=server_id)

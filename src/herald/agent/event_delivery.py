@@ -26,12 +26,15 @@ from herald.service.writer import Writer
 
 logger = logging.getLogger(__name__)
 
-_WAITER_OUTCOMES: dict[Delivery, Outcome] = {
+# NOTE: a buffered event gets no mark yet: it stays ``dispatched`` until a waiter takes it
+# (``handled``) or it expires (``expired``), so each delivery is written once when it ends.
+_WAITER_OUTCOMES: dict[Delivery, Outcome | None] = {
     Delivery.WOKE_WAITER: Outcome.handled("woke the operation waiting for it"),
-    Delivery.BUFFERED: Outcome.handled("no waiter yet; kept for one"),
+    Delivery.BUFFERED: None,
     Delivery.LATE_AFTER_TIMEOUT: Outcome(DeliveryState.EXPIRED, "arrived after its waiter timed out"),
     Delivery.DISCARDED: Outcome(DeliveryState.EXPIRED, "no waiter and no room to keep it"),
 }
+EARLY_CONSUMED = Outcome.handled("woke the operation waiting for it (the event came before the wait)")
 
 
 class ApplyEvents:
@@ -105,6 +108,11 @@ class EventDelivery:
         if waiter_events:
             await self._wake(waiter_events, check_journal=message.redelivery)
 
+    def early_event_consumed(self, event: EventEnvelope) -> None:
+        """The registry's hook: a waiter took an event that was kept for it."""
+        marks = [(event.uuid, event.host, EARLY_CONSUMED.state.value, EARLY_CONSUMED.text)]
+        self._writer.submit_nowait(self._mark, marks)
+
     async def _wake(self, events: Sequence[EventEnvelope], *, check_journal: bool) -> None:
         finished: set[tuple[str, str]] = set()
         if check_journal:
@@ -114,6 +122,7 @@ class EventDelivery:
             if (event.uuid, event.host) in finished:
                 continue
             outcome = _WAITER_OUTCOMES[self._waiters.deliver(event)]
-            results.append((event.uuid, event.host, outcome.state.value, outcome.text))
+            if outcome is not None:
+                results.append((event.uuid, event.host, outcome.state.value, outcome.text))
         if results:
             await self._writer.submit(self._mark, results)

@@ -134,8 +134,10 @@ class WaiterRegistry:
         early_buffer_size: int,
         early_ttl: float,
         late_record_size: int = 256,
+        on_early_consumed: Callable[[EventEnvelope], None] | None = None,
     ) -> None:
         self._clock = clock
+        self.on_early_consumed = on_early_consumed
         self._waiters: dict[str, dict[str, Waiter]] = {}
         self._early: EarlyBuffer[EventEnvelope] = EarlyBuffer(size=early_buffer_size, ttl=early_ttl)
         self._ended: EarlyBuffer[str] = EarlyBuffer(size=late_record_size, ttl=early_ttl, keep_dropped=False)
@@ -166,6 +168,8 @@ class WaiterRegistry:
         if early is not None:
             logger.info("[server %s] Event %s arrived %.2f seconds before its waiter", server_uuid, key, now - early[1])
             waiter.set(early[0])
+            if self.on_early_consumed is not None:
+                self.on_early_consumed(early[0])
             return waiter
         logger.debug("[server %s] Preparing to wait for external event %s", server_uuid, key)
         self._waiters.setdefault(server_uuid, {})[key] = waiter

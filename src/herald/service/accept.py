@@ -7,13 +7,13 @@ named server, one statement records every delivery and one every action, one com
 from __future__ import annotations
 
 import logging
-import uuid as uuidlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from herald.domain.events import DeliveryState, EventName, EventStatus, Verdict, judge_event
 from herald.domain.records import EventEnvelope, EventRecord, ServerAction
+from herald.service.ids import new_uuid4
 from herald.service.ports import Clock, ServerTargets, UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class AcceptResult:
 class AcceptEvents:
     """The accept write job: many requests judged with one query and recorded with one statement each."""
 
-    def __init__(self, clock: Clock, new_uuid: Callable[[], str] = lambda: str(uuidlib.uuid4())) -> None:
+    def __init__(self, clock: Clock, new_uuid: Callable[[], str] = new_uuid4) -> None:
         self._clock = clock
         self._new_uuid = new_uuid
 
@@ -58,7 +58,7 @@ def accept_external_events(
     uow: UnitOfWork,
     requests: Sequence[AcceptRequest],
     now: datetime,
-    new_uuid: Callable[[], str] = lambda: str(uuidlib.uuid4()),
+    new_uuid: Callable[[], str] = new_uuid4,
 ) -> list[AcceptResult]:
     """Judge and durably record the events of ``requests`` in a transaction of their own."""
     with uow:

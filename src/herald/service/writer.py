@@ -51,6 +51,14 @@ class _Entry(Generic[T, R]):
 _STOP = object()
 
 
+class _Nothing:
+    def run(self, uow: UnitOfWork, items: Sequence[None]) -> list[None]:
+        return [None] * len(items)
+
+
+_NOTHING = _Nothing()
+
+
 class Writer:
     """Group commit for every writer of the process (see the module docstring)."""
 
@@ -83,6 +91,10 @@ class Writer:
     def submit_nowait(self, job: WriteJob[T, Any], item: T) -> None:
         """Queue ``item`` with nobody waiting for it (failures are logged)."""
         self._queue.put(_Entry(job, item, None, None))
+
+    async def flush(self) -> None:
+        """Wait until everything queued before this call is committed."""
+        await self.submit(_NOTHING, None)
 
     def run_now(self, job: WriteJob[T, R], items: Sequence[T]) -> Sequence[R]:
         """Run ``job`` at once in its own transaction on the calling thread (start-up, tools, tests)."""
