@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from herald.agent.context import ServerLocks
 from herald.agent.waiters import WaiterRegistry
-from herald.domain.errors import DriverError, EventWaitFailed, EventWaitTimeout
+from herald.domain.errors import DriverError, EventWaitFailed, EventWaitTimeout, NoValidHost
 from herald.domain.events import EventName
 from herald.domain.messages import (
     BuildServer,
@@ -128,9 +128,15 @@ class ServerOps:
             return uow.servers.get(server_uuid)
 
     def _spawn(self, command: BuildServer) -> bool:
-        with self._uow_factory() as uow:
-            server = uow.servers.get(command.server_uuid)
+        with self._locks(command.server_uuid), self._uow_factory() as uow:
+            server = uow.servers.get(command.server_uuid, for_update=True)
             if server is None:
+                return False
+            try:
+                server.node = self._driver.allocate_node(server, self._nodes_in_use(uow, server.uuid))
+            except NoValidHost as exc:
+                uow.rollback()
+                self._fail_build(command, f"Build of instance {command.server_uuid} aborted: {exc.text}")
                 return False
             server.task_state = TaskState.SPAWNING.value
             uow.servers.save(server)
@@ -141,6 +147,9 @@ class ServerOps:
             self._fail_build(command, f"Build of instance {command.server_uuid} aborted: {exc.text}")
             return False
         return True
+
+    def _nodes_in_use(self, uow: UnitOfWork, server_uuid: str) -> set[str]:
+        return {s.node for s in uow.servers.list(host=self._host) if s.node and s.uuid != server_uuid}
 
     def _finish_build(self, command: BuildServer) -> None:
         def change(uow: UnitOfWork, server: Server) -> str:
@@ -221,7 +230,12 @@ class ServerOps:
     def unshelve(self, command: UnshelveServer) -> None:
         def change(uow: UnitOfWork, server: Server) -> str:
             server.host = self._host
-            server.node = self._host
+            try:
+                server.node = self._driver.allocate_node(server, self._nodes_in_use(uow, server.uuid))
+            except NoValidHost as exc:
+                server.task_state = None
+                server.fault = {"code": 500, "message": exc.text}
+                return "Error"
             result = self._driver_step(self._driver.spawn, server)
             if result == "Success":
                 server.vm_state = VmState.ACTIVE.value

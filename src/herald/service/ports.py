@@ -176,6 +176,13 @@ class VirtDriver(Protocol):
 
     supports_extend_volume: bool
 
+    def allocate_node(self, server: Server, in_use: set[str]) -> str:
+        """Choose the node (hypervisor or bare-metal machine) that will run ``server``.
+
+        :param in_use: nodes that other servers of this host already occupy.
+        :raises herald.domain.errors.NoValidHost: no free node.
+        """
+
     def spawn(self, server: Server) -> None:
         """Create and power on the machine for ``server``.
 

@@ -51,6 +51,10 @@ class FakeVirtDriver:
             raise error
 
     # --- VirtDriver ------------------------------------------------------------
+    def allocate_node(self, server: Server, in_use: set[str]) -> str:
+        # NOTE: one hypervisor per host, named after it, as Nova's fake driver does.
+        return server.host or "fake-node"
+
     def spawn(self, server: Server) -> None:
         with self._lock:
             self._maybe_fail("spawn")
