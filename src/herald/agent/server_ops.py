@@ -79,16 +79,6 @@ class ServerOps:
             )
             uow.commit()
 
-    def _driver_step(self, action: Callable[[Server], None], server: Server) -> str:
-        try:
-            action(server)
-        except DriverError as exc:
-            logger.warning("Driver failed for instance %s: %s", server.uuid, exc)
-            server.task_state = None
-            server.fault = {"code": 500, "message": exc.text}
-            return "Error"
-        return "Success"
-
     # --- build -----------------------------------------------------------------
     async def build(self, command: BuildServer) -> None:
         server = await asyncio.to_thread(self._load, command.server_uuid)
@@ -175,90 +165,151 @@ class ServerOps:
         logger.error("Build of instance %s failed: %s", command.server_uuid, message)
         self._transact(command, "compute__do_build_and_run_instance", change)
 
+    # --- the common shape: driver work outside any transaction, then one short transaction ---------
+    def _step(
+        self,
+        command: ServerCommand,
+        step: str,
+        act: Callable[[Server], None] | None,
+        done: Callable[[Server], None],
+    ) -> str | None:
+        """Run ``act`` on the machine, then record the outcome under the server's lock.
+
+        The driver may take long (a BMC waits for the power to change): no transaction and no
+        lock is held meanwhile, so events and the power sync for this server are not blocked.
+        """
+        server = self._load(command.server_uuid)
+        if server is None:
+            logger.info("Instance %s is gone; %s skipped", command.server_uuid, step)
+            return None
+        start = self._clock.now()
+        error: str | None = None
+        if act is not None:
+            try:
+                act(server)
+            except DriverError as exc:
+                logger.warning("%s failed for instance %s: %s", step, server.uuid, exc)
+                error = exc.text
+        with self._locks(command.server_uuid), self._uow_factory() as uow:
+            fresh = uow.servers.get(command.server_uuid, for_update=True)
+            if fresh is None:
+                return None
+            if error is None:
+                done(fresh)
+            else:
+                fresh.task_state = None
+                fresh.fault = {"code": 500, "message": error}
+            fresh.updated_at = self._clock.now()
+            uow.servers.save(fresh)
+            result = "Success" if error is None else "Error"
+            uow.actions.add_event(
+                fresh.uuid, command.request_id, ActionEvent(step, start, self._clock.now(), result, error, self._host)
+            )
+            uow.commit()
+        return result
+
     # --- power -----------------------------------------------------------------
     def stop(self, command: StopServer) -> None:
-        def change(uow: UnitOfWork, server: Server) -> str:
-            result = self._driver_step(self._driver.power_off, server)
-            if result == "Success":
-                server.vm_state = VmState.STOPPED.value
-                server.power_state = PowerState.SHUTDOWN.value
-                server.task_state = None
-            return result
+        if command.from_power_sync and self._power_update_pending(command):
+            return
 
-        self._transact(command, "compute_stop_instance", change)
+        def done(server: Server) -> None:
+            server.vm_state = VmState.STOPPED.value
+            server.power_state = PowerState.SHUTDOWN.value
+            server.task_state = None
+
+        self._step(command, "compute_stop_instance", self._driver.power_off, done)
+
+    def _power_update_pending(self, command: StopServer) -> bool:
+        """A stop the power sync asked for yields to a power-update accepted since (it knows better)."""
+        with self._locks(command.server_uuid), self._uow_factory() as uow:
+            if not uow.events.pending(command.server_uuid, EventName.POWER_UPDATE.value, self._host):
+                return False
+            server = uow.servers.get(command.server_uuid, for_update=True)
+            if server is None:
+                return True
+            logger.info("Stop of instance %s by the power sync cancelled: a power-update is on its way", server.uuid)
+            server.task_state = None
+            uow.servers.save(server)
+            now = self._clock.now()
+            uow.actions.add_event(
+                server.uuid,
+                command.request_id,
+                ActionEvent("compute_stop_instance", now, now, "Cancelled", "a power-update came in", self._host),
+            )
+            uow.commit()
+        return True
 
     def start(self, command: StartServer) -> None:
-        def change(uow: UnitOfWork, server: Server) -> str:
-            result = self._driver_step(self._driver.power_on, server)
-            if result == "Success":
-                server.vm_state = VmState.ACTIVE.value
-                server.power_state = PowerState.RUNNING.value
-                server.task_state = None
-            return result
+        def done(server: Server) -> None:
+            server.vm_state = VmState.ACTIVE.value
+            server.power_state = PowerState.RUNNING.value
+            server.task_state = None
 
-        self._transact(command, "compute_start_instance", change)
+        self._step(command, "compute_start_instance", self._driver.power_on, done)
 
     # --- shelve ------------------------------------------------------------------
     def shelve(self, command: ShelveServer) -> None:
-        def change(uow: UnitOfWork, server: Server) -> str:
-            result = self._driver_step(self._driver.power_off, server)
-            if result == "Success":
-                server.vm_state = VmState.SHELVED.value
-                server.power_state = PowerState.SHUTDOWN.value
-                server.task_state = TaskState.SHELVING_OFFLOADING.value if command.offload else None
-            return result
+        def done(server: Server) -> None:
+            server.vm_state = VmState.SHELVED.value
+            server.power_state = PowerState.SHUTDOWN.value
+            server.task_state = TaskState.SHELVING_OFFLOADING.value if command.offload else None
 
-        self._transact(command, "compute_shelve_instance", change)
-        if command.offload:
+        result = self._step(command, "compute_shelve_instance", self._driver.power_off, done)
+        if command.offload and result == "Success":
             self.shelve_offload(ShelveOffloadServer(command.server_uuid, command.request_id))
 
     def shelve_offload(self, command: ShelveOffloadServer) -> None:
-        def change(uow: UnitOfWork, server: Server) -> str:
-            result = self._driver_step(self._driver.destroy, server)
-            if result == "Success":
-                self._waiters_clear(server.uuid)
-                server.vm_state = VmState.SHELVED_OFFLOADED.value
-                server.power_state = PowerState.SHUTDOWN.value
-                server.task_state = None
-                # NOTE: no host from here on: external events for this server now get 422.
-                server.host = None
-                server.node = None
-            return result
+        def done(server: Server) -> None:
+            self._waiters_clear(server.uuid)
+            server.vm_state = VmState.SHELVED_OFFLOADED.value
+            server.power_state = PowerState.SHUTDOWN.value
+            server.task_state = None
+            # NOTE: no host from here on: external events for this server now get 422.
+            server.host = None
+            server.node = None
 
-        self._transact(command, "compute_shelve_offload_instance", change)
+        self._step(command, "compute_shelve_offload_instance", self._driver.destroy, done)
 
     def unshelve(self, command: UnshelveServer) -> None:
-        def change(uow: UnitOfWork, server: Server) -> str:
+        with self._locks(command.server_uuid), self._uow_factory() as uow:
+            server = uow.servers.get(command.server_uuid, for_update=True)
+            if server is None:
+                return
             server.host = self._host
             try:
                 server.node = self._driver.allocate_node(server, self._nodes_in_use(uow, server.uuid))
             except NoValidHost as exc:
+                server.node = None
                 server.task_state = None
                 server.fault = {"code": 500, "message": exc.text}
-                return "Error"
-            result = self._driver_step(self._driver.spawn, server)
-            if result == "Success":
-                server.vm_state = VmState.ACTIVE.value
-                server.power_state = PowerState.RUNNING.value
-                server.task_state = None
-            return result
+            uow.servers.save(server)
+            uow.commit()
+        if server.node is None:
+            return
 
-        self._transact(command, "compute_unshelve_instance", change)
+        def done(server: Server) -> None:
+            server.vm_state = VmState.ACTIVE.value
+            server.power_state = PowerState.RUNNING.value
+            server.task_state = None
+
+        self._step(command, "compute_unshelve_instance", self._driver.spawn, done)
 
     # --- delete ------------------------------------------------------------------
     def delete(self, command: DeleteServer) -> None:
-        def change(uow: UnitOfWork, server: Server) -> str:
+        def destroy(server: Server) -> None:
             self._driver.destroy(server)
             self._network.deallocate_for_server(server.uuid)
+
+        def done(server: Server) -> None:
             self._waiters_clear(server.uuid)
             server.vm_state = VmState.DELETED.value
             server.power_state = PowerState.NOSTATE.value
             server.task_state = None
             server.deleted = True
             server.terminated_at = self._clock.now()
-            return "Success"
 
-        self._transact(command, "compute_terminate_instance", change)
+        self._step(command, "compute_terminate_instance", destroy, done)
 
     def _waiters_clear(self, server_uuid: str) -> None:
         # NOTE: the registry lives on the loop; clearing is scheduled there.

@@ -34,7 +34,8 @@ class BuildServer(ServerCommand):
 
 @dataclass(frozen=True, slots=True)
 class StopServer(ServerCommand):
-    pass
+    # The periodic power sync asked for it: a power-update accepted meanwhile wins.
+    from_power_sync: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,6 +100,9 @@ class EventJournal(Protocol):
     def mark_finished(self, results: Sequence[tuple[str, str, str, str | None]], now: datetime) -> None:
         """(uuid, host, state, outcome) for deliveries the agent has dealt with."""
 
+    def pending(self, server_uuid: str, name: str, host: str) -> bool:
+        """Whether an event of this name for the server is accepted or dispatched to ``host`` but not finished."""
+
     def undelivered(self, *, include_dispatched: bool, older_than: datetime | None, limit: int) -> list[EventEnvelope]:
         """Deliveries not yet finished, oldest first (the relay's re-read)."""
 

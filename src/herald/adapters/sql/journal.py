@@ -167,6 +167,20 @@ class SqlEventJournal:
             for row in self._conn.execute(stmt, params).mappings()
         ]
 
+    def pending(self, server_uuid: str, name: str, host: str) -> bool:
+        """Whether such an event is accepted or dispatched to ``host`` but not finished yet."""
+        stmt = (
+            select(_ev.c.id)
+            .where(
+                _ev.c.server_uuid == server_uuid,
+                _ev.c.name == name,
+                _ev.c.host == host,
+                _ev.c.state.in_((DeliveryState.ACCEPTED.value, DeliveryState.DISPATCHED.value)),
+            )
+            .limit(1)
+        )
+        return self._conn.execute(stmt).first() is not None
+
     def query(
         self,
         *,
