@@ -20,6 +20,7 @@ from herald.adapters.volume.memory import InMemoryVolumes
 from herald.agent.context import ServerLocks
 from herald.agent.event_delivery import ApplyEvents, EventDelivery
 from herald.agent.main import ComputeAgent
+from herald.agent.power_sync import PowerSync
 from herald.agent.server_ops import BuildPolicy, ServerOps
 from herald.agent.waiters import WaiterRegistry
 from herald.config import Settings
@@ -30,8 +31,35 @@ from herald.service.writer import Writer
 
 logger = logging.getLogger(__name__)
 
+
+
+def redfish_driver(settings: Settings, host: str) -> VirtDriver:
+    """The ``redfish`` driver for ``host`` from ``[redfish]``."""
+    # NOTE: imported here so that processes on other drivers do not load sushy.
+    from herald.adapters.virt.redfish import RedfishVirtDriver
+    from herald.adapters.virt.redfish_client import RedfishClient
+
+    redfish = settings.redfish
+    if not redfish.address:
+        raise ValueError("compute_driver = redfish needs [redfish] address")
+    client = RedfishClient(
+        address=redfish.address,
+        username=redfish.username,
+        password=redfish.password,
+        auth_type=redfish.auth_type,
+        verify=redfish.verify,
+    )
+    return RedfishVirtDriver(
+        client,
+        systems=redfish.systems,
+        power_state_change_timeout=redfish.power_state_change_timeout,
+        power_poll_interval=redfish.power_poll_interval,
+    )
+
+
 DRIVERS: dict[str, Callable[[Settings, str], VirtDriver]] = {
     "fake": lambda settings, host: FakeVirtDriver(),
+    "redfish": redfish_driver,
 }
 
 
@@ -117,6 +145,17 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
         ops=ops,
         report_interval=float(settings.report_interval),
         early_ttl=float(settings.early_event_ttl),
+        power_sync=PowerSync(
+            host=host,
+            uow_factory=deps.uow_factory,
+            writer=deps.writer,
+            driver=driver,
+            bus=deps.bus,
+            clock=deps.clock,
+            locks=locks,
+            pool_size=settings.sync_power_state_pool_size,
+        ),
+        sync_power_state_interval=float(settings.sync_power_state_interval),
     )
 
 

@@ -108,6 +108,8 @@ def settings_for(db_url: str, **overrides: Any) -> Settings:
         report_interval=3600,
         relay_interval=3600,
         early_event_ttl=300,
+        # Tests run the power sync themselves (agent.power_sync.sync_all()), at the moment they choose.
+        sync_power_state_interval=-1,
     )
     return dataclasses.replace(base, **overrides)
 

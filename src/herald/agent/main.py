@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from herald.agent.event_delivery import EventDelivery
+from herald.agent.power_sync import PowerSync
 from herald.agent.server_ops import ServerOps
 from herald.agent.waiters import WaiterRegistry
 from herald.domain.events import DeliveryState
@@ -44,6 +45,8 @@ class ComputeAgent:
         ops: ServerOps,
         report_interval: float,
         early_ttl: float,
+        power_sync: PowerSync,
+        sync_power_state_interval: float,
     ) -> None:
         self.host = host
         self._bus = bus
@@ -55,6 +58,9 @@ class ComputeAgent:
         self._delivery = delivery
         self._ops = ops
         self._report_interval = report_interval
+        self.power_sync = power_sync
+        # Nova: negative disables the sync, 0 means the default periodic spacing (60 s).
+        self._sync_interval = None if sync_power_state_interval < 0 else (sync_power_state_interval or 60.0)
         self._early_ttl = early_ttl
         self._tasks: set[asyncio.Task[None]] = set()
         self._periodic: list[asyncio.Task[None]] = []
@@ -89,6 +95,10 @@ class ComputeAgent:
                 self._every(min(self._early_ttl, 10.0) or 10.0, self.expire_early), name=f"expire-{self.host}"
             ),
         ]
+        if self._sync_interval is not None:
+            self._periodic.append(
+                asyncio.create_task(self.power_sync.run(self._sync_interval), name=f"power-sync-{self.host}")
+            )
         logger.info("Compute agent for host %s started", self.host)
 
     async def stop(self) -> None:

@@ -18,16 +18,16 @@ class PowerTransition:
     action: str  # the instance action the API recorded for this tag
 
 
-# target -> (required vm_state, required power_state, transition)
-_TRANSITIONS: dict[PowerTag, tuple[VmState, PowerState, PowerTransition]] = {
+# target -> (required vm_state, power_states it may have, transition)
+_TRANSITIONS: dict[PowerTag, tuple[VmState, frozenset[PowerState], PowerTransition]] = {
     PowerTag.POWER_ON: (
         VmState.STOPPED,
-        PowerState.SHUTDOWN,
+        frozenset({PowerState.SHUTDOWN, PowerState.RUNNING}),
         PowerTransition(TaskState.POWERING_ON, VmState.ACTIVE, PowerState.RUNNING, "start"),
     ),
     PowerTag.POWER_OFF: (
         VmState.ACTIVE,
-        PowerState.RUNNING,
+        frozenset({PowerState.RUNNING, PowerState.SHUTDOWN}),
         PowerTransition(TaskState.POWERING_OFF, VmState.STOPPED, PowerState.SHUTDOWN, "stop"),
     ),
 }
@@ -38,11 +38,14 @@ def power_update_transition(
 ) -> PowerTransition | None:
     """The transition ``target`` causes from these states, or None when the event is a no-op.
 
-    Only a server at rest (no task) in exactly the opposite state moves: POWER_OFF takes
-    active/RUNNING to stopped/SHUTDOWN, POWER_ON takes stopped/SHUTDOWN to active/RUNNING.
+    Only a server at rest (no task) in the opposite vm_state moves: POWER_OFF takes active to
+    stopped/SHUTDOWN, POWER_ON takes stopped to active/RUNNING. Nova also requires the record's
+    power_state to be the opposite one; Herald also accepts the target power_state there,
+    because that is what a power sync that ran just before the event recorded (the hypervisor
+    wins for power_state): refusing would leave vm_state disagreeing with the machine.
     """
-    need_vm, need_power, transition = _TRANSITIONS[target]
-    if task_state is None and vm_state == need_vm and power_state == need_power:
+    need_vm, powers, transition = _TRANSITIONS[target]
+    if task_state is None and vm_state == need_vm and power_state in powers:
         return transition
     return None
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from edge_app import build_app
+from tests.e2e.api.edge_app import build_app
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import orjson
 import pytest
-from edge_app import build_app
+from tests.e2e.api.edge_app import build_app
 
 from herald.config import Settings
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from edge_app import EVENTS_RULE, build_app, parsed_conf
+from tests.e2e.api.edge_app import EVENTS_RULE, build_app, parsed_conf
 from keystoneauth1 import fixture as ks_fixture
 from keystonemiddleware.fixture import AuthTokenFixture
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from edge_app import build_app
+from tests.e2e.api.edge_app import build_app
 
 from herald.config import Settings
 

@@ -45,8 +45,7 @@ def test_decision_table(vm_state: V, driver: P, action: SyncAction) -> None:
 
 @pytest.mark.parametrize("task_state", ["powering-off", "powering-on", "spawning", "deleting"])
 def test_a_pending_task_skips_the_server(task_state: str) -> None:
-    decision = decide(vm_state=V.ACTIVE, db_power_state=P.RUNNING, task_state=task_state,
-                      driver_power_state=P.SHUTDOWN)
+    decision = decide(vm_state=V.ACTIVE, db_power_state=P.RUNNING, task_state=task_state, driver_power_state=P.SHUTDOWN)
     assert decision.action is NOTHING
     assert decision.power_state is None
 
