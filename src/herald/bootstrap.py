@@ -7,12 +7,14 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
 from herald.adapters.bus.memory import InMemoryBus
 from herald.adapters.clock import SystemClock
 from herald.adapters.network.memory import InMemoryNetwork
+from herald.adapters.notifications import NullNotifier, make_notifier
 from herald.adapters.sql.engine import make_engine
 from herald.adapters.sql.uow import SqlUnitOfWork
 from herald.adapters.virt.fake import FakeVirtDriver
@@ -25,32 +27,40 @@ from herald.agent.server_ops import BuildPolicy, ServerOps
 from herald.agent.waiters import WaiterRegistry
 from herald.config import Settings
 from herald.service.external_events import ExternalEventsService
-from herald.service.ports import Bus, Clock, UnitOfWork, UnitOfWorkFactory, VirtDriver
+from herald.service.notifications import InstanceNotifications
+from herald.service.ports import Bus, Clock, Notifier, UnitOfWork, UnitOfWorkFactory, VirtDriver
 from herald.service.relay import Relay
 from herald.service.writer import Writer
+
+if TYPE_CHECKING:
+    from herald.adapters.virt.redfish_client import RedfishClient
 
 logger = logging.getLogger(__name__)
 
 
-
-def redfish_driver(settings: Settings, host: str) -> VirtDriver:
-    """The ``redfish`` driver for ``host`` from ``[redfish]``."""
-    # NOTE: imported here so that processes on other drivers do not load sushy.
-    from herald.adapters.virt.redfish import RedfishVirtDriver
+def redfish_client(settings: Settings) -> RedfishClient:
+    """The Redfish service of ``[redfish]`` (the redfish driver and ``herald power-watch`` use it)."""
     from herald.adapters.virt.redfish_client import RedfishClient
 
     redfish = settings.redfish
     if not redfish.address:
-        raise ValueError("compute_driver = redfish needs [redfish] address")
-    client = RedfishClient(
+        raise ValueError("[redfish] address is required")
+    return RedfishClient(
         address=redfish.address,
         username=redfish.username,
         password=redfish.password,
         auth_type=redfish.auth_type,
         verify=redfish.verify,
     )
+
+
+def redfish_driver(settings: Settings, host: str) -> VirtDriver:
+    """The ``redfish`` driver for ``host``: the systems of ``[redfish]``."""
+    from herald.adapters.virt.redfish import RedfishVirtDriver
+
+    redfish = settings.redfish
     return RedfishVirtDriver(
-        client,
+        redfish_client(settings),
         systems=redfish.systems,
         power_state_change_timeout=redfish.power_state_change_timeout,
         power_poll_interval=redfish.power_poll_interval,
@@ -70,6 +80,7 @@ class Deps:
     settings: Settings
     engine: Engine
     uow_factory: UnitOfWorkFactory
+    read_uow_factory: UnitOfWorkFactory
     clock: Clock
     bus: Bus
     network: InMemoryNetwork
@@ -77,25 +88,36 @@ class Deps:
     writer: Writer
     relay: Relay
     events: ExternalEventsService
+    notifier: Notifier = field(default_factory=NullNotifier)
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
     agents: dict[str, ComputeAgent] = field(default_factory=dict)
 
 
-def build_embedded(settings: Settings, *, clock: Clock | None = None, bus: InMemoryBus | None = None) -> Deps:
+def build_embedded(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    bus: InMemoryBus | None = None,
+    notifier: Notifier | None = None,
+) -> Deps:
     """One process: SQLite (or the configured database), an in-memory bus, one agent per host."""
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
 
     def uow_factory() -> UnitOfWork:
         return SqlUnitOfWork(engine)
 
+    def read_uow_factory() -> UnitOfWork:
+        return SqlUnitOfWork(engine, read_only=True)
+
     clock = clock or SystemClock()
     bus = bus or InMemoryBus()
     writer = Writer(uow_factory)
-    relay = Relay(bus, writer, uow_factory, clock, interval=settings.relay_interval, volatile_bus=bus.volatile)
+    relay = Relay(bus, writer, read_uow_factory, clock, interval=settings.relay_interval, volatile_bus=bus.volatile)
     deps = Deps(
         settings=settings,
         engine=engine,
         uow_factory=uow_factory,
+        read_uow_factory=read_uow_factory,
         clock=clock,
         bus=bus,
         network=InMemoryNetwork(),
@@ -103,11 +125,29 @@ def build_embedded(settings: Settings, *, clock: Clock | None = None, bus: InMem
         writer=writer,
         relay=relay,
         events=ExternalEventsService(writer, clock, relay),
+        notifier=notifier or build_notifier(settings),
     )
     for host in settings.hosts:
         deps.drivers[host] = DRIVERS[settings.compute_driver](settings, host)
         deps.agents[host] = build_agent(deps, host)
     return deps
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    """Nova's versioned notifier from ``[notifications]`` and ``[oslo_messaging_notifications]``.
+
+    Only agents send notifications: a process without any gets none (and skips oslo.messaging).
+    """
+    options = settings.notifications
+    if not settings.hosts:
+        return NullNotifier()
+    return make_notifier(
+        notification_format=options.notification_format,
+        drivers=options.drivers,
+        topics=options.topics,
+        transport_url=options.transport_url,
+        config_files=settings.config_files,
+    )
 
 
 def build_agent(deps: Deps, host: str) -> ComputeAgent:
@@ -119,10 +159,19 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
     )
     locks = ServerLocks()
     driver = deps.drivers[host]
-    apply = ApplyEvents(
-        host=host, clock=deps.clock, driver=driver, network=deps.network, volumes=deps.volumes, locks=locks
+    notifications = InstanceNotifications(
+        host=host, enabled=deps.notifier.enabled, bdms=settings.notifications.bdms_in_notifications
     )
-    delivery = EventDelivery(writer=deps.writer, clock=deps.clock, apply=apply, waiters=waiters)
+    apply = ApplyEvents(
+        host=host,
+        clock=deps.clock,
+        driver=driver,
+        network=deps.network,
+        volumes=deps.volumes,
+        locks=locks,
+        notifications=notifications,
+    )
+    delivery = EventDelivery(writer=deps.writer, clock=deps.clock, apply=apply, waiters=waiters, notifier=deps.notifier)
     waiters.on_early_consumed = delivery.early_event_consumed
     ops = ServerOps(
         host=host,
@@ -133,6 +182,8 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
         waiters=waiters,
         locks=locks,
         build_policy=BuildPolicy(settings.vif_plugging_timeout, settings.vif_plugging_is_fatal),
+        notifier=deps.notifier,
+        notifications=notifications,
     )
     return ComputeAgent(
         host=host,
@@ -174,4 +225,5 @@ async def stop(deps: Deps) -> None:
         await agent.stop()
     await deps.bus.close()
     deps.writer.stop()
+    deps.notifier.close()
     deps.engine.dispose()

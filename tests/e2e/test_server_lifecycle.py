@@ -55,6 +55,7 @@ async def cloud(engine: Engine, db_url: str) -> AsyncIterator[Cloud]:
     await bootstrap.start(deps)
     compute = ComputeDeps(
         uow_factory=deps.uow_factory,
+        read_uow_factory=deps.read_uow_factory,
         bus=deps.bus,
         clock=deps.clock,
         network=deps.network,

@@ -35,9 +35,10 @@ def build_edge(deps: Deps, conf: cfg.ConfigOpts | None = None) -> Edge:
 
 def api_routes(edge: Edge, deps: Deps) -> list[BaseRoute]:
     events = ServerExternalEventsController(deps.events)
-    records = EventRecordsController(deps.uow_factory)
+    records = EventRecordsController(deps.read_uow_factory)
     compute = ComputeDeps(
         uow_factory=deps.uow_factory,
+        read_uow_factory=deps.read_uow_factory,
         bus=deps.bus,
         clock=deps.clock,
         network=deps.network,

@@ -25,6 +25,7 @@ class ComputeDeps:
     """The collaborators of the servers, flavors, instance actions and services APIs.
 
     :param uow_factory: a new unit of work per use case.
+    :param read_uow_factory: a new read-only unit of work per query (it never blocks writers).
     :param bus: where the agents' messages go, after each use case commits.
     :param clock: "now" for state changes and for host liveness.
     :param network: ports for new servers and local deletes.
@@ -33,6 +34,7 @@ class ComputeDeps:
     """
 
     uow_factory: UnitOfWorkFactory
+    read_uow_factory: UnitOfWorkFactory
     bus: Bus
     clock: Clock
     network: NetworkBackend

@@ -72,7 +72,7 @@ class InstanceActionsController:
     async def index(self, req: ApiRequest) -> ApiResponse:
         server, actions = await run(
             server_queries.list_actions,
-            self._deps.uow_factory(),
+            self._deps.read_uow_factory(),
             caller(req),
             req.path_params["server_id"],
             include_deleted=req.version >= APIVersion(2, 21),
@@ -90,7 +90,7 @@ class InstanceActionsController:
         try:
             server, action = await run(
                 server_queries.get_action,
-                self._deps.uow_factory(),
+                self._deps.read_uow_factory(),
                 caller(req),
                 req.path_params["server_id"],
                 request_id,

@@ -118,7 +118,7 @@ class ServersController:
         deps = self._deps
         return await run(
             server_queries.get_server,
-            deps.uow_factory(),
+            deps.read_uow_factory(),
             caller(req),
             req.path_params["server_id"],
             now=deps.clock.now(),
@@ -136,7 +136,7 @@ class ServersController:
         deps = self._deps
         return await run(
             server_queries.list_servers,
-            deps.uow_factory(),
+            deps.read_uow_factory(),
             caller(req),
             filters,
             now=deps.clock.now(),

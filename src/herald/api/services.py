@@ -52,7 +52,7 @@ class ServicesController:
         deps = self._deps
         statuses = await run(
             server_queries.list_hosts,
-            deps.uow_factory(),
+            deps.read_uow_factory(),
             now=deps.clock.now(),
             service_down_time=deps.settings.service_down_time,
         )

@@ -158,7 +158,13 @@ async def compute(uow_factory: UowFactory, settings: Settings) -> AsyncIterator[
     network = InMemoryNetwork()
     volumes = InMemoryVolumes()
     deps = ComputeDeps(
-        uow_factory=uow_factory, bus=bus, clock=clock, network=network, volumes=volumes, settings=settings
+        uow_factory=uow_factory,
+        read_uow_factory=uow_factory,
+        bus=bus,
+        clock=clock,
+        network=network,
+        volumes=volumes,
+        settings=settings,
     )
     edge = Edge(settings=settings, authenticator=NoAuth2Authenticator(), policy=PolicyEnforcer(_conf()))
     app = Starlette(routes=compute_routes(edge, deps), exception_handlers=exception_handlers(edge))  # type: ignore[arg-type]

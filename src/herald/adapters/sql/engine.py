@@ -46,6 +46,10 @@ def is_sqlite_memory(url: URL) -> bool:
     return database in ("", ":memory:") or (database.startswith("file:") and "mode=memory" in database)
 
 
+# Connection execution option of a unit of work that only reads.
+READ_ONLY_OPTION = "herald_read_only"
+
+
 def _sqlite_engine(url: URL, synchronous: str) -> Engine:
     if synchronous not in SQLITE_SYNCHRONOUS_MODES:
         raise ValueError(f"sqlite_synchronous must be one of {SQLITE_SYNCHRONOUS_MODES}, not {synchronous!r}")
@@ -71,7 +75,11 @@ def _sqlite_engine(url: URL, synchronous: str) -> Engine:
             cursor.close()
 
     def on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # NOTE: a reader must not take the write lock: in WAL mode it then never blocks the writer.
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)

@@ -9,6 +9,7 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine
 
+from herald.adapters.sql.engine import READ_ONLY_OPTION
 from herald.adapters.sql.repository import (
     SqlActionRepository,
     SqlEventJournal,
@@ -44,12 +45,15 @@ class SqlUnitOfWork:
     actions: ActionRepository
     events: EventJournal
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._engine = engine
+        self._read_only = read_only
         self._conn: Connection | None = None
 
     def __enter__(self) -> Self:
         conn = self._engine.connect()
+        if self._read_only:
+            conn.execution_options(**{READ_ONLY_OPTION: True})
         try:
             conn.begin()
         except BaseException:
