@@ -94,6 +94,47 @@ MIDDLEWARE_OPTS: list[cfg.Opt] = [
     cfg.IntOpt("max_request_body_size", default=114688, help="Largest request body accepted, in bytes."),
 ]
 
+NOTIFICATIONS_OPTS: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "notification_format",
+        default="unversioned",
+        choices=[
+            ("both", "the legacy and the versioned notifications (Herald sends the versioned ones)"),
+            ("versioned", "only the versioned notifications"),
+            ("unversioned", "only the legacy notifications, which Herald does not have: nothing is sent"),
+        ],
+        deprecated_group="DEFAULT",
+        help="Nova's option. Herald sends only Nova's versioned notifications (instance.power_on/power_off "
+        ".start/.end), so with Nova's default, unversioned, it sends none.",
+    ),
+    cfg.ListOpt(
+        "versioned_notifications_topics",
+        default=["versioned_notifications"],
+        help="Topics the versioned notifications are sent to (one copy per topic).",
+    ),
+    cfg.BoolOpt(
+        "bdms_in_notifications",
+        default=False,
+        help="Include the server's volume attachments (block_devices) in the versioned notification payload.",
+    ),
+]
+
+# NOTE: oslo.messaging registers and reads the rest of this group (retry, topics) and [DEFAULT]
+# transport_url itself, from the same configuration files, once notifications are on.
+OSLO_MESSAGING_NOTIFICATIONS_OPTS: list[cfg.Opt] = [
+    cfg.MultiStrOpt(
+        "driver",
+        default=[],
+        help="oslo.messaging notification drivers: messagingv2 (to the message bus), messaging, log, routing, "
+        "noop. Empty (the default, as in Nova) sends nothing, and oslo.messaging is not even loaded.",
+    ),
+    cfg.StrOpt(
+        "transport_url",
+        secret=True,
+        help="Message bus for notifications; unset, the [DEFAULT] transport_url one.",
+    ),
+]
+
 HERALD_OPTS: list[cfg.Opt] = [
     cfg.ListOpt(
         "hosts",
@@ -123,7 +164,20 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
         ("api", API_OPTS),
         ("oslo_middleware", MIDDLEWARE_OPTS),
         ("herald", HERALD_OPTS),
+        ("notifications", NOTIFICATIONS_OPTS),
+        ("oslo_messaging_notifications", OSLO_MESSAGING_NOTIFICATIONS_OPTS),
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationSettings:
+    """``[notifications]`` and what Herald reads of ``[oslo_messaging_notifications]``."""
+
+    notification_format: str = "unversioned"
+    drivers: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ("versioned_notifications",)
+    transport_url: str | None = field(default=None, repr=False)  # may hold a password
+    bdms_in_notifications: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +206,7 @@ class Settings:
     relay_interval: int = 5
     policy_file: str | None = None
     config_files: tuple[str, ...] = field(default_factory=tuple)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
 
 def new_conf() -> cfg.ConfigOpts:
@@ -196,4 +251,15 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         relay_interval=conf.herald.relay_interval,
         policy_file=policy_file,
         config_files=tuple(conf.config_file or ()),
+        notifications=_notification_settings(conf),
+    )
+
+
+def _notification_settings(conf: cfg.ConfigOpts) -> NotificationSettings:
+    return NotificationSettings(
+        notification_format=conf.notifications.notification_format,
+        drivers=tuple(conf.oslo_messaging_notifications.driver),
+        topics=tuple(conf.notifications.versioned_notifications_topics),
+        transport_url=conf.oslo_messaging_notifications.transport_url,
+        bdms_in_notifications=conf.notifications.bdms_in_notifications,
     )

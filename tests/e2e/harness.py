@@ -14,6 +14,7 @@ from herald.adapters.virt.fake import FakeVirtDriver
 from herald.api.app import create_app
 from herald.bootstrap import Deps
 from herald.config import Settings
+from herald.service.ports import Notifier
 
 ADMIN = {"X-Auth-Token": "admin:admin"}
 IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
@@ -114,8 +115,10 @@ def settings_for(db_url: str, **overrides: Any) -> Settings:
     return dataclasses.replace(base, **overrides)
 
 
-async def start_herald(settings: Settings, *, bus: InMemoryBus | None = None) -> tuple[Herald, Deps]:
-    deps = bootstrap.build_embedded(settings, bus=bus)
+async def start_herald(
+    settings: Settings, *, bus: InMemoryBus | None = None, notifier: Notifier | None = None
+) -> tuple[Herald, Deps]:
+    deps = bootstrap.build_embedded(settings, bus=bus, notifier=notifier)
     app = create_app(deps, manage_lifecycle=False)
     await bootstrap.start(deps)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test")

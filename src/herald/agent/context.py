@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from herald.domain.events import DeliveryState
 from herald.domain.records import ActionEvent
+from herald.service.notifications import NO_NOTIFICATIONS, InstanceNotifications, Notification
 from herald.service.ports import NetworkBackend, UnitOfWork, VirtDriver, VolumeBackend
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How the agent dealt with one event delivery; written to the event's record."""
+    """How the agent dealt with one event delivery; written to the event's record.
+
+    ``notifications`` are sent once the outcome is committed, never from inside the transaction.
+    """
 
     state: DeliveryState
     text: str
+    notifications: tuple[Notification, ...] = field(default=(), compare=False)
 
     @classmethod
-    def handled(cls, text: str) -> Outcome:
-        return cls(DeliveryState.HANDLED, text)
+    def handled(cls, text: str, notifications: tuple[Notification, ...] = ()) -> Outcome:
+        return cls(DeliveryState.HANDLED, text, notifications)
 
     @classmethod
-    def failed(cls, text: str) -> Outcome:
-        return cls(DeliveryState.FAILED, text)
+    def failed(cls, text: str, notifications: tuple[Notification, ...] = ()) -> Outcome:
+        return cls(DeliveryState.FAILED, text, notifications)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,7 @@ class EventContext:
     network: NetworkBackend
     volumes: VolumeBackend
     now: datetime
+    notifications: InstanceNotifications = NO_NOTIFICATIONS
 
     def record_action_event(
         self, server_uuid: str, request_id: str, event: str, result: str, details: str | None = None

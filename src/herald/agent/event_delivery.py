@@ -6,6 +6,9 @@ instance-action step and its ``handled`` mark commit together, and one event's f
 touches nothing else. Events that wake a waiter are handed to the waiter registry on
 the loop, then marked. A redelivered batch is first checked against the journal, so a
 delivery already finished has no second effect.
+
+Notifications an outcome carries are sent after its commit, from a worker thread: at
+most once (a crash between the commit and the send loses them; Nova's are best effort too).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from herald.domain.events import DeliveryState, EventName
 from herald.domain.messages import DeliverEvents
 from herald.domain.records import EventEnvelope
 from herald.service.journal_jobs import FindFinished, MarkFinished
-from herald.service.ports import Clock, NetworkBackend, UnitOfWork, VirtDriver, VolumeBackend
+from herald.service.notifications import NO_NOTIFICATIONS, InstanceNotifications, send
+from herald.service.ports import Clock, NetworkBackend, Notifier, UnitOfWork, VirtDriver, VolumeBackend
 from herald.service.writer import Writer
 
 logger = logging.getLogger(__name__)
@@ -49,6 +53,7 @@ class ApplyEvents:
         network: NetworkBackend,
         volumes: VolumeBackend,
         locks: ServerLocks,
+        notifications: InstanceNotifications = NO_NOTIFICATIONS,
     ) -> None:
         self._host = host
         self._clock = clock
@@ -56,6 +61,7 @@ class ApplyEvents:
         self._network = network
         self._volumes = volumes
         self._locks = locks
+        self._notifications = notifications
 
     def run(self, uow: UnitOfWork, items: Sequence[EventEnvelope]) -> list[Outcome | None]:
         """One outcome per event; None for a delivery that was already finished."""
@@ -80,7 +86,9 @@ class ApplyEvents:
                 server = uow.servers.get(event.server_uuid, for_update=True)
                 if server is None:
                     return Outcome.handled("the server no longer exists")
-                ctx = EventContext(uow, self._host, self._driver, self._network, self._volumes, self._clock.now())
+                ctx = EventContext(
+                    uow, self._host, self._driver, self._network, self._volumes, self._clock.now(), self._notifications
+                )
                 outcome = EVENT_HANDLERS[EventName(event.name)](ctx, event, server)
         except Exception as exc:
             # NOTE: one event's failure never blocks the rest of its batch (Nova's does).
@@ -93,10 +101,19 @@ class ApplyEvents:
 class EventDelivery:
     """The agent's handler for :class:`DeliverEvents` messages; returns once the outcomes are committed."""
 
-    def __init__(self, *, writer: Writer, clock: Clock, apply: ApplyEvents, waiters: WaiterRegistry) -> None:
+    def __init__(
+        self,
+        *,
+        writer: Writer,
+        clock: Clock,
+        apply: ApplyEvents,
+        waiters: WaiterRegistry,
+        notifier: Notifier | None = None,
+    ) -> None:
         self._writer = writer
         self._apply = apply
         self._waiters = waiters
+        self._notifier = notifier
         self._mark = MarkFinished(clock)
         self._find_finished = FindFinished()
 
@@ -104,7 +121,10 @@ class EventDelivery:
         waiter_events = [ev for ev in message.events if EventName(ev.name) in WAITER_EVENTS]
         effect_events = [ev for ev in message.events if EventName(ev.name) not in WAITER_EVENTS]
         if effect_events:
-            await asyncio.gather(*(self._writer.submit(self._apply, ev) for ev in effect_events))
+            outcomes = await asyncio.gather(*(self._writer.submit(self._apply, ev) for ev in effect_events))
+            notes = [note for outcome in outcomes if outcome is not None for note in outcome.notifications]
+            if notes and self._notifier is not None:
+                await asyncio.to_thread(send, self._notifier, notes)
         if waiter_events:
             await self._wake(waiter_events, check_journal=message.redelivery)
 

@@ -22,7 +22,7 @@ from herald.domain.messages import (
     StopServer,
     UnshelveServer,
 )
-from herald.service.journal_jobs import MarkFinished
+from herald.service.journal_jobs import Heartbeat, MarkFinished
 from herald.service.ports import Bus, Clock, UnitOfWorkFactory
 from herald.service.writer import Writer
 
@@ -53,6 +53,7 @@ class ComputeAgent:
         self._uow_factory = uow_factory
         self._writer = writer
         self._mark_finished = MarkFinished(clock)
+        self._heartbeat = Heartbeat(clock)
         self._clock = clock
         self.waiters = waiters
         self._delivery = delivery
@@ -84,11 +85,11 @@ class ComputeAgent:
 
     async def start(self) -> None:
         self._ops.bind_loop(asyncio.get_running_loop())
-        await asyncio.to_thread(self._heartbeat)
+        await self.heartbeat()
         await self._bus.subscribe(self.host, self.handle)
         self._periodic = [
             asyncio.create_task(
-                self._every(self._report_interval, lambda: asyncio.to_thread(self._heartbeat)),
+                self._every(self._report_interval, self.heartbeat),
                 name=f"heartbeat-{self.host}",
             ),
             asyncio.create_task(
@@ -150,10 +151,9 @@ class ComputeAgent:
             except Exception:
                 logger.exception("Periodic task on host %s failed", self.host)
 
-    def _heartbeat(self) -> None:
-        with self._uow_factory() as uow:
-            uow.hosts.heartbeat(self.host, self._clock.now())
-            uow.commit()
+    async def heartbeat(self) -> None:
+        """Tell the database this host is alive (``GET /os-services`` shows it up)."""
+        await self._writer.submit(self._heartbeat, self.host)
 
     async def expire_early(self) -> None:
         """Record the early events nobody waited for as ``expired`` (one log line per pass)."""

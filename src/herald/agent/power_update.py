@@ -3,10 +3,18 @@
 Herald decides on the server row read in this transaction, under the server's lock
 (Nova decides on the copy serialized at API time), so a power sync that ran first is
 seen, and the effect, the instance-action step and the event's mark commit together.
+
+Nova's versioned notifications ``instance.power_on|power_off.start`` (before the driver
+is told) and ``.end`` (after it accepted) are built here but returned in the outcome, not
+sent: this runs on the process's writer thread inside a transaction that may still roll
+back or be retried, and a broker that is down would stall every write of the process.
+The agent sends them once the outcome is committed, start then end; a driver failure
+sends the start alone, a no-op sends none (Nova's ``test_power_update*``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from herald.agent.context import EventContext, Outcome
@@ -15,10 +23,15 @@ from herald.domain.events import PowerTag
 from herald.domain.model import PowerState, Server
 from herald.domain.power import power_update_transition
 from herald.domain.records import EventEnvelope
+from herald.service.notifications import Initiator, NotificationAction, Phase
 
 logger = logging.getLogger(__name__)
 
 STEP = "compute_power_update"
+NOTIFICATION_ACTIONS = {
+    PowerTag.POWER_ON: NotificationAction.POWER_ON,
+    PowerTag.POWER_OFF: NotificationAction.POWER_OFF,
+}
 
 
 def handle_power_update(ctx: EventContext, event: EventEnvelope, server: Server) -> Outcome:
@@ -36,20 +49,27 @@ def handle_power_update(ctx: EventContext, event: EventEnvelope, server: Server)
         # NOTE: recorded as a no-op, not as Nova's "Success": nothing was started or stopped.
         ctx.record_action_event(server.uuid, event.request_id, STEP, "No-op", message)
         return Outcome.handled("no-op: " + message)
+    action = NOTIFICATION_ACTIONS[target]
+    initiator = Initiator(event.request_id, event.user_id, event.project_id)
+    # NOTE: Nova saves the task state (powering-on/off) before its start notification; Herald
+    # writes no intermediate row, so the start payload shows the server with that task state.
+    starting = dataclasses.replace(server, task_state=transition.task_state.value)
+    notes = ctx.notifications.action(starting, action, Phase.START, initiator)
     logger.info("Power update called for instance %s with target power state %s.", server.uuid, target)
     try:
         ctx.driver.power_update_event(server, target.value)
     except DriverError as exc:
         logger.warning("power-update %s failed for instance %s: %s", target, server.uuid, exc)
         ctx.record_action_event(server.uuid, event.request_id, STEP, "Error", exc.text)
-        return Outcome.failed(f"driver refused power-update: {exc.text}")
+        return Outcome.failed(f"driver refused power-update: {exc.text}", notes)
     server.vm_state = transition.vm_state.value
     server.power_state = transition.power_state.value
     server.task_state = None
     server.updated_at = ctx.now
     ctx.uow.servers.save(server)
     ctx.record_action_event(server.uuid, event.request_id, STEP, "Success")
-    return Outcome.handled(f"{target}: vm_state {server.vm_state}, power_state {server.power_state}")
+    notes += ctx.notifications.action(server, action, Phase.END, initiator)
+    return Outcome.handled(f"{target}: vm_state {server.vm_state}, power_state {server.power_state}", notes)
 
 
 def _power_name(value: int) -> str:

@@ -23,11 +23,21 @@ from herald.domain.messages import (
 )
 from herald.domain.model import PowerState, Server, TaskState, VmState
 from herald.domain.records import ActionEvent, EventEnvelope
-from herald.service.ports import Clock, NetworkBackend, UnitOfWork, UnitOfWorkFactory, VirtDriver
+from herald.service.notifications import (
+    NO_NOTIFICATIONS,
+    Initiator,
+    InstanceNotifications,
+    NotificationAction,
+    Phase,
+    send,
+)
+from herald.service.ports import Clock, NetworkBackend, Notifier, UnitOfWork, UnitOfWorkFactory, VirtDriver
 
 logger = logging.getLogger(__name__)
 
 NETWORK_FAILURE = "Failed to allocate the network(s), not rescheduling."
+
+ServerHook = Callable[[Server], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +60,8 @@ class ServerOps:
         waiters: WaiterRegistry,
         locks: ServerLocks,
         build_policy: BuildPolicy,
+        notifier: Notifier | None = None,
+        notifications: InstanceNotifications = NO_NOTIFICATIONS,
     ) -> None:
         self._host = host
         self._uow_factory = uow_factory
@@ -59,6 +71,8 @@ class ServerOps:
         self._waiters = waiters
         self._locks = locks
         self._policy = build_policy
+        self._notifier = notifier
+        self._notifications = notifications
 
     # --- helpers ---------------------------------------------------------------
     def _transact(self, command: ServerCommand, step: str, change: Callable[[UnitOfWork, Server], str]) -> None:
@@ -172,16 +186,20 @@ class ServerOps:
         step: str,
         act: Callable[[Server], None] | None,
         done: Callable[[Server], None],
+        notify: tuple[ServerHook, ServerHook] | None = None,
     ) -> str | None:
         """Run ``act`` on the machine, then record the outcome under the server's lock.
 
         The driver may take long (a BMC waits for the power to change): no transaction and no
         lock is held meanwhile, so events and the power sync for this server are not blocked.
+        ``notify`` is called with the server before ``act`` and, after a success, once committed.
         """
         server = self._load(command.server_uuid)
         if server is None:
             logger.info("Instance %s is gone; %s skipped", command.server_uuid, step)
             return None
+        if notify is not None:
+            notify[0](server)
         start = self._clock.now()
         error: str | None = None
         if act is not None:
@@ -206,7 +224,25 @@ class ServerOps:
                 fresh.uuid, command.request_id, ActionEvent(step, start, self._clock.now(), result, error, self._host)
             )
             uow.commit()
+        if notify is not None and error is None:
+            notify[1](fresh)
         return result
+
+    def _notifying(self, command: ServerCommand, action: NotificationAction) -> tuple[ServerHook, ServerHook] | None:
+        """Nova's ``instance.<action>.start`` before the driver and ``.end`` after the commit; none when off."""
+        notifier = self._notifier
+        if notifier is None or not self._notifications.enabled:
+            return None
+        with self._uow_factory() as uow:
+            record = uow.actions.get(command.server_uuid, command.request_id)
+        initiator = Initiator(command.request_id)
+        if record is not None:
+            initiator = Initiator(command.request_id, record.user_id, record.project_id)
+
+        def hook(phase: Phase) -> ServerHook:
+            return lambda server: send(notifier, self._notifications.action(server, action, phase, initiator))
+
+        return hook(Phase.START), hook(Phase.END)
 
     # --- power -----------------------------------------------------------------
     def stop(self, command: StopServer) -> None:
@@ -218,7 +254,8 @@ class ServerOps:
             server.power_state = PowerState.SHUTDOWN.value
             server.task_state = None
 
-        self._step(command, "compute_stop_instance", self._driver.power_off, done)
+        notify = self._notifying(command, NotificationAction.POWER_OFF)
+        self._step(command, "compute_stop_instance", self._driver.power_off, done, notify)
 
     def _power_update_pending(self, command: StopServer) -> bool:
         """A stop the power sync asked for yields to a power-update accepted since (it knows better)."""
@@ -246,7 +283,8 @@ class ServerOps:
             server.power_state = PowerState.RUNNING.value
             server.task_state = None
 
-        self._step(command, "compute_start_instance", self._driver.power_on, done)
+        notify = self._notifying(command, NotificationAction.POWER_ON)
+        self._step(command, "compute_start_instance", self._driver.power_on, done, notify)
 
     # --- shelve ------------------------------------------------------------------
     def shelve(self, command: ShelveServer) -> None:

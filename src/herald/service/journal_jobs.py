@@ -1,4 +1,4 @@
-"""Write jobs on the event journal, run by the :class:`~herald.service.writer.Writer`."""
+"""Write jobs on the event journal and host records, run by the :class:`~herald.service.writer.Writer`."""
 
 from __future__ import annotations
 
@@ -45,3 +45,16 @@ class FindFinished:
     def run(self, uow: UnitOfWork, items: Sequence[Sequence[Key]]) -> list[set[Key]]:
         finished = uow.events.finished([key for batch in items for key in batch])
         return [{key for key in batch if key in finished} for batch in items]
+
+
+class Heartbeat:
+    """Record that compute hosts are alive (the service records behind ``os-services``)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def run(self, uow: UnitOfWork, items: Sequence[str]) -> list[None]:
+        now = self._clock.now()
+        for host in dict.fromkeys(items):
+            uow.hosts.heartbeat(host, now)
+        return [None] * len(items)

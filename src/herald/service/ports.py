@@ -8,7 +8,7 @@ buses) hand work to these ports through threads.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -238,3 +238,34 @@ class VolumeBackend(Protocol):
 
     def get_size_gb(self, volume_id: str) -> int:
         """:raises herald.domain.errors.NotFound: there is no such volume."""
+
+
+class Notifier(Protocol):
+    """Sends Nova's versioned notifications (``[oslo_messaging_notifications]``, ``[notifications]``).
+
+    Delivery is best effort, as in Nova: a notification that cannot be delivered is logged,
+    never raised, and never undoes what it reports.
+    """
+
+    enabled: bool  # False when nothing would be sent: callers may skip building payloads
+
+    def notify(
+        self,
+        event_type: str,
+        payload: Mapping[str, object],
+        *,
+        publisher_id: str,
+        priority: str = "INFO",
+        context: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """Send one notification to every configured driver and topic.
+
+        :param event_type: e.g. ``instance.power_off.start``.
+        :param payload: the serialized versioned object (``nova_object.*`` keys).
+        :param publisher_id: e.g. ``nova-compute:<host>``.
+        :param priority: ``INFO``, ``WARN``, ``ERROR``, ... (oslo.messaging's upper-case names).
+        :param context: request context fields sent alongside (oslo.messaging's ``ctxt``).
+        """
+
+    def close(self) -> None:
+        """Release the transport (connections to the broker)."""

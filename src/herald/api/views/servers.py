@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +18,12 @@ from herald.api.views.common import bookmark, isotime, links, strtime
 from herald.domain.errors import FlavorNotFound
 from herald.domain.flavors import Flavor, get_flavor
 from herald.domain.model import Server, VmState
+from herald.domain.naming import availability_zone, fixed_ip, hostname
+from herald.domain.naming import reservation_id as reservation_id  # re-exported: the create reply uses it
 from herald.service.server_queries import HostStatusName, ServerDetail
 
 _PROGRESS_STATUSES = frozenset({"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"})
 _FAULT_STATUSES = frozenset({"ERROR", "DELETED"})
-_HOSTNAME_INVALID = re.compile(r"[^\w.-]+", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,20 +159,9 @@ def _extended_attributes(req: ApiRequest, server: Server) -> dict[str, Any]:
     return attrs
 
 
-def reservation_id(uuid: str) -> str:
-    """Nova's ``r-xxxxxxxx`` reservation id, derived from the uuid (one server per request)."""
-    return f"r-{uuid[-8:]}"
-
-
 def instance_name(uuid: str) -> str:
     """Nova's default ``instance-%08x`` name, from the uuid since Herald has no integer id."""
     return f"instance-{uuid[:8]}"
-
-
-def hostname(name: str) -> str:
-    """Nova's ``sanitize_hostname``, roughly: lower case, spaces and underscores to dashes, 63 chars."""
-    text = _HOSTNAME_INVALID.sub("", name.lower().replace(" ", "-").replace("_", "-"))
-    return text[:63].strip("-.") or "server"
 
 
 def _image(req: ApiRequest, server: Server) -> dict[str, Any] | str:
@@ -205,9 +194,7 @@ def _flavor(req: ApiRequest, server: Server, options: ViewOptions) -> dict[str, 
 
 
 def _availability_zone(server: Server) -> str:
-    # NOTE: a server gets its zone when it is scheduled; one that never was has none.
-    scheduled = server.host is not None or server.launched_at is not None
-    return "nova" if scheduled else ""
+    return availability_zone(server) or ""
 
 
 def addresses(server: Server) -> dict[str, list[dict[str, Any]]]:
@@ -216,14 +203,9 @@ def addresses(server: Server) -> dict[str, list[dict[str, Any]]]:
         return {}
     result: dict[str, list[dict[str, Any]]] = {}
     for vif in server.vifs:
-        digest = hashlib.sha1(vif.port_id.encode(), usedforsecurity=False).digest()
+        ip = fixed_ip(vif.port_id)
         result.setdefault(vif.network_id or "private", []).append(
-            {
-                "version": 4,
-                "addr": f"10.{digest[0]}.{digest[1]}.{digest[2] % 254 + 1}",
-                "OS-EXT-IPS:type": "fixed",
-                "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:" + ":".join(f"{b:02x}" for b in digest[3:6]),
-            }
+            {"version": ip.version, "addr": ip.address, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": ip.mac}
         )
     return result
 
