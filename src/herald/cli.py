@@ -137,6 +137,20 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _power_watch_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_file_argument(parser)
+    parser.add_argument(
+        "--interval", type=float, metavar="SECONDS", help="Seconds between two polls; overrides [power_watch] interval."
+    )
+
+
+def power_watch(args: argparse.Namespace) -> int:
+    from herald.power_watch import run
+
+    conf = new_conf()
+    return run(settings_from_args(args, conf), conf, interval=args.interval)
+
+
 COMMANDS: dict[str, Command] = {
     "db upgrade": Command("Create or upgrade the database schema.", db_upgrade, _db_upgrade_arguments),
     "config sample": Command("Print a sample herald.conf.", config_sample, _output_file_argument),
@@ -147,6 +161,11 @@ COMMANDS: dict[str, Command] = {
         "Run embedded Herald: the API and an agent per compute host in one process (SQLite, in-process bus).",
         lambda args: serve(args),
         add_server_arguments,
+    ),
+    "power-watch": Command(
+        "Post power-update events for servers whose Redfish node changed power (Ironic's role).",
+        power_watch,
+        _power_watch_arguments,
     ),
 }
 

@@ -50,7 +50,12 @@ DEFAULT_OPTS: list[cfg.Opt] = [
     ),
     cfg.IntOpt("report_interval", default=10, min=1, help="Seconds between agent heartbeats."),
     cfg.IntOpt("service_down_time", default=60, min=1, help="A host not heard from for this long is down."),
-    cfg.StrOpt("compute_driver", default="fake", choices=["fake"], help="Virt driver for the agents."),
+    cfg.StrOpt(
+        "compute_driver",
+        default="fake",
+        choices=[("fake", "machines in memory"), ("redfish", "bare-metal machines through Redfish ([redfish])")],
+        help="Virt driver for the agents.",
+    ),
     cfg.IntOpt(
         "shelved_offload_time",
         default=0,
@@ -155,9 +160,55 @@ HERALD_OPTS: list[cfg.Opt] = [
     ),
 ]
 
+REDFISH_OPTS: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "address",
+        help="Redfish service root URL, e.g. https://bmc.example.com (the service root is /redfish/v1 unless "
+        "the URL has a path). Required with compute_driver = redfish.",
+    ),
+    cfg.StrOpt("username", help="Redfish user."),
+    cfg.StrOpt("password", secret=True, help="Redfish password."),
+    cfg.StrOpt(
+        "auth_type",
+        default="auto",
+        choices=[("auto", "a session, else basic"), ("session", "Redfish sessions"), ("basic", "HTTP basic")],
+        help="How to authenticate to the Redfish service (Ironic's redfish_auth_type).",
+    ),
+    cfg.StrOpt(
+        "verify_ca",
+        default="True",
+        help="True or False to verify the service's TLS certificate or not, or the path of a CA bundle file or "
+        "directory to verify it against.",
+    ),
+    cfg.ListOpt(
+        "systems",
+        default=[],
+        help="Redfish system ids (the <id> of /redfish/v1/Systems/<id>) this compute host may use as nodes, "
+        "in the order they are allocated.",
+    ),
+    cfg.IntOpt(
+        "power_state_change_timeout",
+        default=60,
+        min=1,
+        help="Seconds to wait for a system to reach the requested power state (Ironic's default).",
+    ),
+    cfg.FloatOpt("power_poll_interval", default=1.0, min=0.05, help="Seconds between power-state reads while waiting."),
+]
 
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """For oslo-config-generator (the ``oslo.config.opts`` entry point)."""
+POWER_WATCH_OPTS: list[cfg.Opt] = [
+    cfg.IntOpt(
+        "interval",
+        default=10,
+        min=1,
+        help="herald power-watch: seconds between two reads of every watched node's Redfish power state.",
+    ),
+]
+
+# herald power-watch reaches the compute API with keystoneauth1 (session, auth and adapter options).
+COMPUTE_API_GROUP = "compute_api"
+
+
+def _herald_opts() -> list[tuple[str, list[cfg.Opt]]]:
     return [
         ("DEFAULT", DEFAULT_OPTS),
         ("database", DATABASE_OPTS),
@@ -166,7 +217,51 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
         ("herald", HERALD_OPTS),
         ("notifications", NOTIFICATIONS_OPTS),
         ("oslo_messaging_notifications", OSLO_MESSAGING_NOTIFICATIONS_OPTS),
+        ("redfish", REDFISH_OPTS),
+        ("power_watch", POWER_WATCH_OPTS),
     ]
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """For oslo-config-generator (the ``oslo.config.opts`` entry point)."""
+    # NOTE: imported here: only the sample and power-watch need keystoneauth1 (power_watch.py registers them).
+    from keystoneauth1 import loading as ks_loading
+
+    # The options of the two auth plugins power-watch is documented with, once each (as Ironic lists "password").
+    plugins = {
+        opt.dest: opt for name in ("password", "admin_token") for opt in ks_loading.get_auth_plugin_conf_options(name)
+    }
+    compute_api = [
+        *ks_loading.get_session_conf_options(),
+        *ks_loading.get_auth_common_conf_options(),
+        *plugins.values(),
+        *ks_loading.get_adapter_conf_options(include_deprecated=False),
+    ]
+    return [*_herald_opts(), (COMPUTE_API_GROUP, compute_api)]
+
+
+@dataclass(frozen=True, slots=True)
+class RedfishSettings:
+    """The ``[redfish]`` group. The password is left out of ``repr`` (Settings get logged)."""
+
+    address: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    auth_type: str = "auto"
+    verify: bool | str = True
+    systems: tuple[str, ...] = ()
+    power_state_change_timeout: float = 60.0
+    power_poll_interval: float = 1.0
+
+
+def parse_verify(value: str) -> bool | str:
+    """``verify_ca``: a boolean word, else the path of a CA bundle (as requests takes it)."""
+    word = value.strip().lower()
+    if word in {"true", "yes", "on", "1"}:
+        return True
+    if word in {"false", "no", "off", "0"}:
+        return False
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +302,13 @@ class Settings:
     policy_file: str | None = None
     config_files: tuple[str, ...] = field(default_factory=tuple)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    redfish: RedfishSettings = field(default_factory=RedfishSettings)
+    power_watch_interval: int = 10
 
 
 def new_conf() -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
-    for group, opts in list_opts():
+    for group, opts in _herald_opts():
         conf.register_opts(opts, group=None if group == "DEFAULT" else group)
     return conf
 
@@ -252,6 +349,22 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         policy_file=policy_file,
         config_files=tuple(conf.config_file or ()),
         notifications=_notification_settings(conf),
+        redfish=_redfish_settings(conf),
+        power_watch_interval=conf.power_watch.interval,
+    )
+
+
+def _redfish_settings(conf: cfg.ConfigOpts) -> RedfishSettings:
+    group = conf.redfish
+    return RedfishSettings(
+        address=group.address,
+        username=group.username,
+        password=group.password,
+        auth_type=group.auth_type,
+        verify=parse_verify(group.verify_ca),
+        systems=tuple(s.strip() for s in group.systems if s.strip()),
+        power_state_change_timeout=float(group.power_state_change_timeout),
+        power_poll_interval=group.power_poll_interval,
     )
 
 

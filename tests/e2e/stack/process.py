@@ -20,16 +20,22 @@ def free_port() -> int:
 
 
 class HeraldProcess:
-    """``herald serve`` on a free loopback port; its log goes to ``log_path``."""
+    """``herald serve`` on a free loopback port; its log goes to ``log_path``.
 
-    def __init__(self, database_url: str, log_path: Path, *, hosts: str = "compute-1,compute-2") -> None:
+    :param config_file: a herald.conf to read first (the command-line flags still win).
+    """
+
+    def __init__(
+        self, database_url: str, log_path: Path, *, hosts: str = "compute-1,compute-2", config_file: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         herald = Path(sys.executable).with_name("herald")
+        config = [] if config_file is None else ["--config-file", str(config_file)]
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [str(herald), "serve", "--port", str(self.port), "--hosts", hosts, "--database", database_url],
+            [str(herald), "serve", *config, "--port", str(self.port), "--hosts", hosts, "--database", database_url],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
