@@ -14,7 +14,6 @@ Reuse from another test package: import the fixtures into its ``conftest.py``::
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
@@ -158,11 +157,6 @@ class RedfishEmulator:
                 raise AssertionError(f"system {system_id} did not reach {power} in {timeout} s")
             time.sleep(0.1)
 
-    def basic_auth_header(self) -> str | None:
-        if self.auth is None:
-            return None
-        return "Basic " + base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
-
     def stop(self) -> None:
         self._client.close()
         self.process.terminate()
@@ -174,9 +168,11 @@ class RedfishEmulator:
         self._log.close()
 
 
-def start_emulator(workdir: Path, **kwargs: object) -> Iterator[RedfishEmulator]:
+def start_emulator(
+    workdir: Path, *, auth: tuple[str, str] | None = None, power_delay: int | None = DEFAULT_POWER_DELAY
+) -> Iterator[RedfishEmulator]:
     """Start one, yield it once it answers, stop it (the body of the fixtures below)."""
-    emulator = RedfishEmulator(workdir, **kwargs)  # type: ignore[arg-type]
+    emulator = RedfishEmulator(workdir, auth=auth, power_delay=power_delay)
     try:
         emulator.wait_ready()
         yield emulator
