@@ -6,6 +6,9 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.e2e.harness import Herald, settings_for, start_herald, stop_herald
+from tests.redfish_emulator import redfish_emulator
+
+__all__ = ["herald", "redfish_emulator"]
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 
 from herald import bootstrap
 from herald.adapters.bus.memory import InMemoryBus
@@ -23,9 +24,10 @@ IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
 class Herald:
     """The service plus helpers to make runs deterministic (no sleeps)."""
 
-    def __init__(self, deps: Deps, client: httpx.AsyncClient) -> None:
+    def __init__(self, deps: Deps, client: httpx.AsyncClient, app: Starlette) -> None:
         self.deps = deps
         self.client = client
+        self.app = app
 
     def driver(self, host: str) -> FakeVirtDriver:
         driver = self.deps.drivers[host]
@@ -122,7 +124,7 @@ async def start_herald(
     app = create_app(deps, manage_lifecycle=False)
     await bootstrap.start(deps)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test")
-    return Herald(deps, client), deps
+    return Herald(deps, client, app), deps
 
 
 async def stop_herald(herald: Herald) -> None:

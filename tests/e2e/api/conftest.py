@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+
 from tests.e2e.api.edge_app import build_app
 
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import orjson
 import pytest
-from tests.e2e.api.edge_app import build_app
 
 from herald.config import Settings
+from tests.e2e.api.edge_app import build_app
 
 VERSION_HEADERS = ("openstack-api-version", "x-openstack-nova-api-version")
 P1 = "0a1b2c3d"

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.e2e.api.edge_app import EVENTS_RULE, build_app, parsed_conf
 from keystoneauth1 import fixture as ks_fixture
 from keystonemiddleware.fixture import AuthTokenFixture
 
 from herald.api.keystone import KeystoneAuthenticator
 from herald.api.policy import PolicyEnforcer
+from tests.e2e.api.edge_app import EVENTS_RULE, build_app, parsed_conf
 
 URL = "/v2.1/os-server-external-events"
 FORBIDDEN = {

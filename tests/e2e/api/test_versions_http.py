@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from tests.e2e.api.edge_app import build_app
 
 from herald.config import Settings
+from tests.e2e.api.edge_app import build_app
 
 BASE = "http://compute.test:8774"
 MEDIA_V2 = [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2"}]
