@@ -31,10 +31,18 @@ class ServerActionsController:
         self._deps = deps
         self._policy = server_actions.ActionPolicy(deps.settings.service_down_time, deps.settings.shelved_offload_time)
         self._actions: dict[str, tuple[str, SchemaValidator | None, ActionHandler]] = {
-            "os-start": (SERVERS + "start", SchemaValidator(schemas.start), self._start),
-            "os-stop": (SERVERS + "stop", SchemaValidator(schemas.stop), self._stop),
-            "shelve": (SHELVE + "shelve", SchemaValidator(schemas.shelve), self._shelve),
-            "shelveOffload": (SHELVE + "shelve_offload", SchemaValidator(schemas.shelve_offload), self._offload),
+            "os-start": (SERVERS + "start", SchemaValidator(schemas.start), self._simple(server_actions.start_server)),
+            "os-stop": (SERVERS + "stop", SchemaValidator(schemas.stop), self._simple(server_actions.stop_server)),
+            "shelve": (
+                SHELVE + "shelve",
+                SchemaValidator(schemas.shelve),
+                self._simple(server_actions.shelve_server, policy=self._policy),
+            ),
+            "shelveOffload": (
+                SHELVE + "shelve_offload",
+                SchemaValidator(schemas.shelve_offload),
+                self._simple(server_actions.shelve_offload_server),
+            ),
             "unshelve": (SHELVE + "unshelve", None, self._unshelve),
         }
         self._unshelve_validators = {first: SchemaValidator(schema) for first, schema in schemas.UNSHELVE_SCHEMAS}
@@ -71,46 +79,21 @@ class ServerActionsController:
         first = max(v for v in self._unshelve_validators if v <= version)
         return self._unshelve_validators[first]
 
-    async def _start(self, req: ApiRequest, server: Server, _: Any) -> Outcome:
-        return await run(
-            server_actions.start_server,
-            self._deps.uow_factory(),
-            caller(req),
-            req.request_id,
-            server.uuid,
-            now=self._deps.clock.now(),
-        )
+    def _simple(self, use_case: Callable[..., Outcome], **options: Any) -> ActionHandler:
+        """A handler for an action whose body carries nothing: the use case on the server, now."""
 
-    async def _stop(self, req: ApiRequest, server: Server, _: Any) -> Outcome:
-        return await run(
-            server_actions.stop_server,
-            self._deps.uow_factory(),
-            caller(req),
-            req.request_id,
-            server.uuid,
-            now=self._deps.clock.now(),
-        )
+        async def handle(req: ApiRequest, server: Server, _: Any) -> Outcome:
+            return await run(
+                use_case,
+                self._deps.uow_factory(),
+                caller(req),
+                req.request_id,
+                server.uuid,
+                now=self._deps.clock.now(),
+                **options,
+            )
 
-    async def _shelve(self, req: ApiRequest, server: Server, _: Any) -> Outcome:
-        return await run(
-            server_actions.shelve_server,
-            self._deps.uow_factory(),
-            caller(req),
-            req.request_id,
-            server.uuid,
-            now=self._deps.clock.now(),
-            policy=self._policy,
-        )
-
-    async def _offload(self, req: ApiRequest, server: Server, _: Any) -> Outcome:
-        return await run(
-            server_actions.shelve_offload_server,
-            self._deps.uow_factory(),
-            caller(req),
-            req.request_id,
-            server.uuid,
-            now=self._deps.clock.now(),
-        )
+        return handle
 
     async def _unshelve(self, req: ApiRequest, server: Server, args: Any) -> Outcome:
         host: str | None = None

@@ -66,3 +66,18 @@ class EventRecord:
     dispatched_at: datetime | None = None
     handled_at: datetime | None = None
     outcome: str | None = None
+
+
+def accepted_record(envelope: EventEnvelope, accepted_at: datetime) -> EventRecord:
+    """The journal's first record of a delivery: ``accepted`` at ``accepted_at``."""
+    return EventRecord(
+        envelope.uuid,
+        envelope.request_id,
+        envelope.server_uuid,
+        envelope.name,
+        envelope.tag,
+        envelope.status,
+        envelope.host,
+        "accepted",
+        accepted_at,
+    )

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from herald.domain.events import DeliveryState, EventName, EventStatus, Verdict, judge_event
-from herald.domain.records import EventEnvelope, EventRecord, ServerAction
+from herald.domain.events import EventName, EventStatus, Verdict, judge_event
+from herald.domain.records import EventEnvelope, EventRecord, ServerAction, accepted_record
 from herald.service.ids import new_uuid4
 from herald.service.ports import Clock, ServerTargets, UnitOfWork
 
@@ -107,32 +107,19 @@ def _judge_request(
             )
         event_uuid = new_uuid()
         for host in target.hosts:
-            deliveries.append(
-                EventEnvelope(
-                    event_uuid,
-                    req.request_id,
-                    ev.server_uuid,
-                    ev.name.value,
-                    ev.tag,
-                    ev.status.value,
-                    host,
-                    req.user_id,
-                    req.project_id,
-                )
+            envelope = EventEnvelope(
+                event_uuid,
+                req.request_id,
+                ev.server_uuid,
+                ev.name.value,
+                ev.tag,
+                ev.status.value,
+                host,
+                req.user_id,
+                req.project_id,
             )
-            records.append(
-                EventRecord(
-                    event_uuid,
-                    req.request_id,
-                    ev.server_uuid,
-                    ev.name.value,
-                    ev.tag,
-                    ev.status.value,
-                    host,
-                    DeliveryState.ACCEPTED.value,
-                    now,
-                )
-            )
+            deliveries.append(envelope)
+            records.append(accepted_record(envelope, now))
     return AcceptResult(verdicts, deliveries)
 
 
