@@ -15,7 +15,8 @@ from herald.adapters.bus.memory import InMemoryBus
 from herald.adapters.clock import SystemClock
 from herald.adapters.network.memory import InMemoryNetwork
 from herald.adapters.notifications import NullNotifier, make_notifier
-from herald.adapters.sql.engine import make_engine
+from herald.adapters.sql.checkpointer import Checkpointer
+from herald.adapters.sql.engine import is_sqlite, make_engine
 from herald.adapters.sql.uow import SqlUnitOfWork
 from herald.adapters.virt.fake import FakeVirtDriver
 from herald.adapters.volume.memory import InMemoryVolumes
@@ -89,6 +90,7 @@ class Deps:
     relay: Relay
     events: ExternalEventsService
     notifier: Notifier = field(default_factory=NullNotifier)
+    checkpointer: Checkpointer | None = None
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
     agents: dict[str, ComputeAgent] = field(default_factory=dict)
 
@@ -101,7 +103,10 @@ def build_embedded(
     notifier: Notifier | None = None,
 ) -> Deps:
     """One process: SQLite (or the configured database), an in-memory bus, one agent per host."""
-    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    sqlite = is_sqlite(settings.database_url)
+    engine = make_engine(
+        settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, manual_checkpoints=sqlite
+    )
 
     def uow_factory() -> UnitOfWork:
         return SqlUnitOfWork(engine)
@@ -126,6 +131,7 @@ def build_embedded(
         relay=relay,
         events=ExternalEventsService(writer, clock, relay),
         notifier=notifier or build_notifier(settings),
+        checkpointer=Checkpointer(engine) if sqlite else None,
     )
     for host in settings.hosts:
         deps.drivers[host] = DRIVERS[settings.compute_driver](settings, host)
@@ -214,6 +220,8 @@ async def start(deps: Deps) -> None:
     # NOTE: a few threads are enough (the writer has its own); each extra one costs memory arenas.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=4, thread_name_prefix="herald"))
     deps.writer.start()
+    if deps.checkpointer is not None:
+        deps.checkpointer.start()
     for agent in deps.agents.values():
         await agent.start()
     await deps.relay.start()
@@ -225,5 +233,7 @@ async def stop(deps: Deps) -> None:
         await agent.stop()
     await deps.bus.close()
     deps.writer.stop()
+    if deps.checkpointer is not None:
+        deps.checkpointer.stop()
     deps.notifier.close()
     deps.engine.dispose()

@@ -28,6 +28,9 @@ from herald.service.writer import Writer
 
 logger = logging.getLogger(__name__)
 
+EXPIRE_INTERVAL = 1.0  # seconds between two looks at the early-event buffer
+EXPIRE_SLICE = 500  # expiries recorded per write pass
+
 
 class ComputeAgent:
     """Consumes ``host``'s messages in order; long operations (a build waiting for its ports) run as tasks."""
@@ -93,7 +96,7 @@ class ComputeAgent:
                 name=f"heartbeat-{self.host}",
             ),
             asyncio.create_task(
-                self._every(min(self._early_ttl, 10.0) or 10.0, self.expire_early), name=f"expire-{self.host}"
+                self._every(EXPIRE_INTERVAL, self.expire_early), name=f"expire-{self.host}"
             ),
         ]
         if self._sync_interval is not None:
@@ -172,4 +175,6 @@ class ComputeAgent:
             sample,
             ", ..." if len(expired) > 3 else "",
         )
-        await self._writer.submit(self._mark_finished, results)
+        # NOTE: in slices, each in its own pass, so that a flood of expiries never stalls requests.
+        for start in range(0, len(results), EXPIRE_SLICE):
+            await self._writer.submit(self._mark_finished, results[start : start + EXPIRE_SLICE])

@@ -21,17 +21,19 @@ PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 10
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
+def make_engine(url: str, *, sqlite_synchronous: str = "FULL", manual_checkpoints: bool = False) -> Engine:
     """Build an engine for ``url``; nothing is connected yet.
 
     :param url: ``sqlite:///PATH``, ``sqlite:///:memory:`` or ``postgresql+psycopg://USER:PASS@HOST/DB``.
     :param sqlite_synchronous: SQLite ``PRAGMA synchronous`` (FULL makes every commit survive power loss).
+    :param manual_checkpoints: SQLite: no automatic WAL checkpoints in commits; run a
+        :class:`~herald.adapters.sql.checkpointer.Checkpointer` instead.
     :returns: a new engine; the caller disposes of it.
     :raises ValueError: ``sqlite_synchronous`` is not a SQLite synchronous mode.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, sqlite_synchronous.upper())
+        return _sqlite_engine(parsed, sqlite_synchronous.upper(), manual_checkpoints)
     return create_engine(
         parsed,
         pool_pre_ping=True,
@@ -39,6 +41,10 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         max_overflow=PG_MAX_OVERFLOW,
         pool_recycle=3600,
     )
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
 
 
 def is_sqlite_memory(url: URL) -> bool:
@@ -50,7 +56,7 @@ def is_sqlite_memory(url: URL) -> bool:
 READ_ONLY_OPTION = "herald_read_only"
 
 
-def _sqlite_engine(url: URL, synchronous: str) -> Engine:
+def _sqlite_engine(url: URL, synchronous: str, manual_checkpoints: bool) -> Engine:
     if synchronous not in SQLITE_SYNCHRONOUS_MODES:
         raise ValueError(f"sqlite_synchronous must be one of {SQLITE_SYNCHRONOUS_MODES}, not {synchronous!r}")
     connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
@@ -71,6 +77,8 @@ def _sqlite_engine(url: URL, synchronous: str) -> Engine:
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+            if manual_checkpoints:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
         finally:
             cursor.close()
 
