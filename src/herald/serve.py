@@ -10,7 +10,8 @@ import uvicorn
 from oslo_config import cfg
 from sqlalchemy.engine import make_url
 
-from herald.adapters.sql.migrate import upgrade
+from herald.adapters.sql.engine import make_engine
+from herald.adapters.sql.schema_version import is_current
 from herald.api.app import create_app
 from herald.bootstrap import build_embedded
 from herald.config import Settings
@@ -30,12 +31,25 @@ def uvicorn_options() -> dict[str, object]:
     }
 
 
+def ensure_schema(url: str) -> None:
+    """Create or upgrade the schema if needed (alembic is only loaded then)."""
+    engine = make_engine(url)
+    try:
+        current = is_current(engine)
+    finally:
+        engine.dispose()
+    if not current:
+        from herald.adapters.sql.migrate import upgrade
+
+        upgrade(url)
+
+
 def serve_embedded(settings: Settings, conf: cfg.ConfigOpts) -> None:
     # NOTE: the writer thread and the event loop share the GIL; hand it over every 0.5 ms
     # instead of 5 ms so a request never waits long behind a database pass.
     sys.setswitchinterval(0.0005)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    upgrade(settings.database_url)
+    ensure_schema(settings.database_url)
     deps = build_embedded(settings)
     app = create_app(deps, conf)
     # NOTE: the start-up heap (libraries, schemas, the app) never becomes garbage: keep the

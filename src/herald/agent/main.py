@@ -95,9 +95,7 @@ class ComputeAgent:
                 self._every(self._report_interval, self.heartbeat),
                 name=f"heartbeat-{self.host}",
             ),
-            asyncio.create_task(
-                self._every(EXPIRE_INTERVAL, self.expire_early), name=f"expire-{self.host}"
-            ),
+            asyncio.create_task(self._every(EXPIRE_INTERVAL, self.expire_early), name=f"expire-{self.host}"),
         ]
         if self._sync_interval is not None:
             self._periodic.append(

@@ -79,3 +79,22 @@ def test_downgrade_drops_everything(db_url: str) -> None:
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     finally:
         engine.dispose()
+
+
+def test_schema_version_knows_the_newest_migration(engine: Engine) -> None:
+    from herald.adapters.sql import migrate
+    from herald.adapters.sql.schema_version import HEAD_REVISION, is_current
+
+    assert migrate.head() == HEAD_REVISION
+    assert is_current(engine)
+
+
+def test_a_new_database_is_not_current(db_url: str) -> None:
+    from herald.adapters.sql.engine import make_engine
+    from herald.adapters.sql.schema_version import is_current
+
+    fresh = make_engine(db_url)
+    try:
+        assert not is_current(fresh)
+    finally:
+        fresh.dispose()
