@@ -182,6 +182,7 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
     ops = ServerOps(
         host=host,
         uow_factory=deps.uow_factory,
+        read_uow_factory=deps.read_uow_factory,
         clock=deps.clock,
         driver=driver,
         network=deps.network,
@@ -204,7 +205,7 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
         early_ttl=float(settings.early_event_ttl),
         power_sync=PowerSync(
             host=host,
-            uow_factory=deps.uow_factory,
+            uow_factory=deps.read_uow_factory,
             writer=deps.writer,
             driver=driver,
             bus=deps.bus,

@@ -127,6 +127,16 @@ async def start_herald(
     return Herald(deps, client, app), deps
 
 
+async def crash_herald(herald: Herald) -> None:
+    """Stop like a killed process: nothing finishes, no waiter is woken, nothing more is written."""
+    await herald.client.aclose()
+    for agent in herald.deps.agents.values():
+        await agent.abandon()
+    await herald.deps.bus.close()
+    herald.deps.writer.stop()
+    herald.deps.engine.dispose()
+
+
 async def stop_herald(herald: Herald) -> None:
     await herald.client.aclose()
     await bootstrap.stop(herald.deps)

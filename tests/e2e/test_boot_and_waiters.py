@@ -7,7 +7,7 @@ import uuid
 import pytest
 from sqlalchemy import Engine
 
-from tests.e2e.harness import Herald, settings_for, start_herald, stop_herald
+from tests.e2e.harness import Herald, crash_herald, settings_for, start_herald, stop_herald
 
 
 async def _boot_with_ports(herald: Herald, count: int = 2) -> tuple[str, list[str]]:
@@ -118,5 +118,22 @@ async def test_unmatched_plug_event_expires_and_is_recorded(db_url: str, engine:
         await herald.deps.agents["compute-2"].expire_early()
         (record,) = await herald.records(server_uuid=server_id)
         assert record["state"] == "expired"
+    finally:
+        await stop_herald(herald)
+
+
+async def test_a_build_cut_short_by_a_restart_ends_in_error(db_url: str, engine: Engine) -> None:
+    herald, _ = await start_herald(settings_for(db_url))
+    try:
+        server_id, _ = await _boot_with_ports(herald, 1)
+        await _until_waiting(herald, server_id, 1)
+    finally:
+        await crash_herald(herald)
+    herald, _ = await start_herald(settings_for(db_url))
+    try:
+        await herald.settle()
+        server = await herald.server(server_id)
+        assert server["status"] == "ERROR"
+        assert server["fault"]["message"] == "The compute host restarted while the instance was being built."
     finally:
         await stop_herald(herald)

@@ -9,6 +9,7 @@ from typing import Any
 
 from herald.agent.event_delivery import EventDelivery
 from herald.agent.power_sync import PowerSync
+from herald.agent.recovery import RecoverHost
 from herald.agent.server_ops import ServerOps
 from herald.agent.waiters import WaiterRegistry
 from herald.domain.events import DeliveryState
@@ -89,7 +90,10 @@ class ComputeAgent:
     async def start(self) -> None:
         self._ops.bind_loop(asyncio.get_running_loop())
         await self.heartbeat()
+        again = await self._writer.submit(RecoverHost(self.host), self._clock.now())
         await self._bus.subscribe(self.host, self.handle)
+        if again:
+            await self._bus.publish(self.host, again)
         self._periodic = [
             asyncio.create_task(
                 self._every(self._report_interval, self.heartbeat),
@@ -115,6 +119,13 @@ class ComputeAgent:
             logger.error("Host %s got a message it does not know: %r", self.host, message)
             return
         await handler(message)
+
+    async def abandon(self) -> None:
+        """Drop everything under way without finishing it (what a crash does; tests use it)."""
+        tasks = [*self._periodic, *self._tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     @property
     def busy(self) -> bool:

@@ -156,6 +156,7 @@ class PowerSync:
         return [outcome for outcome in results if outcome is not None]
 
     def _servers(self) -> list[Server]:
+        # NOTE: bootstrap hands this class a read-only unit of work factory: it only lists.
         with self._uow_factory() as uow:
             return uow.servers.list(host=self._host)
 

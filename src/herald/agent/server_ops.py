@@ -54,6 +54,7 @@ class ServerOps:
         *,
         host: str,
         uow_factory: UnitOfWorkFactory,
+        read_uow_factory: UnitOfWorkFactory,
         clock: Clock,
         driver: VirtDriver,
         network: NetworkBackend,
@@ -65,6 +66,7 @@ class ServerOps:
     ) -> None:
         self._host = host
         self._uow_factory = uow_factory
+        self._read_uow_factory = read_uow_factory
         self._clock = clock
         self._driver = driver
         self._network = network
@@ -128,7 +130,7 @@ class ServerOps:
         await asyncio.to_thread(self._finish_build, command)
 
     def _load(self, server_uuid: str) -> Server | None:
-        with self._uow_factory() as uow:
+        with self._read_uow_factory() as uow:
             return uow.servers.get(server_uuid)
 
     def _spawn(self, command: BuildServer) -> bool:

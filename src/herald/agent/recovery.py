@@ -1,0 +1,52 @@
+"""What an agent does at start with servers an earlier run left half-way (Nova's ``init_host``).
+
+The in-process bus keeps nothing across a restart, and an operation running when the
+process died never finished: a build still waiting for its ports, a stop half done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from herald.domain.messages import DeleteServer, ServerCommand
+from herald.domain.model import PowerState, TaskState, VmState
+from herald.service.ids import new_uuid4
+from herald.service.ports import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+BUILD_INTERRUPTED = "The compute host restarted while the instance was being built."
+
+
+class RecoverHost:
+    """The write job run once at agent start; returns the commands to run again."""
+
+    def __init__(self, host: str) -> None:
+        self._host = host
+
+    def run(self, uow: UnitOfWork, items: Sequence[datetime]) -> list[list[ServerCommand]]:
+        (now,) = items
+        again: list[ServerCommand] = []
+        for server in uow.servers.list(host=self._host):
+            if server.vm_state == VmState.BUILDING:
+                logger.warning(
+                    "Instance %s was building when host %s restarted; setting it to ERROR", server.uuid, self._host
+                )
+                server.vm_state = VmState.ERROR.value
+                server.power_state = PowerState.NOSTATE.value
+                server.task_state = None
+                server.fault = {"code": 500, "message": BUILD_INTERRUPTED}
+            elif server.task_state == TaskState.DELETING:
+                again.append(DeleteServer(server.uuid, f"req-{new_uuid4()}"))
+                continue
+            elif server.task_state is not None:
+                # NOTE: the power sync then reconciles vm_state and power_state with the machine.
+                logger.info("Instance %s: clearing task_state %s left by a restart", server.uuid, server.task_state)
+                server.task_state = None
+            else:
+                continue
+            server.updated_at = now
+            uow.servers.save(server)
+        return [again]
