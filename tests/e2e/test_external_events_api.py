@@ -339,3 +339,21 @@ async def test_event_records_need_admin_or_service(herald: Herald) -> None:
     assert resp.status_code == 403
     resp = await herald.client.get(PATH + "?state=bogus", headers={"X-Auth-Token": "admin:admin"})
     assert resp.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"name": [], "server_uuid": MISSING},
+        {"name": {"a": 1}, "server_uuid": MISSING},
+        {"name": "network-changed", "server_uuid": MISSING, "status": {"a": 1}},
+        {"name": "network-changed", "server_uuid": MISSING, "status": ["completed"]},
+        {"name": "network-changed", "server_uuid": 7},
+        {"name": "network-changed", "server_uuid": MISSING, "tag": 10**30},
+    ],
+)
+async def test_values_of_the_wrong_type_are_400_never_500(herald: Herald, event: dict[str, object]) -> None:
+    for path in (PATH, "/v2/os-server-external-events"):
+        resp = await herald.post(path, {"events": [event]}, version="2.93")
+        assert resp.status_code == 400, resp.text
+        assert "badRequest" in resp.json()

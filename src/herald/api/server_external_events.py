@@ -80,11 +80,14 @@ def _fast_parse(body: object, names: dict[str, EventName]) -> list[IncomingEvent
     for item in items:
         if type(item) is not dict or not _EVENT_KEYS.issuperset(item):
             return None
-        name = names.get(item.get("name"))  # type: ignore[arg-type]
+        raw_name, raw_status = item.get("name"), item.get("status", "completed")
+        if type(raw_name) is not str or type(raw_status) is not str:
+            return None
+        name = names.get(raw_name)
         server_uuid = item.get("server_uuid")
         if name is None or type(server_uuid) is not str or not _CANONICAL_UUID.match(server_uuid):
             return None
-        status = _STATUSES.get(item.get("status", "completed"))
+        status = _STATUSES.get(raw_status)
         tag = item.get("tag")
         if status is None or (tag is not None and (type(tag) is not str or len(tag) > TAG_MAX_LENGTH)):
             return None

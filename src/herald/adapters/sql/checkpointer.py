@@ -12,6 +12,7 @@ import logging
 import threading
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ class Checkpointer:
         try:
             with self._engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except OperationalError as exc:
+            # NOTE: busy or locked: a checkpoint is only ever deferred, the next one catches up.
+            logger.debug("WAL checkpoint deferred: %s", exc)
         except Exception:
             logger.exception("WAL checkpoint failed; the next one will retry")
 
