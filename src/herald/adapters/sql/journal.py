@@ -17,7 +17,7 @@ from sqlalchemy import (
     tuple_,
 )
 
-from herald.adapters.sql.driver_sql import statement, timestamp
+from herald.adapters.sql.driver_sql import executemany, timestamp
 from herald.adapters.sql.servers import MAX_IN_LIST
 from herald.adapters.sql.tables import external_events
 from herald.domain.events import DeliveryState
@@ -115,13 +115,13 @@ class SqlEventJournal:
             )
             for r in records
         ]
-        conn.exec_driver_sql(statement(conn, self._INSERT_SQL), rows)
+        executemany(conn, self._INSERT_SQL, rows)
 
     def mark_dispatched(self, keys: Sequence[tuple[str, str]], now: datetime) -> None:
         """Move these (uuid, host) deliveries from ``accepted`` to ``dispatched``; others stay as they are."""
         if keys:
             at = timestamp(self._conn, now)
-            self._conn.exec_driver_sql(statement(self._conn, self._DISPATCHED_SQL), [(at, u, h) for u, h in keys])
+            executemany(self._conn, self._DISPATCHED_SQL, [(at, u, h) for u, h in keys])
 
     def finished(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """:returns: those of the (uuid, host) pairs that are handled, failed or expired."""
@@ -140,7 +140,7 @@ class SqlEventJournal:
         if results:
             at = timestamp(self._conn, now)
             params = [(state, outcome, at, at, u, h) for u, h, state, outcome in results]
-            self._conn.exec_driver_sql(statement(self._conn, self._FINISHED_SQL), params)
+            executemany(self._conn, self._FINISHED_SQL, params)
 
     def undelivered(self, *, include_dispatched: bool, older_than: datetime | None, limit: int) -> list[EventEnvelope]:
         """Deliveries still ``accepted`` (and ``dispatched`` too, if asked), oldest first.
