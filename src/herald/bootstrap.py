@@ -116,7 +116,7 @@ def build_embedded(
 
     clock = clock or SystemClock()
     bus = bus or InMemoryBus()
-    writer = Writer(uow_factory)
+    writer = Writer(uow_factory, gather_delay=settings.commit_gather_delay)
     relay = Relay(bus, writer, read_uow_factory, clock, interval=settings.relay_interval, volatile_bus=bus.volatile)
     deps = Deps(
         settings=settings,

@@ -158,6 +158,13 @@ HERALD_OPTS: list[cfg.Opt] = [
     cfg.IntOpt(
         "relay_interval", default=5, min=1, help="Seconds between relay passes that re-dispatch undelivered events."
     ),
+    cfg.FloatOpt(
+        "commit_gather_delay",
+        default=0.0005,
+        min=0,
+        help="Seconds the database writer waits for more work when a commit would carry little "
+        "(fewer, fuller commits under load); 0 commits at once.",
+    ),
 ]
 
 REDFISH_OPTS: list[cfg.Opt] = [
@@ -299,6 +306,7 @@ class Settings:
     early_event_buffer_size: int = 1024
     early_event_ttl: int = 300
     relay_interval: int = 5
+    commit_gather_delay: float = 0.0005
     policy_file: str | None = None
     config_files: tuple[str, ...] = field(default_factory=tuple)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
@@ -346,6 +354,7 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         early_event_buffer_size=conf.herald.early_event_buffer_size,
         early_event_ttl=conf.herald.early_event_ttl,
         relay_interval=conf.herald.relay_interval,
+        commit_gather_delay=conf.herald.commit_gather_delay,
         policy_file=policy_file,
         config_files=tuple(conf.config_file or ()),
         notifications=_notification_settings(conf),
