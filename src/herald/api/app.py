@@ -46,8 +46,9 @@ def api_routes(edge: Edge, deps: Deps) -> list[BaseRoute]:
         settings=deps.settings,
     )
     return [
-        *version_routes(edge),
+        # NOTE: the hot route first: Starlette tries routes in order.
         *edge.routes("/os-server-external-events", events.create, methods=["POST"]),
+        *version_routes(edge),
         *edge.routes("/os-server-external-events", records.index, methods=["GET"]),
         *compute_routes(edge, compute),
     ]

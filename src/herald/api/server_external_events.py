@@ -11,7 +11,7 @@ from herald.api.edge import ApiRequest, ApiResponse
 from herald.api.microversion import APIVersion
 from herald.api.schemas.server_external_events import TAG_MAX_LENGTH, request_schema
 from herald.api.validation import SchemaValidator
-from herald.domain.events import EventName, EventStatus, names_for_version
+from herald.domain.events import SCHEMA_VERSIONS, EventName, EventStatus, names_for_version
 from herald.service.accept import AcceptRequest, IncomingEvent
 from herald.service.external_events import ExternalEventsService
 
@@ -35,13 +35,15 @@ class _VersionRules:
 class ServerExternalEventsController:
     def __init__(self, service: ExternalEventsService) -> None:
         self._service = service
-        self._rules: dict[tuple[int, int], _VersionRules] = {}
+        self._rules: dict[tuple[int, int], _VersionRules] = {}  # by request version
+        self._by_since: dict[tuple[int, int], _VersionRules] = {}  # by schema version
 
     def _rules_for(self, version: APIVersion) -> _VersionRules:
-        key = max(v for v in ((2, 0), (2, 51), (2, 76), (2, 82), (2, 93)) if v <= tuple(version))
-        rules = self._rules.get(key)
+        rules = self._rules.get(version)
         if rules is None:
-            rules = self._rules[key] = _VersionRules(key)
+            since = max(v for v in SCHEMA_VERSIONS if v <= tuple(version))
+            rules = self._by_since.get(since) or _VersionRules(since)
+            self._by_since[since] = self._rules[version] = rules
         return rules
 
     async def create(self, req: ApiRequest) -> ApiResponse:
