@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from herald.domain.events import EventName, EventStatus, Verdict, judge_event
+from herald.domain.events import DeliveryState, EventName, EventStatus, Verdict, judge_event
 from herald.domain.records import EventEnvelope, EventRecord, ServerAction, accepted_record
 from herald.service.ids import new_uuid4
 from herald.service.ports import Clock, ServerTargets, UnitOfWork
@@ -46,12 +46,15 @@ class AcceptResult:
 class AcceptEvents:
     """The accept write job: many requests judged with one query and recorded with one statement each."""
 
-    def __init__(self, clock: Clock, new_uuid: Callable[[], str] = new_uuid4) -> None:
+    def __init__(self, clock: Clock, new_uuid: Callable[[], str] = new_uuid4, *, handed_off: bool = False) -> None:
+        """:param handed_off: the deliveries go to an in-process bus right after the commit: record
+        them ``dispatched`` at once instead of writing every row a second time."""
         self._clock = clock
         self._new_uuid = new_uuid
+        self._handed_off = handed_off
 
     def run(self, uow: UnitOfWork, items: Sequence[AcceptRequest]) -> list[AcceptResult]:
-        return judge_and_record(uow, items, self._clock.now(), self._new_uuid)
+        return judge_and_record(uow, items, self._clock.now(), self._new_uuid, handed_off=self._handed_off)
 
 
 def accept_external_events(
@@ -68,13 +71,22 @@ def accept_external_events(
 
 
 def judge_and_record(
-    uow: UnitOfWork, requests: Sequence[AcceptRequest], now: datetime, new_uuid: Callable[[], str]
+    uow: UnitOfWork,
+    requests: Sequence[AcceptRequest],
+    now: datetime,
+    new_uuid: Callable[[], str],
+    *,
+    handed_off: bool = False,
 ) -> list[AcceptResult]:
     """Judge every event in request order and record the accepted ones (no commit)."""
     targets = uow.servers.targets({ev.server_uuid for req in requests for ev in req.events})
     records: list[EventRecord] = []
     actions: list[ServerAction] = []
     results = [_judge_request(req, targets, now, new_uuid, records, actions) for req in requests]
+    if handed_off:
+        for record in records:
+            record.state = DeliveryState.DISPATCHED.value
+            record.dispatched_at = now
     if records:
         uow.events.record(records)
     if actions:

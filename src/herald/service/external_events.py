@@ -14,7 +14,7 @@ class ExternalEventsService:
     def __init__(self, writer: Writer, clock: Clock, relay: Relay) -> None:
         self._writer = writer
         self._relay = relay
-        self._job = AcceptEvents(clock)
+        self._job = AcceptEvents(clock, handed_off=relay.hands_off_at_commit)
 
     async def accept(self, request: AcceptRequest) -> AcceptResult:
         result = await self._writer.submit(self._job, request)

@@ -28,6 +28,14 @@ class MarkDispatched:
         return [None] * len(items)
 
 
+class MarkUndispatched:
+    """Put deliveries whose hand-off failed back to ``accepted``, for the relay's next pass."""
+
+    def run(self, uow: UnitOfWork, items: Sequence[Sequence[Key]]) -> list[None]:
+        uow.events.mark_undispatched([key for batch in items for key in batch])
+        return [None] * len(items)
+
+
 class MarkFinished:
     """Record how the agent dealt with deliveries (handled, failed or expired, with the outcome)."""
 

@@ -94,6 +94,9 @@ class EventJournal(Protocol):
     def mark_dispatched(self, keys: Sequence[tuple[str, str]], now: datetime) -> None:
         """(uuid, host) pairs handed to the bus; only rows still ``accepted`` move."""
 
+    def mark_undispatched(self, keys: Sequence[tuple[str, str]]) -> None:
+        """(uuid, host) deliveries recorded ``dispatched`` whose hand-off failed: back to ``accepted``."""
+
     def finished(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these (uuid, host) deliveries are already handled, failed or expired."""
 

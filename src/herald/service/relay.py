@@ -14,7 +14,7 @@ from typing import Any
 
 from herald.domain.messages import DeliverEvents
 from herald.domain.records import EventEnvelope
-from herald.service.journal_jobs import MarkDispatched
+from herald.service.journal_jobs import MarkDispatched, MarkUndispatched
 from herald.service.ports import Bus, Clock, UnitOfWorkFactory
 from herald.service.writer import Writer
 
@@ -27,8 +27,11 @@ class Relay:
     Hand-offs made during one turn of the event loop are published together: one
     message per host, however many requests committed in the same pass.
 
-    :param volatile_bus: the bus loses messages when the process dies (in-memory), so
-        deliveries already ``dispatched`` but not finished are re-sent at start-up too.
+    :param volatile_bus: the bus lives in this process and loses messages when the process dies
+        (in-memory): deliveries already ``dispatched`` but not finished are re-sent at start-up,
+        and since such a bus takes a message the moment it is published, the accept transaction
+        records the hand-off itself (:attr:`hands_off_at_commit`); a publish that fails puts its
+        deliveries back to ``accepted`` for the periodic pass.
     """
 
     def __init__(
@@ -50,6 +53,8 @@ class Relay:
         self._volatile_bus = volatile_bus
         self._batch_limit = batch_limit
         self._mark = MarkDispatched(clock)
+        self._unmark = MarkUndispatched()
+        self.hands_off_at_commit = volatile_bus
         self._pending: dict[str, list[EventEnvelope]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._periodic: asyncio.Task[None] | None = None
@@ -110,12 +115,16 @@ class Relay:
                 logger.exception("Relay pass failed; retrying in %s s", self._interval)
 
     async def _publish(self, host: str, envelopes: Sequence[EventEnvelope], *, redelivery: bool) -> None:
+        keys = [(envelope.uuid, host) for envelope in envelopes]
         try:
             await self._bus.publish(host, [DeliverEvents(tuple(envelopes), redelivery=redelivery)])
         except Exception:
             logger.exception("Could not dispatch %d events to host %s; the relay will retry", len(envelopes), host)
+            if self.hands_off_at_commit:
+                await self._writer.submit(self._unmark, keys)
             return
-        await self._writer.submit(self._mark, [(envelope.uuid, host) for envelope in envelopes])
+        if not self.hands_off_at_commit:
+            await self._writer.submit(self._mark, keys)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -123,6 +123,16 @@ class SqlEventJournal:
             at = timestamp(self._conn, now)
             executemany(self._conn, self._DISPATCHED_SQL, [(at, u, h) for u, h in keys])
 
+    _UNDISPATCHED_SQL = (
+        "UPDATE external_events SET state = 'accepted', dispatched_at = NULL"
+        " WHERE uuid = ? AND host = ? AND state = 'dispatched'"
+    )
+
+    def mark_undispatched(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Deliveries recorded ``dispatched`` whose hand-off failed go back to ``accepted``."""
+        if keys:
+            executemany(self._conn, self._UNDISPATCHED_SQL, list(keys))
+
     def finished(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """:returns: those of the (uuid, host) pairs that are handled, failed or expired."""
         wanted = list(dict.fromkeys(keys))

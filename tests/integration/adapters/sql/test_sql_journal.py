@@ -161,3 +161,25 @@ def test_uncommitted_records_are_invisible(uow_factory: UowFactory) -> None:
     with uow_factory() as uow:
         uow.events.record([_record("e1")])
     assert _states(uow_factory) == {}
+
+
+def test_mark_undispatched_puts_only_dispatched_rows_back(uow_factory: UowFactory) -> None:
+    """An in-process hand-off recorded at accept time is undone when the publish failed."""
+    t1 = T0 + timedelta(seconds=1)
+    _record_all(
+        uow_factory,
+        _record("e1", state=DISPATCHED, dispatched_at=t1),
+        _record("e2", state=HANDLED, dispatched_at=t1),
+        _record("e3"),
+    )
+    with uow_factory() as uow:
+        uow.events.mark_undispatched([("e1", "c1"), ("e2", "c1"), ("e3", "c1")])
+        uow.commit()
+    with uow_factory() as uow:
+        got = {r.uuid: (r.state, r.dispatched_at) for r in uow.events.query()}
+    assert got == {"e1": (ACCEPTED, None), "e2": (HANDLED, t1), "e3": (ACCEPTED, None)}
+    with uow_factory() as uow:
+        assert [e.uuid for e in uow.events.undelivered(include_dispatched=False, older_than=None, limit=10)] == [
+            "e1",
+            "e3",
+        ]
