@@ -65,17 +65,15 @@ def make_watch(tmp_path: Path) -> Iterator[Callable[[RedfishEmulator, str], Powe
 
 
 @pytest.fixture
-def herald_on_redfish(redfish_emulator: RedfishEmulator, tmp_path: Path) -> Iterator[HeraldProcess]:
-    """``herald serve`` with one compute host whose nodes are the emulator's systems (no periodic power sync)."""
+def herald_on_redfish(redfish_emulator: RedfishEmulator, db_url: str, tmp_path: Path) -> Iterator[HeraldProcess]:
+    """``herald serve`` (on each database) with one compute host whose nodes are the emulator's systems."""
     path = tmp_path / "herald.conf"
     path.write_text(
         "[DEFAULT]\ncompute_driver = redfish\nsync_power_state_interval = -1\n"
         f"[redfish]\naddress = {redfish_emulator.url}\nsystems = {','.join(redfish_emulator.system_ids)}\n"
         "power_poll_interval = 0.2\n"
     )
-    process = HeraldProcess(
-        f"sqlite:///{tmp_path / 'herald.sqlite'}", tmp_path / "herald.log", hosts="compute-1", config_file=path
-    )
+    process = HeraldProcess(db_url, tmp_path / "herald.log", hosts="compute-1", config_file=path)
     try:
         process.wait_ready()
         yield process
