@@ -12,8 +12,9 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 
 from herald import bootstrap
+from herald.api.app import compute_deps
 from herald.api.auth import NoAuth2Authenticator
-from herald.api.compute import ComputeDeps, compute_routes
+from herald.api.compute import compute_routes
 from herald.api.edge import Edge
 from herald.api.policy import PolicyEnforcer
 from herald.api.versions import exception_handlers
@@ -53,15 +54,7 @@ async def cloud(engine: Engine, db_url: str) -> AsyncIterator[Cloud]:
     settings = Settings(database_url=db_url, hosts=("compute-1", "compute-2"), vif_plugging_timeout=5)
     deps = bootstrap.build_embedded(settings)
     await bootstrap.start(deps)
-    compute = ComputeDeps(
-        uow_factory=deps.uow_factory,
-        read_uow_factory=deps.read_uow_factory,
-        bus=deps.bus,
-        clock=deps.clock,
-        network=deps.network,
-        volumes=deps.volumes,
-        settings=settings,
-    )
+    compute = compute_deps(deps)
     conf = cfg.ConfigOpts()
     conf([], project="herald", default_config_files=[], default_config_dirs=[])
     edge = Edge(settings=settings, authenticator=NoAuth2Authenticator(), policy=PolicyEnforcer(conf))

@@ -33,10 +33,9 @@ def build_edge(deps: Deps, conf: cfg.ConfigOpts | None = None) -> Edge:
     )
 
 
-def api_routes(edge: Edge, deps: Deps) -> list[BaseRoute]:
-    events = ServerExternalEventsController(deps.events)
-    records = EventRecordsController(deps.read_uow_factory)
-    compute = ComputeDeps(
+def compute_deps(deps: Deps) -> ComputeDeps:
+    """What the servers, flavors, actions and services APIs need, out of the process's Deps."""
+    return ComputeDeps(
         uow_factory=deps.uow_factory,
         read_uow_factory=deps.read_uow_factory,
         bus=deps.bus,
@@ -45,6 +44,12 @@ def api_routes(edge: Edge, deps: Deps) -> list[BaseRoute]:
         volumes=deps.volumes,
         settings=deps.settings,
     )
+
+
+def api_routes(edge: Edge, deps: Deps) -> list[BaseRoute]:
+    events = ServerExternalEventsController(deps.events)
+    records = EventRecordsController(deps.read_uow_factory)
+    compute = compute_deps(deps)
     return [
         # NOTE: the hot route first: Starlette tries routes in order.
         *edge.routes("/os-server-external-events", events.create, methods=["POST"]),
