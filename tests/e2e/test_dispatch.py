@@ -126,7 +126,10 @@ async def test_a_redelivered_event_has_no_second_effect(herald: Herald) -> None:
         stored = uow.events.query(server_uuid=server_id)
     from herald.domain.records import EventEnvelope
 
-    replay = [EventEnvelope(r.uuid, r.request_id, r.server_uuid, r.name, r.tag, r.status, r.host) for r in stored]
+    replay = [
+        EventEnvelope(r.uuid, r.request_id, r.server_uuid, r.name, r.tag, r.status, r.host, id=r.id or 0)
+        for r in stored
+    ]
     await herald.deps.bus.publish("compute-1", [DeliverEvents(tuple(replay))])
     await herald.settle()
     assert (await herald.server(server_id))["status"] == "ACTIVE"

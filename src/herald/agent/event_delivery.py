@@ -65,18 +65,18 @@ class ApplyEvents:
 
     def run(self, uow: UnitOfWork, items: Sequence[EventEnvelope]) -> list[Outcome | None]:
         """One outcome per event; None for a delivery that was already finished."""
-        finished = uow.events.finished([(ev.uuid, ev.host) for ev in items])
+        finished = uow.events.finished([ev.id for ev in items])
         now = self._clock.now()
         outcomes: list[Outcome | None] = []
-        marks: list[tuple[str, str, str, str | None]] = []
+        marks: list[tuple[int, str, str | None]] = []
         for event in items:
-            if (event.uuid, event.host) in finished:
+            if event.id in finished:
                 logger.debug("Event %s for instance %s already handled; skipped", event.uuid, event.server_uuid)
                 outcomes.append(None)
                 continue
             outcome = self._apply(uow, event, now)
             outcomes.append(outcome)
-            marks.append((event.uuid, event.host, outcome.state.value, outcome.text))
+            marks.append((event.id, outcome.state.value, outcome.text))
         uow.events.mark_finished(marks, now)
         return outcomes
 
@@ -130,19 +130,19 @@ class EventDelivery:
 
     def early_event_consumed(self, event: EventEnvelope) -> None:
         """The registry's hook: a waiter took an event that was kept for it."""
-        marks = [(event.uuid, event.host, EARLY_CONSUMED.state.value, EARLY_CONSUMED.text)]
+        marks = [(event.id, EARLY_CONSUMED.state.value, EARLY_CONSUMED.text)]
         self._writer.submit_nowait(self._mark, marks)
 
     async def _wake(self, events: Sequence[EventEnvelope], *, check_journal: bool) -> None:
-        finished: set[tuple[str, str]] = set()
+        finished: set[int] = set()
         if check_journal:
-            finished = await self._writer.submit(self._find_finished, [(ev.uuid, ev.host) for ev in events])
-        results: list[tuple[str, str, str, str | None]] = []
+            finished = await self._writer.submit(self._find_finished, [ev.id for ev in events])
+        results: list[tuple[int, str, str | None]] = []
         for event in events:
-            if (event.uuid, event.host) in finished:
+            if event.id in finished:
                 continue
             outcome = _WAITER_OUTCOMES[self._waiters.deliver(event)]
             if outcome is not None:
-                results.append((event.uuid, event.host, outcome.state.value, outcome.text))
+                results.append((event.id, outcome.state.value, outcome.text))
         if results:
             await self._writer.submit(self._mark, results)

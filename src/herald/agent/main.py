@@ -173,8 +173,7 @@ class ComputeAgent:
         if not expired:
             return
         results = [
-            (ev.uuid, ev.host, DeliveryState.EXPIRED.value, "no operation waited for it before it expired")
-            for ev in expired
+            (ev.id, DeliveryState.EXPIRED.value, "no operation waited for it before it expired") for ev in expired
         ]
         sample = ", ".join(f"{ev.name}-{ev.tag} for instance {ev.server_uuid}" for ev in expired[:3])
         logger.warning(

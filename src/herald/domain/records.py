@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from herald.domain.events import DeliveryState
+
 
 @dataclass(slots=True)
 class ActionEvent:
@@ -48,6 +50,8 @@ class EventEnvelope:
     host: str
     user_id: str | None = None
     project_id: str | None = None
+    # The journal row of this delivery (one per event and host): how outcomes find it.
+    id: int = 0
 
 
 @dataclass(slots=True)
@@ -66,6 +70,7 @@ class EventRecord:
     dispatched_at: datetime | None = None
     handled_at: datetime | None = None
     outcome: str | None = None
+    id: int | None = None
 
 
 def accepted_record(envelope: EventEnvelope, accepted_at: datetime) -> EventRecord:
@@ -78,6 +83,7 @@ def accepted_record(envelope: EventEnvelope, accepted_at: datetime) -> EventReco
         envelope.tag,
         envelope.status,
         envelope.host,
-        "accepted",
+        DeliveryState.ACCEPTED.value,
         accepted_at,
+        id=envelope.id,
     )

@@ -80,9 +80,35 @@ def judge_and_record(
 ) -> list[AcceptResult]:
     """Judge every event in request order and record the accepted ones (no commit)."""
     targets = uow.servers.targets({ev.server_uuid for req in requests for ev in req.events})
+    judged = [_judge_request(req, targets) for req in requests]
+    ids = iter(uow.events.reserve_ids(sum(len(t.hosts) for _, accepted in judged for _, t, _ in accepted)))
     records: list[EventRecord] = []
     actions: list[ServerAction] = []
-    results = [_judge_request(req, targets, now, new_uuid, records, actions) for req in requests]
+    results: list[AcceptResult] = []
+    for req, (verdicts, accepted) in zip(requests, judged, strict=True):
+        deliveries: list[EventEnvelope] = []
+        for ev, target, verdict in accepted:
+            if verdict.action is not None:
+                actions.append(
+                    ServerAction(ev.server_uuid, verdict.action, req.request_id, req.user_id, req.project_id, now)
+                )
+            event_uuid = new_uuid()
+            for host in target.hosts:
+                envelope = EventEnvelope(
+                    event_uuid,
+                    req.request_id,
+                    ev.server_uuid,
+                    ev.name.value,
+                    ev.tag,
+                    ev.status.value,
+                    host,
+                    req.user_id,
+                    req.project_id,
+                    next(ids),
+                )
+                deliveries.append(envelope)
+                records.append(accepted_record(envelope, now))
+        results.append(AcceptResult(verdicts, deliveries))
     if handed_off:
         for record in records:
             record.state = DeliveryState.DISPATCHED.value
@@ -95,44 +121,22 @@ def judge_and_record(
 
 
 def _judge_request(
-    req: AcceptRequest,
-    targets: dict[str, ServerTargets],
-    now: datetime,
-    new_uuid: Callable[[], str],
-    records: list[EventRecord],
-    actions: list[ServerAction],
-) -> AcceptResult:
+    req: AcceptRequest, targets: dict[str, ServerTargets]
+) -> tuple[list[Verdict], list[tuple[IncomingEvent, ServerTargets, Verdict]]]:
+    """Every event's verdict, in request order, and the accepted ones with where they go."""
     verdicts: list[Verdict] = []
-    deliveries: list[EventEnvelope] = []
+    accepted: list[tuple[IncomingEvent, ServerTargets, Verdict]] = []
     for ev in req.events:
         target = targets.get(ev.server_uuid)
         verdict = judge_event(
             ev.name, ev.tag, server_found=target is not None, server_host=target.host if target else None
         )
         verdicts.append(verdict)
-        if not verdict.accepted or target is None:
+        if verdict.accepted and target is not None:
+            accepted.append((ev, target, verdict))
+        else:
             _log_refusal(ev, verdict)
-            continue
-        if verdict.action is not None:
-            actions.append(
-                ServerAction(ev.server_uuid, verdict.action, req.request_id, req.user_id, req.project_id, now)
-            )
-        event_uuid = new_uuid()
-        for host in target.hosts:
-            envelope = EventEnvelope(
-                event_uuid,
-                req.request_id,
-                ev.server_uuid,
-                ev.name.value,
-                ev.tag,
-                ev.status.value,
-                host,
-                req.user_id,
-                req.project_id,
-            )
-            deliveries.append(envelope)
-            records.append(accepted_record(envelope, now))
-    return AcceptResult(verdicts, deliveries)
+    return verdicts, accepted
 
 
 def _log_refusal(ev: IncomingEvent, verdict: Verdict) -> None:

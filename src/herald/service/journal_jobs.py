@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from herald.service.ports import Clock, UnitOfWork
 
-Key = tuple[str, str]  # (event uuid, host)
-Finish = tuple[str, str, str, str | None]  # (event uuid, host, state, outcome)
+Key = int  # a delivery's journal row id (EventEnvelope.id)
+Finish = tuple[int, str, str | None]  # (row id, state, outcome)
 
 
 class MarkDispatched:

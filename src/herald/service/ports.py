@@ -86,22 +86,28 @@ class ActionRepository(Protocol):
 
 
 class EventJournal(Protocol):
-    """The durable record of accepted external events."""
+    """The durable record of accepted external events: one row per event and target host.
+
+    Rows are known by their integer id, which the envelope of the delivery carries.
+    """
+
+    def reserve_ids(self, count: int) -> list[int]:
+        """Ids for ``count`` new rows, unique in the journal (inside the current transaction)."""
 
     def record(self, records: Sequence[EventRecord]) -> None:
-        """Insert accepted deliveries (one statement for the batch)."""
+        """Insert accepted deliveries, with their reserved ids (one statement for the batch)."""
 
-    def mark_dispatched(self, keys: Sequence[tuple[str, str]], now: datetime) -> None:
-        """(uuid, host) pairs handed to the bus; only rows still ``accepted`` move."""
+    def mark_dispatched(self, ids: Sequence[int], now: datetime) -> None:
+        """Deliveries handed to the bus; only rows still ``accepted`` move (each is stamped once)."""
 
-    def mark_undispatched(self, keys: Sequence[tuple[str, str]]) -> None:
-        """(uuid, host) deliveries recorded ``dispatched`` whose hand-off failed: back to ``accepted``."""
+    def mark_undispatched(self, ids: Sequence[int]) -> None:
+        """Deliveries recorded ``dispatched`` whose hand-off failed: back to ``accepted``."""
 
-    def finished(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of these (uuid, host) deliveries are already handled, failed or expired."""
+    def finished(self, ids: Sequence[int]) -> set[int]:
+        """Which of these deliveries are already handled, failed or expired."""
 
-    def mark_finished(self, results: Sequence[tuple[str, str, str, str | None]], now: datetime) -> None:
-        """(uuid, host, state, outcome) for deliveries the agent has dealt with."""
+    def mark_finished(self, results: Sequence[tuple[int, str, str | None]], now: datetime) -> None:
+        """(id, state, outcome) for deliveries the agent has dealt with."""
 
     def pending(self, server_uuid: str, name: str, host: str) -> bool:
         """Whether an event of this name for the server is accepted or dispatched to ``host`` but not finished."""

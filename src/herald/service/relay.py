@@ -115,7 +115,7 @@ class Relay:
                 logger.exception("Relay pass failed; retrying in %s s", self._interval)
 
     async def _publish(self, host: str, envelopes: Sequence[EventEnvelope], *, redelivery: bool) -> None:
-        keys = [(envelope.uuid, host) for envelope in envelopes]
+        keys = [envelope.id for envelope in envelopes]
         try:
             await self._bus.publish(host, [DeliverEvents(tuple(envelopes), redelivery=redelivery)])
         except Exception:

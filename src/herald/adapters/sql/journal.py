@@ -14,10 +14,9 @@ from sqlalchemy import (
     Select,
     bindparam,
     select,
-    tuple_,
 )
 
-from herald.adapters.sql.driver_sql import executemany, timestamp
+from herald.adapters.sql.driver_sql import executemany, fetchall, placeholders, timestamp
 from herald.adapters.sql.servers import MAX_IN_LIST
 from herald.adapters.sql.tables import external_events
 from herald.domain.events import DeliveryState
@@ -41,6 +40,7 @@ def _record(row: RowMapping) -> EventRecord:
         dispatched_at=row["dispatched_at"],
         handled_at=row["handled_at"],
         outcome=row["outcome"],
+        id=row["id"],
     )
 
 
@@ -56,7 +56,7 @@ def _undelivered_statement(include_dispatched: bool, has_older_than: bool) -> Se
 
 
 class SqlEventJournal:
-    """One ``external_events`` row per accepted event and target host, keyed by (uuid, host).
+    """One ``external_events`` row per accepted event and target host, known by its integer id.
 
     States move ``accepted`` -> ``dispatched`` -> ``handled`` / ``failed`` / ``expired``; see
     :class:`herald.domain.events.DeliveryState`.
@@ -64,42 +64,65 @@ class SqlEventJournal:
     :param connection: an open connection inside the unit of work's transaction.
     """
 
-    _ARE_FINISHED: Select[Any] = select(_ev.c.uuid, _ev.c.host).where(
-        tuple_(_ev.c.uuid, _ev.c.host).in_(bindparam("keys", expanding=True)),
-        _ev.c.state.in_(FINISHED_STATES),
-    )
-
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
 
     _INSERT_SQL = (
-        "INSERT INTO external_events (uuid, request_id, server_uuid, name, tag, status, host, state, accepted_at,"
-        " dispatched_at, handled_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO external_events (id, uuid, request_id, server_uuid, name, tag, status, host, state,"
+        " accepted_at, dispatched_at, handled_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     # NOTE: the agent may finish a delivery before the relay records its hand-off: the time is
     # still written once, and the state only moves forward.
     _DISPATCHED_SQL = (
         "UPDATE external_events SET dispatched_at = ?,"
         " state = CASE WHEN state = 'accepted' THEN 'dispatched' ELSE state END"
-        " WHERE uuid = ? AND host = ? AND dispatched_at IS NULL"
+        " WHERE id = ? AND dispatched_at IS NULL"
+    )
+    _UNDISPATCHED_SQL = (
+        "UPDATE external_events SET state = 'accepted', dispatched_at = NULL WHERE id = ? AND state = 'dispatched'"
     )
     # A finished delivery was necessarily handed off: if the relay's mark has not landed yet,
     # the finish time stands in for it.
     _FINISHED_SQL = (
         "UPDATE external_events SET state = ?, outcome = ?, handled_at = ?, dispatched_at = COALESCE(dispatched_at, ?)"
-        " WHERE uuid = ? AND host = ?"
+        " WHERE id = ?"
     )
+    _ARE_FINISHED_SQL = "SELECT id FROM external_events WHERE id IN ({}) AND state IN ('handled', 'failed', 'expired')"
+    _MAX_ID_SQL = "SELECT COALESCE(MAX(id), 0) FROM external_events"
+    _NEXT_IDS_SQL = "SELECT nextval(pg_get_serial_sequence('external_events', 'id')) FROM generate_series(1, ?)"
+
+    def reserve_ids(self, count: int) -> list[int]:
+        """Ids for ``count`` new rows.
+
+        SQLite: above the current maximum (the transaction holds the database's write lock, so
+        no other writer can take the same ones). PostgreSQL: from the id column's sequence.
+        """
+        if count <= 0:
+            return []
+        if self._conn.dialect.name == "sqlite":
+            ((top,),) = fetchall(self._conn, self._MAX_ID_SQL, [])
+            return list(range(top + 1, top + 1 + count))
+        return [row[0] for row in fetchall(self._conn, self._NEXT_IDS_SQL, [count])]
 
     def record(self, records: Sequence[EventRecord]) -> None:
-        """Insert accepted deliveries in one statement.
+        """Insert accepted deliveries in one statement; each carries an id from :meth:`reserve_ids`.
 
-        :raises sqlalchemy.exc.IntegrityError: a (uuid, host) pair is already recorded.
+        :raises sqlalchemy.exc.IntegrityError: an id is already taken.
         """
         if not records:
             return
         conn = self._conn
+        stamps: dict[datetime | None, datetime | str | None] = {None: None}
+
+        def stamp(value: datetime | None) -> datetime | str | None:
+            # NOTE: a batch shares one accept time; format it once.
+            if value not in stamps:
+                stamps[value] = timestamp(conn, value)
+            return stamps[value]
+
         rows = [
             (
+                r.id,
                 r.uuid,
                 r.request_id,
                 r.server_uuid,
@@ -108,48 +131,44 @@ class SqlEventJournal:
                 r.status,
                 r.host,
                 r.state,
-                timestamp(conn, r.accepted_at),
-                timestamp(conn, r.dispatched_at),
-                timestamp(conn, r.handled_at),
+                stamp(r.accepted_at),
+                stamp(r.dispatched_at),
+                stamp(r.handled_at),
                 r.outcome,
             )
             for r in records
         ]
         executemany(conn, self._INSERT_SQL, rows)
 
-    def mark_dispatched(self, keys: Sequence[tuple[str, str]], now: datetime) -> None:
-        """Move these (uuid, host) deliveries from ``accepted`` to ``dispatched``; others stay as they are."""
-        if keys:
+    def mark_dispatched(self, ids: Sequence[int], now: datetime) -> None:
+        """Move these deliveries from ``accepted`` to ``dispatched``; others stay as they are."""
+        if ids:
             at = timestamp(self._conn, now)
-            executemany(self._conn, self._DISPATCHED_SQL, [(at, u, h) for u, h in keys])
+            executemany(self._conn, self._DISPATCHED_SQL, [(at, row_id) for row_id in ids])
 
-    _UNDISPATCHED_SQL = (
-        "UPDATE external_events SET state = 'accepted', dispatched_at = NULL"
-        " WHERE uuid = ? AND host = ? AND state = 'dispatched'"
-    )
-
-    def mark_undispatched(self, keys: Sequence[tuple[str, str]]) -> None:
+    def mark_undispatched(self, ids: Sequence[int]) -> None:
         """Deliveries recorded ``dispatched`` whose hand-off failed go back to ``accepted``."""
-        if keys:
-            executemany(self._conn, self._UNDISPATCHED_SQL, list(keys))
+        if ids:
+            executemany(self._conn, self._UNDISPATCHED_SQL, [(row_id,) for row_id in ids])
 
-    def finished(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """:returns: those of the (uuid, host) pairs that are handled, failed or expired."""
-        wanted = list(dict.fromkeys(keys))
-        done: set[tuple[str, str]] = set()
+    def finished(self, ids: Sequence[int]) -> set[int]:
+        """:returns: those of the deliveries that are handled, failed or expired."""
+        wanted = list(dict.fromkeys(ids))
+        done: set[int] = set()
         for start in range(0, len(wanted), MAX_IN_LIST):
-            rows = self._conn.execute(self._ARE_FINISHED, {"keys": wanted[start : start + MAX_IN_LIST]})
-            done.update((uuid, host) for uuid, host in rows)
+            chunk = wanted[start : start + MAX_IN_LIST]
+            rows = fetchall(self._conn, self._ARE_FINISHED_SQL.format(placeholders(len(chunk))), chunk)
+            done.update(row[0] for row in rows)
         return done
 
-    def mark_finished(self, results: Sequence[tuple[str, str, str, str | None]], now: datetime) -> None:
-        """Set (uuid, host, state, outcome) in one statement; the last outcome written wins.
+    def mark_finished(self, results: Sequence[tuple[int, str, str | None]], now: datetime) -> None:
+        """Set (id, state, outcome) in one statement; the last outcome written wins.
 
         A delivery that failed can be finished again when a durable bus redelivers it.
         """
         if results:
             at = timestamp(self._conn, now)
-            params = [(state, outcome, at, at, u, h) for u, h, state, outcome in results]
+            params = [(state, outcome, at, at, row_id) for row_id, state, outcome in results]
             executemany(self._conn, self._FINISHED_SQL, params)
 
     def undelivered(self, *, include_dispatched: bool, older_than: datetime | None, limit: int) -> list[EventEnvelope]:
@@ -173,6 +192,7 @@ class SqlEventJournal:
                 tag=row["tag"],
                 status=row["status"],
                 host=row["host"],
+                id=row["id"],
             )
             for row in self._conn.execute(stmt, params).mappings()
         ]

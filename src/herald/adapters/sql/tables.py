@@ -133,7 +133,6 @@ external_events = Table(
     Column("dispatched_at", DateTime),
     Column("handled_at", DateTime),
     Column("outcome", Text),
-    UniqueConstraint("uuid", "host", name="uq_external_events_uuid_host"),
     Index("ix_external_events_state_host", "state", "host"),
     Index("ix_external_events_server_uuid", "server_uuid"),
 )

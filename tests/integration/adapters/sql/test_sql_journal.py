@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import pytest
@@ -35,15 +35,50 @@ def _record(uuid: str, host: str = "c1", seconds: int = 0, **fields: object) -> 
 
 
 def _envelope(record: EventRecord) -> EventEnvelope:
+    assert record.id is not None
     return EventEnvelope(
-        record.uuid, record.request_id, record.server_uuid, record.name, record.tag, record.status, record.host
+        record.uuid,
+        record.request_id,
+        record.server_uuid,
+        record.name,
+        record.tag,
+        record.status,
+        record.host,
+        id=record.id,
     )
+
+
+def _with_ids(uow: SqlUnitOfWork, records: Sequence[EventRecord]) -> Sequence[EventRecord]:
+    for record, row_id in zip(records, uow.events.reserve_ids(len(records)), strict=True):
+        record.id = row_id
+    return records
 
 
 def _record_all(uow_factory: UowFactory, *records: EventRecord) -> None:
     with uow_factory() as uow:
-        uow.events.record(records)
+        uow.events.record(_with_ids(uow, records))
         uow.commit()
+
+
+Key = tuple[str, str]
+
+
+def _ids(uow: SqlUnitOfWork, keys: Sequence[Key]) -> list[int]:
+    """The row ids of (uuid, host) deliveries; -1 for one that is not recorded."""
+    by_key = {(r.uuid, r.host): r.id for r in uow.events.query(limit=10_000)}
+    return [by_key.get(key) or -1 for key in keys]
+
+
+def _finish(
+    uow: SqlUnitOfWork, results: Sequence[tuple[str, str, str, str | None]]
+) -> list[tuple[int, str, str | None]]:
+    ids = _ids(uow, [(u, h) for u, h, _, _ in results])
+    return [(row_id, state, outcome) for row_id, (_, _, state, outcome) in zip(ids, results, strict=True)]
+
+
+def _finished(uow: SqlUnitOfWork, keys: Sequence[Key]) -> set[Key]:
+    by_id = {r.id: (r.uuid, r.host) for r in uow.events.query(limit=10_000)}
+    return {by_id[row_id] for row_id in uow.events.finished(_ids(uow, keys))}
 
 
 def _states(uow_factory: UowFactory) -> dict[tuple[str, str], str]:
@@ -62,10 +97,21 @@ def test_record_and_query_round_trip(uow_factory: UowFactory) -> None:
         assert uow.events.query(state=ACCEPTED, limit=2) == records[:2]
 
 
-def test_record_twice_for_a_host_fails(uow_factory: UowFactory) -> None:
-    _record_all(uow_factory, _record("e1", "c1"))
-    with pytest.raises(exc.IntegrityError):
-        _record_all(uow_factory, _record("e1", "c1"))
+def test_recording_a_row_id_twice_fails(uow_factory: UowFactory) -> None:
+    first = _record("e1", "c1")
+    _record_all(uow_factory, first)
+    with pytest.raises(exc.IntegrityError), uow_factory() as uow:
+        uow.events.record([_record("e2", "c1", id=first.id)])
+
+
+def test_reserved_ids_are_new_and_distinct(uow_factory: UowFactory) -> None:
+    _record_all(uow_factory, _record("e1"), _record("e2"))
+    with uow_factory() as uow:
+        taken = {r.id for r in uow.events.query()}
+        fresh = uow.events.reserve_ids(3)
+        assert uow.events.reserve_ids(0) == []
+    assert len(set(fresh)) == 3
+    assert not taken & set(fresh)
 
 
 def test_mark_dispatched_moves_only_accepted_rows_and_stamps_each_once(uow_factory: UowFactory) -> None:
@@ -73,11 +119,13 @@ def test_mark_dispatched_moves_only_accepted_rows_and_stamps_each_once(uow_facto
     _record_all(uow_factory, _record("e1"), _record("e2"), _record("e3", state=HANDLED))
     now = T0 + timedelta(seconds=5)
     with uow_factory() as uow:
-        uow.events.mark_dispatched([("e1", "c1"), ("e3", "c1"), ("e9", "c1")], now)
+        uow.events.mark_dispatched(_ids(uow, [("e1", "c1"), ("e3", "c1"), ("e9", "c1")]), now)
         uow.events.mark_dispatched([], now)
         uow.commit()
     with uow_factory() as uow:
-        uow.events.mark_dispatched([("e1", "c1")], now + timedelta(seconds=1))  # already dispatched: stays put
+        uow.events.mark_dispatched(
+            _ids(uow, [("e1", "c1")]), now + timedelta(seconds=1)
+        )  # already dispatched: stays put
         uow.commit()
     with uow_factory() as uow:
         got = {r.uuid: (r.state, r.dispatched_at) for r in uow.events.query()}
@@ -88,15 +136,18 @@ def test_mark_finished_and_finished(uow_factory: UowFactory) -> None:
     _record_all(uow_factory, *(_record(f"e{i}") for i in range(5)), _record("e0", "c2"))
     now = T0 + timedelta(seconds=9)
     with uow_factory() as uow:
-        uow.events.mark_dispatched([("e0", "c1"), ("e1", "c1"), ("e2", "c1")], now)
+        uow.events.mark_dispatched(_ids(uow, [("e0", "c1"), ("e1", "c1"), ("e2", "c1")]), now)
         uow.events.mark_finished(
-            [("e0", "c1", HANDLED, None), ("e1", "c1", FAILED, "boom"), ("e3", "c1", EXPIRED, "no waiter")], now
+            _finish(
+                uow, [("e0", "c1", HANDLED, None), ("e1", "c1", FAILED, "boom"), ("e3", "c1", EXPIRED, "no waiter")]
+            ),
+            now,
         )
         uow.events.mark_finished([], now)
         uow.commit()
     keys = [(f"e{i}", "c1") for i in range(5)] + [("e0", "c2"), ("e9", "c1"), ("e0", "c1")]
     with uow_factory() as uow:
-        assert uow.events.finished(keys) == {("e0", "c1"), ("e1", "c1"), ("e3", "c1")}
+        assert _finished(uow, keys) == {("e0", "c1"), ("e1", "c1"), ("e3", "c1")}
         assert uow.events.finished([]) == set()
         failed = uow.events.query(state=FAILED)
     assert [(r.uuid, r.outcome, r.handled_at) for r in failed] == [("e1", "boom", now)]
@@ -106,10 +157,10 @@ def test_mark_finished_and_finished(uow_factory: UowFactory) -> None:
 def test_a_failed_delivery_can_be_finished_again(uow_factory: UowFactory) -> None:
     _record_all(uow_factory, _record("e1"))
     with uow_factory() as uow:
-        uow.events.mark_finished([("e1", "c1", FAILED, "boom")], T0)
+        uow.events.mark_finished(_finish(uow, [("e1", "c1", FAILED, "boom")]), T0)
         uow.commit()
     with uow_factory() as uow:
-        uow.events.mark_finished([("e1", "c1", HANDLED, None)], T0 + timedelta(seconds=1))
+        uow.events.mark_finished(_finish(uow, [("e1", "c1", HANDLED, None)]), T0 + timedelta(seconds=1))
         uow.commit()
     with uow_factory() as uow:
         (record,) = uow.events.query()
@@ -120,10 +171,10 @@ def test_finished_with_many_keys(uow_factory: UowFactory) -> None:
     records = [_record(f"e{i}", seconds=i) for i in range(200)]
     _record_all(uow_factory, *records)
     with uow_factory() as uow:
-        uow.events.mark_finished([(r.uuid, r.host, HANDLED, None) for r in records[::2]], T0)
+        uow.events.mark_finished([(r.id, HANDLED, None) for r in records[::2] if r.id is not None], T0)
         uow.commit()
     with uow_factory() as uow:
-        assert uow.events.finished([(r.uuid, r.host) for r in records]) == {(r.uuid, r.host) for r in records[::2]}
+        assert uow.events.finished([r.id for r in records if r.id is not None]) == {r.id for r in records[::2]}
 
 
 def test_undelivered_order_and_filters(uow_factory: UowFactory) -> None:
@@ -132,7 +183,7 @@ def test_undelivered_order_and_filters(uow_factory: UowFactory) -> None:
     done = _record("done", seconds=0, state=HANDLED)
     _record_all(uow_factory, late, early, middle, done)
     with uow_factory() as uow:
-        uow.events.mark_dispatched([("mid", "c2")], T0 + timedelta(seconds=21))
+        uow.events.mark_dispatched(_ids(uow, [("mid", "c2")]), T0 + timedelta(seconds=21))
         uow.commit()
     with uow_factory() as uow:
         journal = uow.events
@@ -159,7 +210,7 @@ def test_undelivered_order_and_filters(uow_factory: UowFactory) -> None:
 
 def test_uncommitted_records_are_invisible(uow_factory: UowFactory) -> None:
     with uow_factory() as uow:
-        uow.events.record([_record("e1")])
+        uow.events.record(_with_ids(uow, [_record("e1")]))
     assert _states(uow_factory) == {}
 
 
@@ -173,7 +224,7 @@ def test_mark_undispatched_puts_only_dispatched_rows_back(uow_factory: UowFactor
         _record("e3"),
     )
     with uow_factory() as uow:
-        uow.events.mark_undispatched([("e1", "c1"), ("e2", "c1"), ("e3", "c1")])
+        uow.events.mark_undispatched(_ids(uow, [("e1", "c1"), ("e2", "c1"), ("e3", "c1")]))
         uow.commit()
     with uow_factory() as uow:
         got = {r.uuid: (r.state, r.dispatched_at) for r in uow.events.query()}
