@@ -191,3 +191,37 @@ async def test_failures_are_counted_and_fault_the_server_after_three(herald: Her
     assert len(faulted) == 1
     assert faulted[0].uuid in {server_id, other}
     assert "Power state sync failed 3 times" in str(faulted[0].fault["message"])
+
+
+async def test_the_sync_asks_the_driver_for_at_most_pool_size_servers_at_once(db_url: str, engine: Engine) -> None:
+    import threading
+
+    herald, _ = await start_herald(settings_for(db_url, sync_power_state_pool_size=2))
+    try:
+        servers = [await herald.create_server(host="compute-1") for _ in range(5)]
+        driver = herald.driver("compute-1")
+        real = driver.get_power_state
+        lock, both_in = threading.Lock(), threading.Event()
+        active, most = 0, 0
+
+        def slow_bmc(server: object) -> int:
+            nonlocal active, most
+            with lock:
+                active += 1
+                most = max(most, active)
+                if active == 2:
+                    both_in.set()
+            # Two calls must be able to be in here together; a third must never join them.
+            both_in.wait(timeout=5)
+            try:
+                return real(server)  # type: ignore[arg-type]
+            finally:
+                with lock:
+                    active -= 1
+
+        driver.get_power_state = slow_bmc  # type: ignore[method-assign]
+        outcomes = await herald.deps.agents["compute-1"].power_sync.sync_all()
+        assert sorted(o.server_uuid for o in outcomes) == sorted(servers)
+        assert most == 2
+    finally:
+        await stop_herald(herald)
