@@ -91,6 +91,7 @@ class Deps:
     events: ExternalEventsService
     notifier: Notifier = field(default_factory=NullNotifier)
     checkpointer: Checkpointer | None = None
+    executor: ThreadPoolExecutor | None = None  # the loop's worker threads, set by start()
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
     agents: dict[str, ComputeAgent] = field(default_factory=dict)
 
@@ -219,7 +220,8 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
 
 async def start(deps: Deps) -> None:
     # NOTE: a few threads are enough (the writer has its own); each extra one costs memory arenas.
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=4, thread_name_prefix="herald"))
+    deps.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="herald")
+    asyncio.get_running_loop().set_default_executor(deps.executor)
     deps.writer.start()
     if deps.checkpointer is not None:
         deps.checkpointer.start()
@@ -234,6 +236,10 @@ async def stop(deps: Deps) -> None:
         await agent.stop()
     await deps.bus.close()
     deps.writer.stop()
+    # NOTE: a worker thread may still be finishing an operation the cancelled tasks started:
+    # wait for it, so that it gives its database connection back before the pool is disposed.
+    if deps.executor is not None:
+        deps.executor.shutdown(wait=True)
     if deps.checkpointer is not None:
         deps.checkpointer.stop()
     deps.notifier.close()
