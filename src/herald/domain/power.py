@@ -15,7 +15,6 @@ class PowerTransition:
     task_state: TaskState  # set while the driver is told
     vm_state: VmState
     power_state: PowerState
-    action: str  # the instance action the API recorded for this tag
 
 
 # target -> (required vm_state, power_states it may have, transition)
@@ -23,12 +22,12 @@ _TRANSITIONS: dict[PowerTag, tuple[VmState, frozenset[PowerState], PowerTransiti
     PowerTag.POWER_ON: (
         VmState.STOPPED,
         frozenset({PowerState.SHUTDOWN, PowerState.RUNNING}),
-        PowerTransition(TaskState.POWERING_ON, VmState.ACTIVE, PowerState.RUNNING, "start"),
+        PowerTransition(TaskState.POWERING_ON, VmState.ACTIVE, PowerState.RUNNING),
     ),
     PowerTag.POWER_OFF: (
         VmState.ACTIVE,
         frozenset({PowerState.RUNNING, PowerState.SHUTDOWN}),
-        PowerTransition(TaskState.POWERING_OFF, VmState.STOPPED, PowerState.SHUTDOWN, "stop"),
+        PowerTransition(TaskState.POWERING_OFF, VmState.STOPPED, PowerState.SHUTDOWN),
     ),
 }
 
@@ -48,11 +47,3 @@ def power_update_transition(
     if task_state is None and vm_state == need_vm and power_state in powers:
         return transition
     return None
-
-
-def action_for(target: str) -> str | None:
-    """The instance action a power-update tag belongs to (``start``/``stop``)."""
-    try:
-        return _TRANSITIONS[PowerTag(target)][2].action
-    except ValueError:
-        return None
