@@ -99,7 +99,7 @@ class ApplySync:
             grace=self._grace,
         )
         seen = Disagreement(server.vm_state, power_class(item.driver_power_state), now)
-        stop_request = self._follow(uow, server.uuid, kept, decision, seen, item.request_id)
+        stop_request = self._track(uow, server.uuid, kept, decision, seen, item.request_id)
         if decision.power_state is not None:
             logger.info(
                 "During sync_power_state the instance %s has a pending power state change: record %s, driver %s",
@@ -125,7 +125,7 @@ class ApplySync:
             )
         return SyncOutcome(server.uuid, decision=decision, stop=stop)
 
-    def _follow(
+    def _track(
         self,
         uow: UnitOfWork,
         server_uuid: str,
@@ -148,7 +148,7 @@ class ApplySync:
             uow.power_observations.delete([server_uuid])
             if decision.action in _STOPS and kept.host == self._host and kept.disagreement.same_as(seen):
                 waited_for = kept.request_id
-                lasted = f"lasted {kept.disagreement.age(now):.0f} s: the machine is stopped"
+                lasted = f"lasted {kept.disagreement.age(now):.0f} s: stopping the machine"
                 self._end_watch(uow, kept, now, "Success", lasted)
             elif watched is None:
                 self._end_watch(uow, kept, now, "Cancelled", "the record and the machine no longer disagree")
