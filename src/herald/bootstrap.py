@@ -213,6 +213,7 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
             clock=deps.clock,
             locks=locks,
             pool_size=settings.sync_power_state_pool_size,
+            grace=float(settings.power_state_change_grace),
         ),
         sync_power_state_interval=float(settings.sync_power_state_interval),
     )

@@ -48,6 +48,16 @@ DEFAULT_OPTS: list[cfg.Opt] = [
         deprecated_group="compute",
         help="How many servers the power sync handles at once.",
     ),
+    cfg.IntOpt(
+        "power_state_change_grace",
+        default=120,
+        min=0,
+        help="Seconds a disagreement between a server's vm_state and its machine's power must have lasted, "
+        "seen by power syncs that far apart, before the sync stops the machine. Meanwhile the record's "
+        "power_state still follows the machine, and a power-update from the bare-metal service (which knows "
+        "who changed the power) wins. The default is twice the bare-metal service's usual poll; 0 stops at "
+        "once, as Nova does.",
+    ),
     cfg.IntOpt("report_interval", default=10, min=1, help="Seconds between agent heartbeats."),
     cfg.IntOpt("service_down_time", default=60, min=1, help="A host not heard from for this long is down."),
     cfg.StrOpt(
@@ -299,6 +309,7 @@ class Settings:
     vif_plugging_is_fatal: bool = True
     sync_power_state_interval: int = 600
     sync_power_state_pool_size: int = 5
+    power_state_change_grace: int = 120
     report_interval: int = 10
     service_down_time: int = 60
     compute_driver: str = "fake"
@@ -347,6 +358,7 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         vif_plugging_is_fatal=conf.vif_plugging_is_fatal,
         sync_power_state_interval=conf.sync_power_state_interval,
         sync_power_state_pool_size=conf.sync_power_state_pool_size,
+        power_state_change_grace=conf.power_state_change_grace,
         report_interval=conf.report_interval,
         service_down_time=conf.service_down_time,
         compute_driver=conf.compute_driver,

@@ -2,14 +2,16 @@
 
 Every ``[power_watch] interval`` seconds it lists the servers through the compute API (as an admin:
 ``GET /servers/detail?all_tenants=1``), reads the Redfish power of each server's node
-(``OS-EXT-SRV-ATTR:hypervisor_hostname``, a Redfish system id) and, when a node is On while the API says
-SHUTDOWN (4) or Off while it says RUNNING (1), posts one ``power-update`` for that server at
-microversion 2.76, one event per call, as Ironic's Nova notifier (``ironic/common/nova.py``) does.
+(``OS-EXT-SRV-ATTR:hypervisor_hostname``, a Redfish system id) and, when a node is On while the server is
+SHUTOFF or Off while it is ACTIVE, posts one ``power-update`` for that server at microversion 2.76, one
+event per call, as Ironic's Nova notifier (``ironic/common/nova.py``) does.
 
-It posts once per change: it remembers the tag it got accepted for each server until the API shows the
-node's state. A failed post is logged and tried again on the next tick, never in a loop. Servers with a
-task in progress or a power state other than RUNNING/SHUTDOWN, and nodes in a transition
-(``PoweringOn``/``PoweringOff``) or without a state, are left for a later tick.
+It compares with the server's status (compute's vm_state), not its power_state: the periodic power sync
+records the machine's power_state as soon as it reads it, so only the status still says whether compute
+has been told. It posts once per change: it remembers the tag it got accepted for each server until the
+API shows the node's state. A failed post is logged and tried again on the next tick, never in a loop.
+Servers with a task in progress or another status, and nodes in a transition (``PoweringOn``/
+``PoweringOff``) or without a state, are left for a later tick.
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ from herald.bootstrap import redfish_client
 from herald.config import COMPUTE_API_GROUP, Settings
 from herald.domain.errors import DriverError
 from herald.domain.events import PowerTag
-from herald.domain.model import PowerState
 
 logger = logging.getLogger(__name__)
 
 MICROVERSION = "2.76"  # the first with power-update (Ironic's NOVA_API_MICROVERSION)
 TAGS = {ON: PowerTag.POWER_ON, OFF: PowerTag.POWER_OFF}
-API_POWER = {ON: PowerState.RUNNING, OFF: PowerState.SHUTDOWN}
+# The Redfish power a server of each status is expected to have.
+STATUS_POWER = {"ACTIVE": ON, "SHUTOFF": OFF}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,7 @@ class WatchedServer:
 
     uuid: str
     node: str | None
-    power_state: int
+    status: str
     task_state: str | None
 
 
@@ -116,7 +118,7 @@ def _watched(body: dict[str, Any]) -> WatchedServer:
     return WatchedServer(
         uuid=body["id"],
         node=body.get("OS-EXT-SRV-ATTR:hypervisor_hostname"),
-        power_state=int(body.get("OS-EXT-STS:power_state") or 0),
+        status=str(body.get("status") or ""),
         task_state=body.get("OS-EXT-STS:task_state"),
     )
 
@@ -179,12 +181,12 @@ class PowerWatch:
         node = server.node
         if node is None or (self._systems and node not in self._systems):
             return None
-        if server.task_state is not None or server.power_state not in (PowerState.RUNNING, PowerState.SHUTDOWN):
+        if server.task_state is not None or server.status not in STATUS_POWER:
             return None
         power = self._node_power(server.uuid, node)
         if power is None or power not in TAGS:
             return None
-        if API_POWER[power] == server.power_state:
+        if STATUS_POWER[server.status] == power:
             self._reported.pop(server.uuid, None)
             return None
         tag = TAGS[power]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -11,11 +12,12 @@ from starlette.applications import Starlette
 
 from herald import bootstrap
 from herald.adapters.bus.memory import InMemoryBus
+from herald.adapters.clock import SystemClock
 from herald.adapters.virt.fake import FakeVirtDriver
 from herald.api.app import create_app
 from herald.bootstrap import Deps
 from herald.config import Settings
-from herald.service.ports import Notifier
+from herald.service.ports import Clock, Notifier
 
 ADMIN = {"X-Auth-Token": "admin:admin"}
 IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
@@ -103,6 +105,19 @@ class Herald:
         return events
 
 
+class ShiftedClock(SystemClock):
+    """The real clock, whose wall time a test moves forward (timeouts, on ``monotonic``, are not moved)."""
+
+    def __init__(self) -> None:
+        self.shift = timedelta()
+
+    def now(self) -> datetime:
+        return super().now() + self.shift
+
+    def advance(self, seconds: float) -> None:
+        self.shift += timedelta(seconds=seconds)
+
+
 def settings_for(db_url: str, **overrides: Any) -> Settings:
     base = Settings(
         database_url=db_url,
@@ -118,9 +133,9 @@ def settings_for(db_url: str, **overrides: Any) -> Settings:
 
 
 async def start_herald(
-    settings: Settings, *, bus: InMemoryBus | None = None, notifier: Notifier | None = None
+    settings: Settings, *, bus: InMemoryBus | None = None, notifier: Notifier | None = None, clock: Clock | None = None
 ) -> tuple[Herald, Deps]:
-    deps = bootstrap.build_embedded(settings, bus=bus, notifier=notifier)
+    deps = bootstrap.build_embedded(settings, bus=bus, notifier=notifier, clock=clock)
     app = create_app(deps, manage_lifecycle=False)
     await bootstrap.start(deps)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald.test")

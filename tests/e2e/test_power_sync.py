@@ -1,4 +1,8 @@
-"""The periodic power sync against power-update: Nova's decisions, and Herald's fix of their race."""
+"""The periodic power sync against power-update: Nova's decisions, and Herald's fix of their race.
+
+Here ``power_state_change_grace`` is 0, Nova's behaviour: the sync acts on the first pass that sees a
+disagreement (``test_power_grace.py`` has the grace).
+"""
 
 from __future__ import annotations
 
@@ -36,9 +40,18 @@ class GatedBus(InMemoryBus):
 
 
 @pytest.fixture
+async def herald(db_url: str, engine: Engine) -> AsyncIterator[Herald]:
+    service, _ = await start_herald(settings_for(db_url, power_state_change_grace=0))
+    try:
+        yield service
+    finally:
+        await stop_herald(service)
+
+
+@pytest.fixture
 async def gated(db_url: str, engine: Engine) -> AsyncIterator[tuple[Herald, GatedBus]]:
     bus = GatedBus()
-    herald, _ = await start_herald(settings_for(db_url), bus=bus)
+    herald, _ = await start_herald(settings_for(db_url, power_state_change_grace=0), bus=bus)
     try:
         yield herald, bus
     finally:
@@ -196,7 +209,7 @@ async def test_failures_are_counted_and_fault_the_server_after_three(herald: Her
 async def test_the_sync_asks_the_driver_for_at_most_pool_size_servers_at_once(db_url: str, engine: Engine) -> None:
     import threading
 
-    herald, _ = await start_herald(settings_for(db_url, sync_power_state_pool_size=2))
+    herald, _ = await start_herald(settings_for(db_url, sync_power_state_pool_size=2, power_state_change_grace=0))
     try:
         servers = [await herald.create_server(host="compute-1") for _ in range(5)]
         driver = herald.driver("compute-1")

@@ -71,3 +71,16 @@ def test_settings_from_args_applies_overrides_after_config_files(tmp_path: Path)
 def test_settings_from_args_without_server_flags() -> None:
     settings = cli.settings_from_args(argparse.Namespace())
     assert settings.port == 8774
+
+
+def test_power_state_change_grace_is_documented_and_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["config", "sample"]) == 0
+    out = capsys.readouterr().out
+    assert "#power_state_change_grace = 120" in out
+    assert cli.settings_from_args(argparse.Namespace()).power_state_change_grace == 120
+    conf = tmp_path / "herald.conf"
+    conf.write_text("[DEFAULT]\npower_state_change_grace = 0\n")
+    assert cli.settings_from_args(_server_args(["--config-file", str(conf)])).power_state_change_grace == 0
+    conf.write_text("[DEFAULT]\npower_state_change_grace = -1\n")
+    with pytest.raises(ValueError, match="power_state_change_grace"):
+        cli.settings_from_args(_server_args(["--config-file", str(conf)]))

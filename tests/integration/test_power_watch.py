@@ -170,9 +170,10 @@ def fake_compute_api() -> Iterator[tuple[FakeComputeApi, str]]:
         thread.join()
 
 
-def _server(uuid: str, node: str, power_state: int, task_state: str | None = None) -> dict[str, Any]:
+def _server(uuid: str, node: str, status: str, task_state: str | None = None, power_state: int = 1) -> dict[str, Any]:
     return {
         "id": uuid,
+        "status": status,
         "OS-EXT-SRV-ATTR:hypervisor_hostname": node,
         "OS-EXT-STS:power_state": power_state,
         "OS-EXT-STS:task_state": task_state,
@@ -189,10 +190,11 @@ def test_a_failed_post_is_logged_and_retried_on_the_next_tick_only(
     off_node, _, on_node = redfish_emulator.system_ids  # the emulator starts them Off, Off, On
     uuid = "0b5a7c1e-3f0e-4d55-9d4e-1f2a3b4c5d6e"
     fake.servers = [
-        _server(uuid, off_node, 1),  # the API says RUNNING, the node is Off
-        _server("c0ffee00-0000-4000-8000-000000000001", on_node, 1),  # in agreement
-        _server("c0ffee00-0000-4000-8000-000000000002", off_node, 1, task_state="powering-off"),  # busy: skipped
-        _server("c0ffee00-0000-4000-8000-000000000003", "compute-1", 1),  # not a Redfish node
+        _server(uuid, off_node, "ACTIVE"),  # the API says ACTIVE, the node is Off
+        _server("c0ffee00-0000-4000-8000-000000000001", on_node, "ACTIVE"),  # in agreement
+        _server("c0ffee00-0000-4000-8000-000000000002", off_node, "ACTIVE", task_state="powering-off"),  # busy
+        _server("c0ffee00-0000-4000-8000-000000000003", "compute-1", "ACTIVE"),  # not a Redfish node
+        _server("c0ffee00-0000-4000-8000-000000000004", off_node, "PAUSED"),  # another status: left alone
     ]
     ok = {
         "events": [
@@ -205,7 +207,7 @@ def test_a_failed_post_is_logged_and_retried_on_the_next_tick_only(
     assert watch.poll_once() == [PowerUpdate(uuid, PowerTag.POWER_OFF, accepted=False)]
     assert "The compute API refused" in caplog.text
     assert watch.poll_once() == [PowerUpdate(uuid, PowerTag.POWER_OFF, accepted=True)]
-    assert watch.poll_once() == []  # the API still says RUNNING, but this change was reported
+    assert watch.poll_once() == []  # the API still says ACTIVE, but this change was reported
 
     assert len(fake.posts) == 2
     headers, body = fake.posts[-1]
@@ -214,21 +216,25 @@ def test_a_failed_post_is_logged_and_retried_on_the_next_tick_only(
     assert headers["X-Auth-Token"] == "admin:admin"
 
 
+def _compute_api(endpoint: str, tmp_path: Path) -> ComputeApi:
+    conf = new_conf()
+    path = tmp_path / "api.conf"
+    path.write_text(f"[compute_api]\nauth_type = admin_token\nendpoint = {endpoint}\ntoken = admin:admin\n")
+    conf(["--config-file", str(path)])
+    return ComputeApi(compute_api_adapter(conf))
+
+
 def test_a_per_event_failure_is_not_taken(fake_compute_api: tuple[FakeComputeApi, str], tmp_path: Path) -> None:
     fake, endpoint = fake_compute_api
     uuid = "0b5a7c1e-3f0e-4d55-9d4e-1f2a3b4c5d6e"
-    fake.servers = [_server(uuid, "n1", 4)]
+    fake.servers = [_server(uuid, "n1", "SHUTOFF", power_state=4)]
     gone = {
         "events": [{"name": "power-update", "server_uuid": uuid, "tag": "POWER_ON", "status": "failed", "code": 404}]
     }
     fake.replies = [(207, gone)]
     redfish = create_autospec(RedfishClient, instance=True, spec_set=True)
     redfish.power.return_value = "On"
-    conf = new_conf()
-    path = tmp_path / "api.conf"
-    path.write_text(f"[compute_api]\nauth_type = admin_token\nendpoint = {endpoint}\ntoken = admin:admin\n")
-    conf(["--config-file", str(path)])
-    api = ComputeApi(compute_api_adapter(conf))
+    api = _compute_api(endpoint, tmp_path)
     try:
         assert PowerWatch(api, redfish, systems=["n1"]).poll_once() == [
             PowerUpdate(uuid, PowerTag.POWER_ON, accepted=False)
@@ -240,7 +246,7 @@ def test_a_per_event_failure_is_not_taken(fake_compute_api: tuple[FakeComputeApi
 @pytest.mark.parametrize("transition", ["PoweringOn", "PoweringOff", "Paused", None])
 def test_nodes_in_transition_or_unknown_are_skipped(transition: str | None) -> None:
     api = create_autospec(ComputeApi, instance=True, spec_set=True)
-    api.servers.return_value = [WatchedServer("s1", "n1", 1, None)]
+    api.servers.return_value = [WatchedServer("s1", "n1", "ACTIVE", None)]
     redfish = create_autospec(RedfishClient, instance=True, spec_set=True)
     redfish.power.return_value = transition
     assert PowerWatch(api, redfish).poll_once() == []
@@ -252,7 +258,7 @@ def test_the_power_watch_command_posts_and_stops_on_sigterm(
 ) -> None:
     fake, endpoint = fake_compute_api
     uuid = "0b5a7c1e-3f0e-4d55-9d4e-1f2a3b4c5d6e"
-    fake.servers = [_server(uuid, redfish_emulator.system_ids[0], 1)]  # the node is Off
+    fake.servers = [_server(uuid, redfish_emulator.system_ids[0], "ACTIVE")]  # the node is Off
     ok = {
         "events": [
             {"name": "power-update", "server_uuid": uuid, "tag": "POWER_OFF", "status": "completed", "code": 200}
@@ -279,3 +285,40 @@ def test_the_power_watch_command_posts_and_stops_on_sigterm(
             assert process.wait(timeout=10) == 0
     assert len(fake.posts) == 1
     assert "Sent power-update POWER_OFF for server " + uuid in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("status", "power_state", "node", "tag"),
+    [
+        # The power sync read the node first and recorded its power_state: compute was still not told.
+        ("SHUTOFF", 1, "On", PowerTag.POWER_ON),
+        ("ACTIVE", 4, "Off", PowerTag.POWER_OFF),
+        ("SHUTOFF", 4, "On", PowerTag.POWER_ON),
+        ("ACTIVE", 1, "Off", PowerTag.POWER_OFF),
+        ("SHUTOFF", 1, "Off", None),
+        ("ACTIVE", 4, "On", None),
+    ],
+)
+def test_the_status_decides_not_the_power_state(
+    fake_compute_api: tuple[FakeComputeApi, str],
+    tmp_path: Path,
+    status: str,
+    power_state: int,
+    node: str,
+    tag: PowerTag | None,
+) -> None:
+    fake, endpoint = fake_compute_api
+    uuid = "0b5a7c1e-3f0e-4d55-9d4e-1f2a3b4c5d6e"
+    fake.servers = [_server(uuid, "n1", status, power_state=power_state)]
+    ok = {
+        "events": [{"name": "power-update", "server_uuid": uuid, "tag": str(tag), "status": "completed", "code": 200}]
+    }
+    fake.replies = [(200, ok)]
+    redfish = create_autospec(RedfishClient, instance=True, spec_set=True)
+    redfish.power.return_value = node
+    api = _compute_api(endpoint, tmp_path)
+    try:
+        expected = [] if tag is None else [PowerUpdate(uuid, tag, accepted=True)]
+        assert PowerWatch(api, redfish, systems=["n1"]).poll_once() == expected
+    finally:
+        api.close()

@@ -4,13 +4,19 @@ One pure function, :func:`decide`, row by row as Nova's ``_sync_instance_power_s
 decides: the hypervisor always wins for ``power_state``; ``vm_state`` is reconciled by
 stopping a server that stopped by itself and force-stopping one that runs when compute
 says it is stopped.
+
+Unlike Nova, an action that changes the machine can wait: Herald's ``grace`` lets a
+disagreement (the record's vm_state against the machine's power class) be watched until it
+has lasted that long, so that the bare-metal service's power-update, which knows who changed
+the power, can arrive first. A grace of 0 is Nova's behaviour.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from herald.domain.model import PowerState, VmState
 
@@ -19,6 +25,48 @@ class SyncAction(enum.StrEnum):
     NOTHING = "nothing"
     STOP = "stop"  # the normal stop path (checks vm_state), action "stop"
     FORCE_STOP = "force-stop"  # stop whatever the vm_state, action "stop"
+    WAIT = "wait"  # a stop or force stop is due, but the disagreement is younger than the grace
+
+
+class PowerClass(enum.StrEnum):
+    """What the machine's power means for a disagreement: two readings of one class are one disagreement."""
+
+    ON = "on"
+    OFF = "off"
+    UNKNOWN = "unknown"
+
+
+def power_class(power: int) -> PowerClass:
+    if power in _OFF:
+        return PowerClass.OFF
+    if power == PowerState.NOSTATE:
+        return PowerClass.UNKNOWN
+    return PowerClass.ON
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement:
+    """A disagreement the sync would act on, and when it was first seen (the sync's clock)."""
+
+    vm_state: str
+    power_class: PowerClass
+    since: datetime
+
+    def same_as(self, other: Disagreement) -> bool:
+        return (self.vm_state, self.power_class) == (other.vm_state, other.power_class)
+
+    def age(self, now: datetime) -> float:
+        return (now - self.since).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class PowerObservation:
+    """A watched disagreement as kept for one server: which host watches it, and the action that shows it."""
+
+    server_uuid: str
+    host: str
+    request_id: str  # the server's instance action that says the disagreement is watched
+    disagreement: Disagreement
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +77,8 @@ class SyncDecision:
     power_state: int | None = None  # the record's new power_state; None: it already matches
     message: str | None = None  # why, for the log (with the level below)
     level: int = logging.INFO
+    # The disagreement to keep watching after this pass; None: nothing is watched (any watch ends).
+    watched: Disagreement | None = None
 
 
 SKIP_TASK = SyncDecision(SyncAction.NOTHING, message="pending task; skipped")
@@ -48,13 +98,38 @@ _HANDS_OFF = frozenset(
 )
 
 
-def decide(*, vm_state: str, db_power_state: int, task_state: str | None, driver_power_state: int) -> SyncDecision:
-    """The decision for one server, from its record and what the driver reports now."""
+def decide(
+    *,
+    vm_state: str,
+    db_power_state: int,
+    task_state: str | None,
+    driver_power_state: int,
+    watched: Disagreement | None,
+    now: datetime,
+    grace: float,
+) -> SyncDecision:
+    """The decision for one server, from its record, what the driver reports now and what is watched.
+
+    :param watched: the disagreement kept from earlier passes, if any.
+    :param now: this pass's time, on the clock ``watched.since`` was taken from.
+    :param grace: seconds a disagreement must have lasted before the sync stops the machine; 0 acts at once.
+    """
     if task_state is not None:
-        return SKIP_TASK
+        # The task will change the record; what is watched is judged again on the next pass.
+        return replace(SKIP_TASK, watched=watched)
     new_power = driver_power_state if driver_power_state != db_power_state else None
     action, message, level = _reconcile(vm_state, driver_power_state)
-    return SyncDecision(action, new_power, message, level)
+    if action not in (SyncAction.STOP, SyncAction.FORCE_STOP):
+        return SyncDecision(action, new_power, message, level)
+    seen = Disagreement(vm_state, power_class(driver_power_state), now)
+    if watched is not None and watched.same_as(seen):
+        seen = watched
+    if seen.age(now) >= grace:
+        return SyncDecision(action, new_power, message, level)
+    why = (message or "").removesuffix(" Calling the stop API.")
+    since = seen.since.isoformat()
+    wait = f"{why} Not stopping it before the disagreement has lasted {grace:g} s (seen since {since})."
+    return SyncDecision(SyncAction.WAIT, new_power, wait, logging.INFO, seen)
 
 
 def _reconcile(vm_state: str, power: int) -> tuple[SyncAction, str | None, int]:

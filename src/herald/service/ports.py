@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from herald.domain.model import ComputeHost, Migration, Server
+from herald.domain.power_sync import PowerObservation
 from herald.domain.records import ActionEvent, EventEnvelope, EventRecord, ServerAction
 
 
@@ -125,6 +126,21 @@ class EventJournal(Protocol):
     ) -> list[EventRecord]: ...
 
 
+class PowerObservationRepository(Protocol):
+    """The power sync's watched disagreements, at most one per server."""
+
+    def get(self, server_uuid: str) -> PowerObservation | None: ...
+
+    def put(self, observation: PowerObservation) -> None:
+        """Keep ``observation``, replacing the server's previous one."""
+
+    def delete(self, server_uuids: Iterable[str], *, host: str | None = None) -> None:
+        """Forget the servers' observations (only those ``host`` keeps, when given)."""
+
+    def server_uuids(self, host: str) -> set[str]:
+        """The servers ``host`` watches a disagreement of."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. ``with uow:`` rolls back whatever was not committed."""
 
@@ -133,6 +149,7 @@ class UnitOfWork(Protocol):
     hosts: HostRepository
     actions: ActionRepository
     events: EventJournal
+    power_observations: PowerObservationRepository
 
     def __enter__(self) -> Self: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from herald.adapters.sql.actions import SqlActionRepository
 from herald.adapters.sql.hosts import SqlHostRepository
 from herald.adapters.sql.journal import SqlEventJournal
+from herald.adapters.sql.power_observations import SqlPowerObservationRepository
 from herald.adapters.sql.servers import SqlMigrationRepository, SqlServerRepository
 
 __all__ = [
@@ -12,5 +13,6 @@ __all__ = [
     "SqlEventJournal",
     "SqlHostRepository",
     "SqlMigrationRepository",
+    "SqlPowerObservationRepository",
     "SqlServerRepository",
 ]

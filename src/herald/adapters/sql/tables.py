@@ -136,3 +136,16 @@ external_events = Table(
     Index("ix_external_events_state_host", "state", "host"),
     Index("ix_external_events_server_uuid", "server_uuid"),
 )
+
+# The power sync's watched disagreements: one row per server whose stop waits for the grace.
+power_observations = Table(
+    "power_observations",
+    metadata,
+    Column("server_uuid", String(36), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("request_id", String(255), nullable=False),
+    Column("vm_state", String(255), nullable=False),
+    Column("power_class", String(16), nullable=False),
+    Column("first_seen_at", DateTime, nullable=False),
+    Index("ix_power_observations_host", "host"),
+)

@@ -1,4 +1,4 @@
-"""The SQL unit of work: one connection, one transaction, five repositories."""
+"""The SQL unit of work: one connection, one transaction, six repositories."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from herald.adapters.sql.repository import (
     SqlEventJournal,
     SqlHostRepository,
     SqlMigrationRepository,
+    SqlPowerObservationRepository,
     SqlServerRepository,
 )
 from herald.service.ports import (
@@ -22,6 +23,7 @@ from herald.service.ports import (
     EventJournal,
     HostRepository,
     MigrationRepository,
+    PowerObservationRepository,
     ServerRepository,
 )
 
@@ -44,6 +46,7 @@ class SqlUnitOfWork:
     hosts: HostRepository
     actions: ActionRepository
     events: EventJournal
+    power_observations: PowerObservationRepository
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -65,6 +68,7 @@ class SqlUnitOfWork:
         self.hosts = SqlHostRepository(conn)
         self.actions = SqlActionRepository(conn)
         self.events = SqlEventJournal(conn)
+        self.power_observations = SqlPowerObservationRepository(conn)
         return self
 
     def __exit__(
