@@ -86,9 +86,9 @@ def _int_param(req: ApiRequest, name: str) -> int | None:
 
 
 def limit_and_marker(req: ApiRequest) -> tuple[int, str | None]:
-    """Nova's ``get_limit_and_marker``: ``limit`` capped at :data:`MAX_LIMIT` (0 or absent: the cap)."""
+    """Nova's ``get_limit_and_marker``: ``limit`` capped at :data:`MAX_LIMIT` (absent: the cap; 0: nothing)."""
     limit = _int_param(req, "limit")
-    return min(MAX_LIMIT, limit or MAX_LIMIT), req.query.get("marker")
+    return min(MAX_LIMIT, MAX_LIMIT if limit is None else limit), req.query.get("marker")
 
 
 def bool_param(value: str) -> bool:

@@ -10,6 +10,7 @@ from herald.api.deps import ComputeDeps, bool_param, caller, can, limit_and_mark
 from herald.api.edge import ApiRequest, ApiResponse, Edge
 from herald.api.faults import ApiFault
 from herald.api.microversion import APIVersion
+from herald.api.query import changes_time
 from herald.api.server_actions import ServerActionsController
 from herald.api.server_create import parse_create
 from herald.api.views import servers as views
@@ -149,12 +150,23 @@ class ServersController:
         limit, marker = limit_and_marker(req)
         admin_filters = can(req, SERVERS + "allow_all_filters", own_target(req))
         all_tenants = "all_tenants" in query and bool_param(query["all_tenants"])
+        changes_since = changes_time(req, "changes-since")
+        # Nova strips changes-before for non-admins before 2.66; admins may always use it.
+        changes_before = (
+            changes_time(req, "changes-before") if admin_filters or req.version >= APIVersion(2, 66) else None
+        )
+        if changes_since is not None and changes_before is not None and changes_before < changes_since:
+            raise ApiFault(400, "The value of changes-since must be less than or equal to changes-before.")
         return ServerFilters(
             all_tenants=all_tenants,
             project_id=(query.get("project_id") or query.get("tenant_id")) if all_tenants else None,
             name=query.get("name"),
             status=query.get("status"),
             host=query.get("host") if admin_filters else None,
+            flavor_id=query.get("flavor"),
+            image_ref=query.get("image") or (query.get("image_ref") if admin_filters else None),
+            changes_since=changes_since,
+            changes_before=changes_before,
             limit=limit,
             marker=marker,
         )

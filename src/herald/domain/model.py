@@ -135,6 +135,10 @@ class Server:
     launched_at: datetime | None = None
     terminated_at: datetime | None = None
     deleted: bool = False
+    description: str | None = None
+    access_ip_v4: str | None = None
+    access_ip_v6: str | None = None
+    auto_disk_config: bool = False  # the API's OS-DCF:diskConfig AUTO
 
     @property
     def status(self) -> str:

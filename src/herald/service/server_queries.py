@@ -39,8 +39,16 @@ class ServerFilters:
     name: str | None = None  # a regular expression, as Nova matches it
     status: str | None = None
     host: str | None = None
+    flavor_id: str | None = None
+    image_ref: str | None = None
+    changes_since: datetime | None = None  # naive UTC; deleted servers are listed too, as in Nova
+    changes_before: datetime | None = None  # 2.66
     limit: int | None = None
     marker: str | None = None
+
+    @property
+    def includes_deleted(self) -> bool:
+        return self.changes_since is not None or self.changes_before is not None
 
 
 def host_status(record: ComputeHost | None, now: datetime, service_down_time: int) -> str:
@@ -80,7 +88,7 @@ def list_servers(
     if not filters.all_tenants and project is None:
         return []
     with uow:
-        servers = uow.servers.list(project_id=project, host=filters.host)
+        servers = uow.servers.list(project_id=project, host=filters.host, include_deleted=filters.includes_deleted)
         servers = [s for s in servers if _matches(s, filters)]
         servers = _page(servers, filters.limit, filters.marker)
         return _details(uow, servers, now, service_down_time)
@@ -97,7 +105,21 @@ def _name_pattern(name: str) -> re.Pattern[str]:
 def _matches(server: Server, filters: ServerFilters) -> bool:
     if filters.name is not None and not _name_pattern(filters.name).search(server.name):
         return False
+    if filters.flavor_id is not None and server.flavor_id != filters.flavor_id:
+        return False
+    if filters.image_ref is not None and server.image_ref != filters.image_ref:
+        return False
+    if not _changed_in(server, filters.changes_since, filters.changes_before):
+        return False
     return filters.status is None or server_status(server.vm_state, server.task_state) == filters.status.upper()
+
+
+def _changed_in(server: Server, since: datetime | None, before: datetime | None) -> bool:
+    """Nova's ``changes-since`` / ``changes-before``: compared with the last update (creation if none)."""
+    changed = server.updated_at or server.created_at
+    if changed is None:
+        return since is None and before is None
+    return (since is None or changed >= since) and (before is None or changed <= before)
 
 
 def _page(servers: list[Server], limit: int | None, marker: str | None) -> list[Server]:

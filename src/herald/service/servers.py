@@ -43,6 +43,10 @@ class ServerSpec:
     metadata: Mapping[str, str] = field(default_factory=dict)
     requested_host: str | None = None  # 2.74 host / hypervisor_hostname: must exist, be enabled and up
     forced_host: str | None = None  # availability_zone "zone:host": must exist, nothing else is checked
+    description: str | None = None  # 2.19
+    access_ip_v4: str | None = None
+    access_ip_v6: str | None = None
+    auto_disk_config: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,10 @@ def create_server(
         metadata=dict(spec.metadata),
         created_at=now,
         updated_at=now,
+        description=spec.description,
+        access_ip_v4=spec.access_ip_v4,
+        access_ip_v6=spec.access_ip_v6,
+        auto_disk_config=spec.auto_disk_config,
     )
     with uow:
         host = _choose_host(uow, spec, now, policy)

@@ -55,6 +55,10 @@ def _server_values(server: Server) -> dict[str, Any]:
         "launched_at": server.launched_at,
         "terminated_at": server.terminated_at,
         "deleted": server.deleted,
+        "description": server.description,
+        "access_ip_v4": server.access_ip_v4,
+        "access_ip_v6": server.access_ip_v6,
+        "auto_disk_config": server.auto_disk_config,
     }
 
 
@@ -87,6 +91,10 @@ def _server(row: RowMapping) -> Server:
         launched_at=row["launched_at"],
         terminated_at=row["terminated_at"],
         deleted=row["deleted"],
+        description=row["description"],
+        access_ip_v4=row["access_ip_v4"],
+        access_ip_v6=row["access_ip_v6"],
+        auto_disk_config=row["auto_disk_config"],
     )
 
 

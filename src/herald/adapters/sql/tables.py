@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -69,6 +70,10 @@ servers = Table(
     Column("launched_at", DateTime),
     Column("terminated_at", DateTime),
     Column("deleted", Boolean, nullable=False, default=False),
+    Column("description", Text),
+    Column("access_ip_v4", String(39)),
+    Column("access_ip_v6", String(39)),
+    Column("auto_disk_config", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_servers_host_deleted", "host", "deleted"),
     Index("ix_servers_project_id", "project_id"),
 )

@@ -1,6 +1,6 @@
 """Nova's server views (``nova/api/openstack/compute/views/servers.py``) for Herald's servers.
 
-Fields Herald does not model (key pairs, locks, tags, descriptions, server groups,
+Fields Herald does not model (key pairs, locks, tags, server groups,
 trusted certificates) are shown with the values Nova shows for a server that has none,
 so clients parse every microversion's shape.
 """
@@ -57,12 +57,17 @@ def created(req: ApiRequest, server: Server, admin_pass: str | None) -> dict[str
     body: dict[str, Any] = {
         "id": server.uuid,
         "links": links(req, "servers", server.uuid),
-        "OS-DCF:diskConfig": "MANUAL",
+        "OS-DCF:diskConfig": disk_config(server),
         "security_groups": [{"name": "default"}],
     }
     if admin_pass is not None:
         body["adminPass"] = admin_pass
     return body
+
+
+def disk_config(server: Server) -> str:
+    """``OS-DCF:diskConfig``: what the create request asked for."""
+    return "AUTO" if server.auto_disk_config else "MANUAL"
 
 
 def show(req: ApiRequest, detail: ServerDetail, options: ViewOptions) -> dict[str, Any]:
@@ -82,10 +87,10 @@ def show(req: ApiRequest, detail: ServerDetail, options: ViewOptions) -> dict[st
         "created": isotime(server.created_at),
         "updated": isotime(server.updated_at or server.created_at),
         "addresses": addresses(server),
-        "accessIPv4": "",
-        "accessIPv6": "",
+        "accessIPv4": server.access_ip_v4 or "",
+        "accessIPv6": server.access_ip_v6 or "",
         "links": links(req, "servers", server.uuid),
-        "OS-DCF:diskConfig": "MANUAL",
+        "OS-DCF:diskConfig": disk_config(server),
         "OS-EXT-AZ:availability_zone": _availability_zone(server),
         "config_drive": "",
         "key_name": None,
@@ -117,6 +122,8 @@ def _microversion_fields(req: ApiRequest, detail: ServerDetail, options: ViewOpt
         fields["host_status"] = detail.host_status
     if options.server_groups and v(req, 2, 71):
         fields["server_groups"] = []
+    if v(req, 2, 19):
+        fields["description"] = detail.server.description
     if v(req, 2, 90) and not options.extended_attributes:
         fields["OS-EXT-SRV-ATTR:hostname"] = hostname(detail.server.name)
     return fields
@@ -129,7 +136,6 @@ def _shows_host_status(options: ViewOptions, status: str) -> bool:
 
 _UNMODELLED: tuple[tuple[tuple[int, int], str, object], ...] = (
     ((2, 9), "locked", False),
-    ((2, 19), "description", None),
     ((2, 26), "tags", []),
     ((2, 63), "trusted_image_certificates", None),
     ((2, 73), "locked_reason", None),
