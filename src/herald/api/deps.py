@@ -10,6 +10,8 @@ from typing import ParamSpec, TypeVar
 from herald.api.edge import ApiRequest
 from herald.api.faults import ApiFault
 from herald.config import Settings
+from herald.domain.model import Server
+from herald.service import server_queries
 from herald.service.common import Caller, Outcome
 from herald.service.ports import Bus, Clock, NetworkBackend, UnitOfWorkFactory, VolumeBackend
 
@@ -70,6 +72,20 @@ async def publish(deps: ComputeDeps, outcome: Outcome) -> None:
     """Send the committed use case's messages to their hosts' agents."""
     for dispatch in outcome.dispatch:
         await deps.bus.publish(dispatch.host, [dispatch.message])
+
+
+async def server_for(deps: ComputeDeps, req: ApiRequest, rule: str) -> Server:
+    """The path's server (404 unless the caller may see it), once ``rule`` allows acting on it (403)."""
+    detail = await run(
+        server_queries.get_server,
+        deps.read_uow_factory(),
+        caller(req),
+        req.path_params["server_id"],
+        now=deps.clock.now(),
+        service_down_time=deps.settings.service_down_time,
+    )
+    req.authorize(rule, {"project_id": detail.server.project_id})
+    return detail.server
 
 
 def _int_param(req: ApiRequest, name: str) -> int | None:

@@ -99,6 +99,8 @@ def parse_create(req: ApiRequest) -> CreateRequest:
         access_ip_v4=server.get("accessIPv4") or None,
         access_ip_v6=server.get("accessIPv6") or None,
         auto_disk_config=server.get("OS-DCF:diskConfig") == "AUTO",
+        tags=tuple(server.get("tags") or ()),
+        hostname=server.get("hostname"),
     )
     admin_pass = server.get("adminPass") or "".join(secrets.choice(_PASSWORD_CHARS) for _ in range(12))
     return CreateRequest(spec, admin_pass, _truthy(server.get("return_reservation_id", False)))

@@ -5,6 +5,8 @@ HeraldError
 │   ├── ServerNotFound
 │   ├── FlavorNotFound
 │   ├── ActionNotFound
+│   ├── MetadataItemNotFound
+│   ├── TagNotFound
 │   └── HostNotFound
 ├── Invalid                      (the caller asked for something malformed)
 │   └── ImageRefInvalid
@@ -15,6 +17,7 @@ HeraldError
 │   └── UnexpectedTaskState      (a guarded save lost a race)
 ├── NoValidHost
 ├── Forbidden
+│   └── MetadataLimitExceeded    (over the metadata_items quota)
 ├── EventWaitTimeout             (a waited-for external event did not come in time)
 ├── EventWaitFailed              (a waited-for external event came with status failed)
 ├── ShuttingDown                 (no new waiters while the agent stops)
@@ -55,6 +58,15 @@ class FlavorNotFound(NotFound):
 class ActionNotFound(NotFound):
     def __init__(self, request_id: str, server_uuid: str) -> None:
         super().__init__(f"Action for request_id {request_id} on instance {server_uuid} not found")
+
+
+class MetadataItemNotFound(NotFound):
+    message = "Metadata item was not found"
+
+
+class TagNotFound(NotFound):
+    def __init__(self, uuid: str, tag: str) -> None:
+        super().__init__(f"Instance {uuid} has no tag '{tag}'")
 
 
 class HostNotFound(NotFound):
@@ -106,6 +118,11 @@ class NoValidHost(HeraldError):
 
 class Forbidden(HeraldError):
     message = "Forbidden."
+
+
+class MetadataLimitExceeded(Forbidden):
+    def __init__(self, allowed: int) -> None:
+        super().__init__(f"Maximum number of metadata items exceeds {allowed}")
 
 
 class EventWaitTimeout(HeraldError):

@@ -139,6 +139,8 @@ class Server:
     access_ip_v4: str | None = None
     access_ip_v6: str | None = None
     auto_disk_config: bool = False  # the API's OS-DCF:diskConfig AUTO
+    tags: list[str] = field(default_factory=list)  # 2.26, in the order they were added
+    hostname: str | None = None  # 2.90; None: derived from the name it was created with
 
     @property
     def status(self) -> str:

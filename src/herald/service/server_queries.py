@@ -43,6 +43,11 @@ class ServerFilters:
     image_ref: str | None = None
     changes_since: datetime | None = None  # naive UTC; deleted servers are listed too, as in Nova
     changes_before: datetime | None = None  # 2.66
+    # 2.26: has every one of ``tags``, any of ``tags_any``, not all of ``not_tags``, none of ``not_tags_any``.
+    tags: frozenset[str] | None = None
+    tags_any: frozenset[str] | None = None
+    not_tags: frozenset[str] | None = None
+    not_tags_any: frozenset[str] | None = None
     limit: int | None = None
     marker: str | None = None
 
@@ -111,7 +116,19 @@ def _matches(server: Server, filters: ServerFilters) -> bool:
         return False
     if not _changed_in(server, filters.changes_since, filters.changes_before):
         return False
+    if not _tagged(set(server.tags), filters):
+        return False
     return filters.status is None or server_status(server.vm_state, server.task_state) == filters.status.upper()
+
+
+def _tagged(tags: set[str], filters: ServerFilters) -> bool:
+    if filters.tags is not None and not filters.tags <= tags:
+        return False
+    if filters.tags_any is not None and not filters.tags_any & tags:
+        return False
+    if filters.not_tags is not None and filters.not_tags <= tags:
+        return False
+    return filters.not_tags_any is None or not filters.not_tags_any & tags
 
 
 def _changed_in(server: Server, since: datetime | None, before: datetime | None) -> bool:

@@ -11,6 +11,7 @@ from herald.domain.errors import Invalid, NotFound, NoValidHost
 from herald.domain.flavors import get_flavor
 from herald.domain.messages import BuildServer
 from herald.domain.model import PowerState, Server, TaskState, Vif, VmState, VolumeAttachment
+from herald.domain.naming import hostname
 from herald.domain.records import ActionEvent
 from herald.service import scheduler
 from herald.service.common import Caller, Dispatch, Outcome, start_action
@@ -47,6 +48,8 @@ class ServerSpec:
     access_ip_v4: str | None = None
     access_ip_v6: str | None = None
     auto_disk_config: bool = False
+    tags: tuple[str, ...] = ()  # 2.52
+    hostname: str | None = None  # 2.90
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,8 @@ def create_server(
         access_ip_v4=spec.access_ip_v4,
         access_ip_v6=spec.access_ip_v6,
         auto_disk_config=spec.auto_disk_config,
+        tags=list(dict.fromkeys(spec.tags)),
+        hostname=spec.hostname or hostname(spec.name),
     )
     with uow:
         host = _choose_host(uow, spec, now, policy)

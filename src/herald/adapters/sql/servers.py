@@ -59,6 +59,8 @@ def _server_values(server: Server) -> dict[str, Any]:
         "access_ip_v4": server.access_ip_v4,
         "access_ip_v6": server.access_ip_v6,
         "auto_disk_config": server.auto_disk_config,
+        "tags": list(server.tags),
+        "hostname": server.hostname,
     }
 
 
@@ -95,6 +97,8 @@ def _server(row: RowMapping) -> Server:
         access_ip_v4=row["access_ip_v4"],
         access_ip_v6=row["access_ip_v6"],
         auto_disk_config=row["auto_disk_config"],
+        tags=list(row["tags"] or ()),
+        hostname=row["hostname"],
     )
 
 

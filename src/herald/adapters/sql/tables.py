@@ -74,6 +74,8 @@ servers = Table(
     Column("access_ip_v4", String(39)),
     Column("access_ip_v6", String(39)),
     Column("auto_disk_config", Boolean, nullable=False, default=False, server_default=false()),
+    Column("tags", JSON),
+    Column("hostname", String(255)),
     Index("ix_servers_host_deleted", "host", "deleted"),
     Index("ix_servers_project_id", "project_id"),
 )

@@ -8,6 +8,7 @@ so clients parse every microversion's shape.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from herald.api.views.common import bookmark, isotime, links, strtime
 from herald.domain.errors import FlavorNotFound
 from herald.domain.flavors import Flavor, get_flavor
 from herald.domain.model import Server, VmState
-from herald.domain.naming import availability_zone, fixed_ip, hostname
+from herald.domain.naming import availability_zone, fixed_ip, server_hostname
 from herald.domain.naming import reservation_id as reservation_id  # re-exported: the create reply uses it
 from herald.service.server_queries import HostStatusName, ServerDetail
 
@@ -124,8 +125,10 @@ def _microversion_fields(req: ApiRequest, detail: ServerDetail, options: ViewOpt
         fields["server_groups"] = []
     if v(req, 2, 19):
         fields["description"] = detail.server.description
+    if v(req, 2, 26):
+        fields["tags"] = list(detail.server.tags)
     if v(req, 2, 90) and not options.extended_attributes:
-        fields["OS-EXT-SRV-ATTR:hostname"] = hostname(detail.server.name)
+        fields["OS-EXT-SRV-ATTR:hostname"] = server_hostname(detail.server)
     return fields
 
 
@@ -136,7 +139,6 @@ def _shows_host_status(options: ViewOptions, status: str) -> bool:
 
 _UNMODELLED: tuple[tuple[tuple[int, int], str, object], ...] = (
     ((2, 9), "locked", False),
-    ((2, 26), "tags", []),
     ((2, 63), "trusted_image_certificates", None),
     ((2, 73), "locked_reason", None),
     ((2, 96), "pinned_availability_zone", None),
@@ -153,7 +155,7 @@ def _extended_attributes(req: ApiRequest, server: Server) -> dict[str, Any]:
     if v(req, 2, 3):
         attrs.update(
             {
-                "OS-EXT-SRV-ATTR:hostname": hostname(server.name),
+                "OS-EXT-SRV-ATTR:hostname": server_hostname(server),
                 "OS-EXT-SRV-ATTR:kernel_id": "",
                 "OS-EXT-SRV-ATTR:launch_index": 0,
                 "OS-EXT-SRV-ATTR:ramdisk_id": "",
@@ -201,6 +203,41 @@ def _flavor(req: ApiRequest, server: Server, options: ViewOptions) -> dict[str, 
 
 def _availability_zone(server: Server) -> str:
     return availability_zone(server) or ""
+
+
+# What a PUT /servers/{id} reply leaves out before 2.75 (Nova shows every attribute from then on).
+_NOT_IN_UPDATE_REPLY = (
+    "OS-EXT-AZ:availability_zone",
+    "config_drive",
+    "key_name",
+    "OS-SRV-USG:launched_at",
+    "OS-SRV-USG:terminated_at",
+    "security_groups",
+    "OS-EXT-STS:task_state",
+    "OS-EXT-STS:vm_state",
+    "OS-EXT-STS:power_state",
+    "os-extended-volumes:volumes_attached",
+    "host_status",
+)
+
+
+def updated(req: ApiRequest, detail: ServerDetail, options: ViewOptions) -> dict[str, Any]:
+    """The reply to ``PUT /servers/{id}``: the full view from 2.75, a reduced one before."""
+    if v(req, 2, 75):
+        return show(req, detail, options)
+    body = show(req, detail, dataclasses.replace(options, extended_attributes=False, host_status=False))
+    for key in _NOT_IN_UPDATE_REPLY:
+        body.pop(key, None)
+    body["addresses"] = basic_addresses(detail.server)
+    return body
+
+
+def basic_addresses(server: Server) -> dict[str, list[dict[str, Any]]]:
+    """Addresses without the OS-EXT-IPS fields: ``/servers/{id}/ips`` and older PUT replies."""
+    return {
+        network: [{"version": ip["version"], "addr": ip["addr"]} for ip in ips]
+        for network, ips in addresses(server).items()
+    }
 
 
 def addresses(server: Server) -> dict[str, list[dict[str, Any]]]:

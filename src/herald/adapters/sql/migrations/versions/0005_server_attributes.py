@@ -1,4 +1,4 @@
-"""Servers keep what the create request asked for: description, access IPs and disk config.
+"""Servers keep what their requests asked for: description, access IPs, disk config, tags and hostname.
 
 Revision ID: 0005
 Revises: 0002
@@ -15,6 +15,8 @@ down_revision: str | None = "0002"
 branch_labels: str | None = None
 depends_on: str | None = None
 
+_ADDED = ("description", "access_ip_v4", "access_ip_v6", "auto_disk_config", "tags", "hostname")
+
 
 def upgrade() -> None:
     with op.batch_alter_table("servers") as batch:
@@ -22,9 +24,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("access_ip_v4", sa.String(39), nullable=True))
         batch.add_column(sa.Column("access_ip_v6", sa.String(39), nullable=True))
         batch.add_column(sa.Column("auto_disk_config", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.add_column(sa.Column("tags", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("hostname", sa.String(255), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("servers") as batch:
-        for column in ("auto_disk_config", "access_ip_v6", "access_ip_v4", "description"):
+        for column in reversed(_ADDED):
             batch.drop_column(column)
