@@ -112,6 +112,8 @@ _META = "/servers/{server_id}/metadata"
 _TAGS = "os_compute_api:os-server-tags:"
 _TAG_PATH = "/servers/{server_id}/tags"
 _IPS = "os_compute_api:ips:"
+_KEYPAIRS = "os_compute_api:os-keypairs:"
+_ADMIN_OR_KEY_OWNER = "(" + ADMIN + ") or user_id:%(user_id)s"
 _IPS_PATH = "/servers/{server_id}/ips"
 _ACTIONS = "os_compute_api:os-instance-actions"
 _SERVICES = "os_compute_api:os-services:"
@@ -206,6 +208,10 @@ OPERATION_RULES = [
     _op(
         _TAGS + "delete", PROJECT_MEMBER_OR_ADMIN, "Delete a single tag from the server", "DELETE", _TAG_PATH + "/{tag}"
     ),
+    _op(_KEYPAIRS + "index", _ADMIN_OR_KEY_OWNER, "List all keypairs", "GET", "/os-keypairs"),
+    _op(_KEYPAIRS + "create", _ADMIN_OR_KEY_OWNER, "Create a keypair", "POST", "/os-keypairs"),
+    _op(_KEYPAIRS + "delete", _ADMIN_OR_KEY_OWNER, "Delete a keypair", "DELETE", "/os-keypairs/{keypair_name}"),
+    _op(_KEYPAIRS + "show", _ADMIN_OR_KEY_OWNER, "Show details of a keypair", "GET", "/os-keypairs/{keypair_name}"),
     _op(_IPS + "index", PROJECT_READER_OR_ADMIN, "List IP addresses that are assigned to a server", "GET", _IPS_PATH),
     _op(
         _IPS + "show",

@@ -77,7 +77,6 @@ def parse_create(req: ApiRequest) -> CreateRequest:
         requested_host = server.get("host") or server.get("hypervisor_hostname")
         if server.get("host") and server.get("hypervisor_hostname") not in (None, server["host"]):
             raise ApiFault(400, f"Compute host {server['hypervisor_hostname']} could not be found.")
-    _check_key_name(server)
     _check_security_groups(server)
     volumes = _volumes(server)
     if volumes:
@@ -101,6 +100,7 @@ def parse_create(req: ApiRequest) -> CreateRequest:
         auto_disk_config=server.get("OS-DCF:diskConfig") == "AUTO",
         tags=tuple(server.get("tags") or ()),
         hostname=server.get("hostname"),
+        key_name=server.get("key_name"),
     )
     admin_pass = server.get("adminPass") or "".join(secrets.choice(_PASSWORD_CHARS) for _ in range(12))
     return CreateRequest(spec, admin_pass, _truthy(server.get("return_reservation_id", False)))
@@ -117,12 +117,6 @@ def _check_counts(server: dict[str, Any]) -> None:
         raise ApiFault(400, "min_count must be <= max_count")
     if max_count > 1:
         raise ApiFault(400, "Herald creates one server per request: min_count and max_count must be 1.")
-
-
-def _check_key_name(server: dict[str, Any]) -> None:
-    """Herald has no key pairs yet: any named key pair is one that does not exist, as Nova answers it."""
-    if server.get("key_name") is not None:
-        raise ApiFault(400, "Invalid key_name provided.")
 
 
 def _check_security_groups(server: dict[str, Any]) -> None:

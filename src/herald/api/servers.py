@@ -14,7 +14,7 @@ from herald.api.query import changes_time
 from herald.api.schemas import servers as schemas
 from herald.api.server_actions import ServerActionsController
 from herald.api.server_create import parse_create
-from herald.api.validation import SchemaValidator
+from herald.api.validation import VersionedValidator
 from herald.api.views import servers as views
 from herald.api.views.common import next_link, self_href
 from herald.domain.errors import FlavorNotFound
@@ -53,7 +53,7 @@ class ServersController:
     def __init__(self, deps: ComputeDeps) -> None:
         self._deps = deps
         self._down_time = deps.settings.service_down_time
-        self._update_validators = {schema["$id"]: SchemaValidator(schema) for _, schema in schemas.UPDATE_SCHEMAS}
+        self._update_validator = VersionedValidator(schemas.UPDATE_SCHEMAS)
 
     async def index(self, req: ApiRequest) -> ApiResponse:
         req.authorize(SERVERS + "index", own_target(req))
@@ -100,8 +100,7 @@ class ServersController:
         return ApiResponse(202, body, [(b"location", location)])
 
     async def update(self, req: ApiRequest) -> ApiResponse:
-        validator = self._update_validators[schemas.for_version(schemas.UPDATE_SCHEMAS, req.version)["$id"]]
-        validator.validate(req.body)
+        self._update_validator.validate(req.version, req.body)
         detail = await self._get(req)
         server = detail.server
         req.authorize(SERVERS + "update", {"project_id": server.project_id, "user_id": server.user_id})

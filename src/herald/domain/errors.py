@@ -7,16 +7,19 @@ HeraldError
 │   ├── ActionNotFound
 │   ├── MetadataItemNotFound
 │   ├── TagNotFound
+│   ├── KeypairNotFound
 │   └── HostNotFound
 ├── Invalid                      (the caller asked for something malformed)
 │   └── ImageRefInvalid
 ├── Conflict                     (the server's state does not allow it)
+│   ├── KeyPairExists
 │   ├── InvalidServerState
 │   ├── ServerNotReady           (it has no host yet)
 │   ├── UnshelveInvalidState     (a host or zone named for a server that is not offloaded)
 │   └── UnexpectedTaskState      (a guarded save lost a race)
 ├── NoValidHost
 ├── Forbidden
+│   ├── KeypairLimitExceeded     (over the key_pairs quota)
 │   └── MetadataLimitExceeded    (over the metadata_items quota)
 ├── EventWaitTimeout             (a waited-for external event did not come in time)
 ├── EventWaitFailed              (a waited-for external event came with status failed)
@@ -69,6 +72,11 @@ class TagNotFound(NotFound):
         super().__init__(f"Instance {uuid} has no tag '{tag}'")
 
 
+class KeypairNotFound(NotFound):
+    def __init__(self, name: str, user_id: str) -> None:
+        super().__init__(f"Keypair {name} not found for user {user_id}")
+
+
 class HostNotFound(NotFound):
     def __init__(self, host: str) -> None:
         super().__init__(f"Compute host {host} could not be found.")
@@ -84,6 +92,11 @@ class ImageRefInvalid(Invalid):
 
 class Conflict(HeraldError):
     message = "Conflict."
+
+
+class KeyPairExists(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Key pair '{name}' already exists.")
 
 
 class InvalidServerState(Conflict):
@@ -118,6 +131,10 @@ class NoValidHost(HeraldError):
 
 class Forbidden(HeraldError):
     message = "Forbidden."
+
+
+class KeypairLimitExceeded(Forbidden):
+    message = "Quota exceeded, too many key pairs."
 
 
 class MetadataLimitExceeded(Forbidden):

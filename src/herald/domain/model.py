@@ -141,10 +141,24 @@ class Server:
     auto_disk_config: bool = False  # the API's OS-DCF:diskConfig AUTO
     tags: list[str] = field(default_factory=list)  # 2.26, in the order they were added
     hostname: str | None = None  # 2.90; None: derived from the name it was created with
+    key_name: str | None = None
 
     @property
     def status(self) -> str:
         return server_status(self.vm_state, self.task_state)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    """A user's public key (``ssh`` or ``x509``), by name; ``id`` is set once stored."""
+
+    user_id: str
+    name: str
+    type: str
+    fingerprint: str
+    public_key: str
+    created_at: datetime
+    id: int = 0
 
 
 @dataclass(frozen=True, slots=True)

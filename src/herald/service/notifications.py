@@ -162,7 +162,7 @@ def instance_action_payload(server: Server, *, initiator: Initiator, bdms: bool 
         "availability_zone": availability_zone(server),
         "flavor": flavor_payload(server.flavor_id),
         "image_uuid": server.image_ref,
-        "key_name": None,
+        "key_name": server.key_name,
         "kernel_id": "",
         "ramdisk_id": "",
         "created_at": isotime(server.created_at),

@@ -50,6 +50,7 @@ class ServerSpec:
     auto_disk_config: bool = False
     tags: tuple[str, ...] = ()  # 2.52
     hostname: str | None = None  # 2.90
+    key_name: str | None = None  # one of the caller's key pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +96,11 @@ def create_server(
         auto_disk_config=spec.auto_disk_config,
         tags=list(dict.fromkeys(spec.tags)),
         hostname=spec.hostname or hostname(spec.name),
+        key_name=spec.key_name,
     )
     with uow:
+        if spec.key_name is not None and uow.keypairs.get(caller.user_id or "", spec.key_name) is None:
+            raise Invalid("Invalid key_name provided.")
         host = _choose_host(uow, spec, now, policy)
         if host is None:
             _no_valid_host(server, now)

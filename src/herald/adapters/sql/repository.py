@@ -5,12 +5,14 @@ from __future__ import annotations
 from herald.adapters.sql.actions import SqlActionRepository
 from herald.adapters.sql.hosts import SqlHostRepository
 from herald.adapters.sql.journal import SqlEventJournal
+from herald.adapters.sql.keypairs import SqlKeyPairRepository
 from herald.adapters.sql.servers import SqlMigrationRepository, SqlServerRepository
 
 __all__ = [
     "SqlActionRepository",
     "SqlEventJournal",
     "SqlHostRepository",
+    "SqlKeyPairRepository",
     "SqlMigrationRepository",
     "SqlServerRepository",
 ]

@@ -61,6 +61,7 @@ def _server_values(server: Server) -> dict[str, Any]:
         "auto_disk_config": server.auto_disk_config,
         "tags": list(server.tags),
         "hostname": server.hostname,
+        "key_name": server.key_name,
     }
 
 
@@ -99,6 +100,7 @@ def _server(row: RowMapping) -> Server:
         auto_disk_config=row["auto_disk_config"],
         tags=list(row["tags"] or ()),
         hostname=row["hostname"],
+        key_name=row["key_name"],
     )
 
 

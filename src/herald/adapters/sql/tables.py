@@ -76,8 +76,22 @@ servers = Table(
     Column("auto_disk_config", Boolean, nullable=False, default=False, server_default=false()),
     Column("tags", JSON),
     Column("hostname", String(255)),
+    Column("key_name", String(255)),
     Index("ix_servers_host_deleted", "host", "deleted"),
     Index("ix_servers_project_id", "project_id"),
+)
+
+key_pairs = Table(
+    "key_pairs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("type", String(8), nullable=False),
+    Column("fingerprint", String(255), nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("user_id", "name", name="uq_key_pairs_user_id_name"),
 )
 
 migrations = Table(

@@ -1,4 +1,4 @@
-"""The SQL unit of work: one connection, one transaction, five repositories."""
+"""The SQL unit of work: one connection, one transaction, six repositories."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from herald.adapters.sql.repository import (
     SqlActionRepository,
     SqlEventJournal,
     SqlHostRepository,
+    SqlKeyPairRepository,
     SqlMigrationRepository,
     SqlServerRepository,
 )
@@ -21,6 +22,7 @@ from herald.service.ports import (
     ActionRepository,
     EventJournal,
     HostRepository,
+    KeyPairRepository,
     MigrationRepository,
     ServerRepository,
 )
@@ -44,6 +46,7 @@ class SqlUnitOfWork:
     hosts: HostRepository
     actions: ActionRepository
     events: EventJournal
+    keypairs: KeyPairRepository
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -65,6 +68,7 @@ class SqlUnitOfWork:
         self.hosts = SqlHostRepository(conn)
         self.actions = SqlActionRepository(conn)
         self.events = SqlEventJournal(conn)
+        self.keypairs = SqlKeyPairRepository(conn)
         return self
 
     def __exit__(

@@ -226,9 +226,8 @@ CREATE_SCHEMAS: tuple[tuple[APIVersion, dict[str, Any]], ...] = (
 DESCRIPTION: dict[str, Any] = {"type": ["string", "null"], "minLength": 0, "maxLength": 255}
 
 
-def _update(version: str, **server: Any) -> dict[str, Any]:
+def _update(**server: Any) -> dict[str, Any]:
     return {
-        "$id": f"update-{version}",
         "type": "object",
         "properties": {"server": {"type": "object", "properties": server, "additionalProperties": False}},
         "required": ["server"],
@@ -243,11 +242,11 @@ _UPDATE_FIELDS: dict[str, Any] = {
     "accessIPv6": {"type": "string", "format": "ipv6"},
 }
 UPDATE_SCHEMAS: tuple[tuple[APIVersion, dict[str, Any]], ...] = (
-    (APIVersion(2, 0), _update("2.0", **{**_UPDATE_FIELDS, "name": NAME_WITH_SPACES})),
-    (APIVersion(2, 1), _update("2.1", **_UPDATE_FIELDS)),
-    (APIVersion(2, 19), _update("2.19", **_UPDATE_FIELDS, description=DESCRIPTION)),
-    (APIVersion(2, 90), _update("2.90", **_UPDATE_FIELDS, description=DESCRIPTION, hostname=HOSTNAME)),
-    (APIVersion(2, 94), _update("2.94", **_UPDATE_FIELDS, description=DESCRIPTION, hostname=FQDN)),
+    (APIVersion(2, 0), _update(**{**_UPDATE_FIELDS, "name": NAME_WITH_SPACES})),
+    (APIVersion(2, 1), _update(**_UPDATE_FIELDS)),
+    (APIVersion(2, 19), _update(**_UPDATE_FIELDS, description=DESCRIPTION)),
+    (APIVersion(2, 90), _update(**_UPDATE_FIELDS, description=DESCRIPTION, hostname=HOSTNAME)),
+    (APIVersion(2, 94), _update(**_UPDATE_FIELDS, description=DESCRIPTION, hostname=FQDN)),
 )
 
 

@@ -94,7 +94,7 @@ def show(req: ApiRequest, detail: ServerDetail, options: ViewOptions) -> dict[st
         "OS-DCF:diskConfig": disk_config(server),
         "OS-EXT-AZ:availability_zone": _availability_zone(server),
         "config_drive": "",
-        "key_name": None,
+        "key_name": server.key_name,
         "OS-SRV-USG:launched_at": strtime(server.launched_at),
         "OS-SRV-USG:terminated_at": strtime(server.terminated_at),
         "OS-EXT-STS:task_state": server.task_state,

@@ -1,4 +1,5 @@
-"""Servers keep what their requests asked for: description, access IPs, disk config, tags and hostname.
+"""Servers keep what their requests asked for (description, access IPs, disk config, tags, hostname,
+key name), and users their key pairs.
 
 Revision ID: 0005
 Revises: 0002
@@ -15,7 +16,10 @@ down_revision: str | None = "0002"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-_ADDED = ("description", "access_ip_v4", "access_ip_v6", "auto_disk_config", "tags", "hostname")
+_ADDED = ("description", "access_ip_v4", "access_ip_v6", "auto_disk_config", "tags", "hostname", "key_name")
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
@@ -26,9 +30,23 @@ def upgrade() -> None:
         batch.add_column(sa.Column("auto_disk_config", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column("tags", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("hostname", sa.String(255), nullable=True))
+        batch.add_column(sa.Column("key_name", sa.String(255), nullable=True))
+    op.create_table(
+        "key_pairs",
+        sa.Column("id", Id, primary_key=True, autoincrement=True),
+        sa.Column("user_id", sa.String(255), nullable=False),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("type", sa.String(8), nullable=False),
+        sa.Column("fingerprint", sa.String(255), nullable=False),
+        sa.Column("public_key", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_key_pairs"),
+        sa.UniqueConstraint("user_id", "name", name="uq_key_pairs_user_id_name"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("key_pairs")
     with op.batch_alter_table("servers") as batch:
         for column in reversed(_ADDED):
             batch.drop_column(column)
