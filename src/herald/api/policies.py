@@ -112,6 +112,7 @@ _META = "/servers/{server_id}/metadata"
 _TAGS = "os_compute_api:os-server-tags:"
 _TAG_PATH = "/servers/{server_id}/tags"
 _IPS = "os_compute_api:ips:"
+_LOCK = "os_compute_api:os-lock-server:"
 _KEYPAIRS = "os_compute_api:os-keypairs:"
 _ADMIN_OR_KEY_OWNER = "(" + ADMIN + ") or user_id:%(user_id)s"
 _IPS_PATH = "/servers/{server_id}/ips"
@@ -207,6 +208,22 @@ OPERATION_RULES = [
     _op(_TAGS + "delete_all", PROJECT_MEMBER_OR_ADMIN, "Delete all the server tags", "DELETE", _TAG_PATH),
     _op(
         _TAGS + "delete", PROJECT_MEMBER_OR_ADMIN, "Delete a single tag from the server", "DELETE", _TAG_PATH + "/{tag}"
+    ),
+    _op(_LOCK + "lock", PROJECT_MEMBER_OR_ADMIN, "Lock a server", "POST", _ACTION + " (lock)"),
+    _op(_LOCK + "unlock", PROJECT_MEMBER_OR_ADMIN, "Unlock a server", "POST", _ACTION + " (unlock)"),
+    _op(
+        _LOCK + "unlock:unlock_override",
+        ADMIN,
+        "Unlock a server, regardless who locked the server.",
+        "POST",
+        _ACTION + " (unlock)",
+    ),
+    _op(
+        "os_compute_api:os-admin-actions:reset_state",
+        ADMIN,
+        "Reset the state of a given server",
+        "POST",
+        _ACTION + " (os-resetState)",
     ),
     _op(_KEYPAIRS + "index", _ADMIN_OR_KEY_OWNER, "List all keypairs", "GET", "/os-keypairs"),
     _op(_KEYPAIRS + "create", _ADMIN_OR_KEY_OWNER, "Create a keypair", "POST", "/os-keypairs"),

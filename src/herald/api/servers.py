@@ -196,6 +196,7 @@ class ServersController:
             changes_since=changes_since,
             changes_before=changes_before,
             **_tag_filters(req),
+            locked=bool_param(query["locked"]) if "locked" in query and req.version >= APIVersion(2, 73) else None,
             limit=limit,
             marker=marker,
         )

@@ -14,6 +14,7 @@ HeraldError
 ├── Conflict                     (the server's state does not allow it)
 │   ├── KeyPairExists
 │   ├── InvalidServerState
+│   ├── ServerLocked             (locked, and the caller is no admin)
 │   ├── ServerNotReady           (it has no host yet)
 │   ├── UnshelveInvalidState     (a host or zone named for a server that is not offloaded)
 │   └── UnexpectedTaskState      (a guarded save lost a race)
@@ -102,6 +103,11 @@ class KeyPairExists(Conflict):
 class InvalidServerState(Conflict):
     def __init__(self, uuid: str, attr: str, state: str | None, action: str) -> None:
         super().__init__(f"Cannot '{action}' instance {uuid} while it is in {attr} {state}")
+
+
+class ServerLocked(Conflict):
+    def __init__(self, uuid: str) -> None:
+        super().__init__(f"Instance {uuid} is locked")
 
 
 class ServerNotReady(Conflict):

@@ -142,6 +142,9 @@ class Server:
     tags: list[str] = field(default_factory=list)  # 2.26, in the order they were added
     hostname: str | None = None  # 2.90; None: derived from the name it was created with
     key_name: str | None = None
+    locked: bool = False
+    locked_by: str | None = None  # "owner" or "admin": who may unlock without the override rule
+    locked_reason: str | None = None  # 2.73
 
     @property
     def status(self) -> str:

@@ -48,6 +48,7 @@ class ServerFilters:
     tags_any: frozenset[str] | None = None
     not_tags: frozenset[str] | None = None
     not_tags_any: frozenset[str] | None = None
+    locked: bool | None = None  # 2.73
     limit: int | None = None
     marker: str | None = None
 
@@ -117,6 +118,8 @@ def _matches(server: Server, filters: ServerFilters) -> bool:
     if not _changed_in(server, filters.changes_since, filters.changes_before):
         return False
     if not _tagged(set(server.tags), filters):
+        return False
+    if filters.locked is not None and server.locked != filters.locked:
         return False
     return filters.status is None or server_status(server.vm_state, server.task_state) == filters.status.upper()
 

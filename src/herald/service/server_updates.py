@@ -21,7 +21,7 @@ from herald.domain.errors import (
 from herald.domain.model import Server, VmState
 from herald.service.common import Caller, load_server
 from herald.service.ports import UnitOfWork
-from herald.service.server_actions import check_state
+from herald.service.server_actions import check_lock, check_state
 
 # Nova's [quota] metadata_items default and its per-server tag limit.
 MAX_METADATA_ITEMS = 128
@@ -98,6 +98,7 @@ def update_metadata(
     """
 
     def change(server: Server) -> dict[str, str]:
+        check_lock(server, caller)
         check_state(server, "update metadata", _LABEL_STATES)
         metadata = dict(items) if replace else {**server.metadata, **items}
         if len(metadata) > MAX_METADATA_ITEMS:
@@ -114,6 +115,7 @@ def delete_metadata_item(uow: UnitOfWork, caller: Caller, uuid: str, key: str, *
     def change(server: Server) -> None:
         if key not in server.metadata:
             raise MetadataItemNotFound()
+        check_lock(server, caller)
         check_state(server, "delete metadata", _LABEL_STATES)
         server.metadata = {k: v for k, v in server.metadata.items() if k != key}
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.api.conftest import ALICE, BOB, READER, Compute
+from tests.integration.api.conftest import ADMIN, ALICE, BOB, READER, Compute
 
 BASE = "http://compute.test:8774"
 
@@ -227,3 +227,61 @@ async def test_ips_by_network(compute: Compute) -> None:
     missing = await compute.get(f"/v2.1/servers/{uuid}/ips/elsewhere")
     assert missing.json() == {"itemNotFound": {"code": 404, "message": "Instance is not a member of specified network"}}
     assert (await compute.get(f"/v2.1/servers/{uuid}/ips", BOB)).status_code == 404
+
+
+# --- lock, unlock, os-resetState ---------------------------------------------------------------
+
+
+async def test_a_locked_server_refuses_its_owner_but_not_an_admin(compute: Compute) -> None:
+    uuid = await compute.active_server()
+    locked = await compute.action(uuid, {"lock": {"locked_reason": "maintenance"}}, version="2.73")
+    assert locked.status_code == 202, locked.text
+    shown = (await compute.get(f"/v2.1/servers/{uuid}", version="2.73")).json()["server"]
+    assert (shown["locked"], shown["locked_reason"]) == (True, "maintenance")
+    refused = await compute.action(uuid, {"os-stop": None})
+    assert refused.json() == {"conflictingRequest": {"code": 409, "message": f"Instance {uuid} is locked"}}
+    meta = await _send(compute, "POST", f"/v2.1/servers/{uuid}/metadata", {"metadata": {"a": "1"}})
+    assert meta.status_code == 409
+    assert (await _send(compute, "DELETE", f"/v2.1/servers/{uuid}")).status_code == 409
+    assert (await compute.action(uuid, {"os-stop": None}, ADMIN)).status_code == 202
+    listed = await compute.get("/v2.1/servers?locked=true", version="2.73")
+    assert [s["id"] for s in listed.json()["servers"]] == [uuid]
+    assert (await compute.get("/v2.1/servers?locked=false", version="2.73")).json()["servers"] == []
+    assert (await compute.get("/v2.1/servers?locked=maybe", version="2.73")).status_code == 400
+    actions = (await compute.get(f"/v2.1/servers/{uuid}/os-instance-actions")).json()["instanceActions"]
+    assert "lock" in [a["action"] for a in actions]
+
+
+async def test_an_admins_lock_needs_the_override_to_be_undone(compute: Compute) -> None:
+    uuid = await compute.active_server()
+    assert (await compute.action(uuid, {"lock": None}, ADMIN)).status_code == 202
+    by_owner = await compute.action(uuid, {"unlock": None})
+    assert by_owner.status_code == 403
+    assert (await compute.action(uuid, {"unlock": None}, ADMIN)).status_code == 202
+    assert (await compute.get(f"/v2.1/servers/{uuid}", version="2.9")).json()["server"]["locked"] is False
+    assert (await compute.action(uuid, {"lock": None})).status_code == 202
+    assert (await compute.action(uuid, {"unlock": None})).status_code == 202
+    assert (await compute.action(uuid, {"os-stop": None})).status_code == 202
+
+
+async def test_lock_reason_is_kept_from_2_73(compute: Compute) -> None:
+    uuid = await compute.active_server()
+    # Before 2.73 Nova's schema takes any value for "lock" and reads nothing from it.
+    old = await compute.action(uuid, {"lock": {"locked_reason": "x"}}, version="2.72")
+    assert old.status_code == 202
+    shown = (await compute.get(f"/v2.1/servers/{uuid}", version="2.73")).json()["server"]
+    assert (shown["locked"], shown["locked_reason"]) == (True, None)
+    unknown = await compute.action(uuid, {"lock": {"why": "x"}}, version="2.73")
+    assert unknown.status_code == 400
+
+
+async def test_reset_state_is_for_admins(compute: Compute) -> None:
+    uuid = await compute.create()  # building, task scheduling
+    assert (await compute.action(uuid, {"os-resetState": {"state": "active"}})).status_code == 403
+    bad = await compute.action(uuid, {"os-resetState": {"state": "stopped"}}, ADMIN)
+    assert bad.status_code == 400
+    assert (await compute.action(uuid, {"os-resetState": {"state": "error"}}, ADMIN)).status_code == 202
+    stored = compute.server(uuid)
+    assert (stored.vm_state, stored.task_state) == ("error", None)
+    assert (await compute.action(uuid, {"os-resetState": {"state": "active"}}, ADMIN)).status_code == 202
+    assert compute.server(uuid).vm_state == "active"

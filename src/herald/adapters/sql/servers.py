@@ -62,6 +62,9 @@ def _server_values(server: Server) -> dict[str, Any]:
         "tags": list(server.tags),
         "hostname": server.hostname,
         "key_name": server.key_name,
+        "locked": server.locked,
+        "locked_by": server.locked_by,
+        "locked_reason": server.locked_reason,
     }
 
 
@@ -101,6 +104,9 @@ def _server(row: RowMapping) -> Server:
         tags=list(row["tags"] or ()),
         hostname=row["hostname"],
         key_name=row["key_name"],
+        locked=row["locked"],
+        locked_by=row["locked_by"],
+        locked_reason=row["locked_reason"],
     )
 
 

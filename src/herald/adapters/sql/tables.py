@@ -77,6 +77,9 @@ servers = Table(
     Column("tags", JSON),
     Column("hostname", String(255)),
     Column("key_name", String(255)),
+    Column("locked", Boolean, nullable=False, default=False, server_default=false()),
+    Column("locked_by", String(255)),
+    Column("locked_reason", String(255)),
     Index("ix_servers_host_deleted", "host", "deleted"),
     Index("ix_servers_project_id", "project_id"),
 )

@@ -291,6 +291,25 @@ unshelve_v291 = _action(
         "additionalProperties": False,
     },
 )
+lock = _action("lock")
+lock_v273 = _action(
+    "lock",
+    {
+        "type": ["object", "null"],
+        "properties": {"locked_reason": {"type": "string", "minLength": 1, "maxLength": 255}},
+        "additionalProperties": False,
+    },
+)
+unlock = _action("unlock")
+reset_state = _action(
+    "os-resetState",
+    {
+        "type": "object",
+        "properties": {"state": {"type": "string", "enum": ["active", "error"]}},
+        "required": ["state"],
+        "additionalProperties": False,
+    },
+)
 UNSHELVE_SCHEMAS: tuple[tuple[APIVersion, dict[str, Any]], ...] = (
     (APIVersion(2, 0), unshelve),
     (APIVersion(2, 77), unshelve_v277),

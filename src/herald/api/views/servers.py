@@ -123,10 +123,14 @@ def _microversion_fields(req: ApiRequest, detail: ServerDetail, options: ViewOpt
         fields["host_status"] = detail.host_status
     if options.server_groups and v(req, 2, 71):
         fields["server_groups"] = []
+    if v(req, 2, 9):
+        fields["locked"] = detail.server.locked
     if v(req, 2, 19):
         fields["description"] = detail.server.description
     if v(req, 2, 26):
         fields["tags"] = list(detail.server.tags)
+    if v(req, 2, 73):
+        fields["locked_reason"] = detail.server.locked_reason
     if v(req, 2, 90) and not options.extended_attributes:
         fields["OS-EXT-SRV-ATTR:hostname"] = server_hostname(detail.server)
     return fields
@@ -138,9 +142,7 @@ def _shows_host_status(options: ViewOptions, status: str) -> bool:
 
 
 _UNMODELLED: tuple[tuple[tuple[int, int], str, object], ...] = (
-    ((2, 9), "locked", False),
     ((2, 63), "trusted_image_certificates", None),
-    ((2, 73), "locked_reason", None),
     ((2, 96), "pinned_availability_zone", None),
     ((2, 100), "scheduler_hints", {}),
 )

@@ -1,5 +1,5 @@
 """Servers keep what their requests asked for (description, access IPs, disk config, tags, hostname,
-key name), and users their key pairs.
+key name, lock), and users their key pairs.
 
 Revision ID: 0005
 Revises: 0002
@@ -16,7 +16,18 @@ down_revision: str | None = "0002"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-_ADDED = ("description", "access_ip_v4", "access_ip_v6", "auto_disk_config", "tags", "hostname", "key_name")
+_ADDED = (
+    "description",
+    "access_ip_v4",
+    "access_ip_v6",
+    "auto_disk_config",
+    "tags",
+    "hostname",
+    "key_name",
+    "locked",
+    "locked_by",
+    "locked_reason",
+)
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -31,6 +42,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("tags", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("hostname", sa.String(255), nullable=True))
         batch.add_column(sa.Column("key_name", sa.String(255), nullable=True))
+        batch.add_column(sa.Column("locked", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.add_column(sa.Column("locked_by", sa.String(255), nullable=True))
+        batch.add_column(sa.Column("locked_reason", sa.String(255), nullable=True))
     op.create_table(
         "key_pairs",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
