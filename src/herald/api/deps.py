@@ -10,6 +10,8 @@ from typing import ParamSpec, TypeVar
 from herald.api.edge import ApiRequest
 from herald.api.faults import ApiFault
 from herald.config import Settings
+from herald.domain.model import Server
+from herald.service import server_queries
 from herald.service.common import Caller, Outcome
 from herald.service.ports import Bus, Clock, NetworkBackend, UnitOfWorkFactory, VolumeBackend
 
@@ -72,6 +74,20 @@ async def publish(deps: ComputeDeps, outcome: Outcome) -> None:
         await deps.bus.publish(dispatch.host, [dispatch.message])
 
 
+async def server_for(deps: ComputeDeps, req: ApiRequest, rule: str) -> Server:
+    """The path's server (404 unless the caller may see it), once ``rule`` allows acting on it (403)."""
+    detail = await run(
+        server_queries.get_server,
+        deps.read_uow_factory(),
+        caller(req),
+        req.path_params["server_id"],
+        now=deps.clock.now(),
+        service_down_time=deps.settings.service_down_time,
+    )
+    req.authorize(rule, {"project_id": detail.server.project_id})
+    return detail.server
+
+
 def _int_param(req: ApiRequest, name: str) -> int | None:
     raw = req.query.get(name)
     if raw is None:
@@ -86,9 +102,9 @@ def _int_param(req: ApiRequest, name: str) -> int | None:
 
 
 def limit_and_marker(req: ApiRequest) -> tuple[int, str | None]:
-    """Nova's ``get_limit_and_marker``: ``limit`` capped at :data:`MAX_LIMIT` (0 or absent: the cap)."""
+    """Nova's ``get_limit_and_marker``: ``limit`` capped at :data:`MAX_LIMIT` (absent: the cap; 0: nothing)."""
     limit = _int_param(req, "limit")
-    return min(MAX_LIMIT, limit or MAX_LIMIT), req.query.get("marker")
+    return min(MAX_LIMIT, MAX_LIMIT if limit is None else limit), req.query.get("marker")
 
 
 def bool_param(value: str) -> bool:

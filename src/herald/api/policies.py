@@ -107,6 +107,15 @@ def _op(name: str, check_str: str, description: str, method: str, path: str) -> 
 _S = "os_compute_api:servers:"
 _ACTION = "/servers/{server_id}/action"
 _SHELVE = "os_compute_api:os-shelve:"
+_METADATA = "os_compute_api:server-metadata:"
+_META = "/servers/{server_id}/metadata"
+_TAGS = "os_compute_api:os-server-tags:"
+_TAG_PATH = "/servers/{server_id}/tags"
+_IPS = "os_compute_api:ips:"
+_LOCK = "os_compute_api:os-lock-server:"
+_KEYPAIRS = "os_compute_api:os-keypairs:"
+_ADMIN_OR_KEY_OWNER = "(" + ADMIN + ") or user_id:%(user_id)s"
+_IPS_PATH = "/servers/{server_id}/ips"
 _ACTIONS = "os_compute_api:os-instance-actions"
 _SERVICES = "os_compute_api:os-services:"
 
@@ -184,7 +193,50 @@ OPERATION_RULES = [
         "GET",
         "/flavors/{flavor_id}/os-extra_specs",
     ),
+    _op(_S + "update", PROJECT_MEMBER_OR_ADMIN, "Update a server", "PUT", "/servers/{server_id}"),
     _op(_S + "delete", PROJECT_MEMBER_OR_ADMIN, "Delete a server", "DELETE", "/servers/{server_id}"),
+    _op(_METADATA + "index", PROJECT_READER_OR_ADMIN, "List all metadata of a server", "GET", _META),
+    _op(_METADATA + "show", PROJECT_READER_OR_ADMIN, "Show metadata for a server", "GET", _META + "/{key}"),
+    _op(_METADATA + "create", PROJECT_MEMBER_OR_ADMIN, "Create metadata for a server", "POST", _META),
+    _op(_METADATA + "update_all", PROJECT_MEMBER_OR_ADMIN, "Replace metadata for a server", "PUT", _META),
+    _op(_METADATA + "update", PROJECT_MEMBER_OR_ADMIN, "Update metadata from a server", "PUT", _META + "/{key}"),
+    _op(_METADATA + "delete", PROJECT_MEMBER_OR_ADMIN, "Delete metadata from a server", "DELETE", _META + "/{key}"),
+    _op(_TAGS + "index", PROJECT_READER_OR_ADMIN, "List all tags for given server", "GET", _TAG_PATH),
+    _op(_TAGS + "show", PROJECT_READER_OR_ADMIN, "Check tag existence on the server.", "GET", _TAG_PATH + "/{tag}"),
+    _op(_TAGS + "update_all", PROJECT_MEMBER_OR_ADMIN, "Replace all tags on specified server", "PUT", _TAG_PATH),
+    _op(_TAGS + "update", PROJECT_MEMBER_OR_ADMIN, "Add a single tag to the server", "PUT", _TAG_PATH + "/{tag}"),
+    _op(_TAGS + "delete_all", PROJECT_MEMBER_OR_ADMIN, "Delete all the server tags", "DELETE", _TAG_PATH),
+    _op(
+        _TAGS + "delete", PROJECT_MEMBER_OR_ADMIN, "Delete a single tag from the server", "DELETE", _TAG_PATH + "/{tag}"
+    ),
+    _op(_LOCK + "lock", PROJECT_MEMBER_OR_ADMIN, "Lock a server", "POST", _ACTION + " (lock)"),
+    _op(_LOCK + "unlock", PROJECT_MEMBER_OR_ADMIN, "Unlock a server", "POST", _ACTION + " (unlock)"),
+    _op(
+        _LOCK + "unlock:unlock_override",
+        ADMIN,
+        "Unlock a server, regardless who locked the server.",
+        "POST",
+        _ACTION + " (unlock)",
+    ),
+    _op(
+        "os_compute_api:os-admin-actions:reset_state",
+        ADMIN,
+        "Reset the state of a given server",
+        "POST",
+        _ACTION + " (os-resetState)",
+    ),
+    _op(_KEYPAIRS + "index", _ADMIN_OR_KEY_OWNER, "List all keypairs", "GET", "/os-keypairs"),
+    _op(_KEYPAIRS + "create", _ADMIN_OR_KEY_OWNER, "Create a keypair", "POST", "/os-keypairs"),
+    _op(_KEYPAIRS + "delete", _ADMIN_OR_KEY_OWNER, "Delete a keypair", "DELETE", "/os-keypairs/{keypair_name}"),
+    _op(_KEYPAIRS + "show", _ADMIN_OR_KEY_OWNER, "Show details of a keypair", "GET", "/os-keypairs/{keypair_name}"),
+    _op(_IPS + "index", PROJECT_READER_OR_ADMIN, "List IP addresses that are assigned to a server", "GET", _IPS_PATH),
+    _op(
+        _IPS + "show",
+        PROJECT_READER_OR_ADMIN,
+        "Show IP addresses details for a network label of a server",
+        "GET",
+        _IPS_PATH + "/{network_label}",
+    ),
     _op(_S + "start", PROJECT_MEMBER_OR_ADMIN, "Start a server", "POST", _ACTION + " (os-start)"),
     _op(_S + "stop", PROJECT_MEMBER_OR_ADMIN, "Stop a server", "POST", _ACTION + " (os-stop)"),
     _op(_SHELVE + "shelve", PROJECT_MEMBER_OR_ADMIN, "Shelve a server", "POST", _ACTION + " (shelve)"),

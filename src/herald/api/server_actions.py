@@ -1,4 +1,5 @@
-"""``POST /servers/{id}/action``: os-start, os-stop, shelve, shelveOffload and unshelve (202, no body).
+"""``POST /servers/{id}/action``: os-start, os-stop, shelve, shelveOffload, unshelve, lock, unlock and
+os-resetState (202, no body).
 
 As Nova: find the server (404), check the action's policy on it (403), then the use case
 decides whether the server's state allows it (409).
@@ -14,38 +15,51 @@ from herald.api.edge import ApiRequest, ApiResponse
 from herald.api.faults import ApiFault
 from herald.api.microversion import APIVersion
 from herald.api.schemas import servers as schemas
-from herald.api.validation import SchemaValidator
-from herald.domain.model import Server
-from herald.service import server_actions, server_queries
+from herald.api.validation import VersionedValidator
+from herald.domain.model import Server, VmState
+from herald.service import server_actions, server_locks, server_queries
 from herald.service.common import Outcome
 
 SHELVE = "os_compute_api:os-shelve:"
 SERVERS = "os_compute_api:servers:"
+LOCK = "os_compute_api:os-lock-server:"
+ADMIN_ACTIONS = "os_compute_api:os-admin-actions:"
 DEFAULT_ZONE = "nova"
 
 ActionHandler = Callable[[ApiRequest, Server, Any], Awaitable[Outcome]]
+
+
+def _always(schema: dict[str, Any]) -> VersionedValidator:
+    """One schema for every version."""
+    return VersionedValidator(((APIVersion(2, 0), schema),))
 
 
 class ServerActionsController:
     def __init__(self, deps: ComputeDeps) -> None:
         self._deps = deps
         self._policy = server_actions.ActionPolicy(deps.settings.service_down_time, deps.settings.shelved_offload_time)
-        self._actions: dict[str, tuple[str, SchemaValidator | None, ActionHandler]] = {
-            "os-start": (SERVERS + "start", SchemaValidator(schemas.start), self._simple(server_actions.start_server)),
-            "os-stop": (SERVERS + "stop", SchemaValidator(schemas.stop), self._simple(server_actions.stop_server)),
+        self._actions: dict[str, tuple[str, VersionedValidator, ActionHandler]] = {
+            "os-start": (SERVERS + "start", _always(schemas.start), self._simple(server_actions.start_server)),
+            "os-stop": (SERVERS + "stop", _always(schemas.stop), self._simple(server_actions.stop_server)),
             "shelve": (
                 SHELVE + "shelve",
-                SchemaValidator(schemas.shelve),
+                _always(schemas.shelve),
                 self._simple(server_actions.shelve_server, policy=self._policy),
             ),
             "shelveOffload": (
                 SHELVE + "shelve_offload",
-                SchemaValidator(schemas.shelve_offload),
+                _always(schemas.shelve_offload),
                 self._simple(server_actions.shelve_offload_server),
             ),
-            "unshelve": (SHELVE + "unshelve", None, self._unshelve),
+            "unshelve": (SHELVE + "unshelve", VersionedValidator(schemas.UNSHELVE_SCHEMAS), self._unshelve),
+            "lock": (
+                LOCK + "lock",
+                VersionedValidator(((APIVersion(2, 0), schemas.lock), (APIVersion(2, 73), schemas.lock_v273))),
+                self._lock,
+            ),
+            "unlock": (LOCK + "unlock", _always(schemas.unlock), self._unlock),
+            "os-resetState": (ADMIN_ACTIONS + "reset_state", _always(schemas.reset_state), self._reset_state),
         }
-        self._unshelve_validators = {first: SchemaValidator(schema) for first, schema in schemas.UNSHELVE_SCHEMAS}
 
     async def action(self, req: ApiRequest) -> ApiResponse:
         body = req.body
@@ -56,7 +70,7 @@ class ServerActionsController:
         if entry is None:
             raise ApiFault(400, f"There is no such action: {name}")
         rule, validator, handler = entry
-        (validator or self._unshelve_validator(req.version)).validate(body)
+        validator.validate(req.version, body)
         deps = self._deps
         detail = await run(
             server_queries.get_server,
@@ -75,9 +89,18 @@ class ServerActionsController:
         await publish(deps, outcome)
         return ApiResponse(202)
 
-    def _unshelve_validator(self, version: APIVersion) -> SchemaValidator:
-        first = max(v for v in self._unshelve_validators if v <= version)
-        return self._unshelve_validators[first]
+    async def _lock(self, req: ApiRequest, server: Server, args: Any) -> Outcome:
+        reason = args.get("locked_reason") if req.version >= APIVersion(2, 73) and isinstance(args, dict) else None
+        return await self._simple(server_locks.lock_server, reason=reason)(req, server, args)
+
+    async def _unlock(self, req: ApiRequest, server: Server, args: Any) -> Outcome:
+        if not server_locks.may_unlock_without_override(caller(req), server):
+            req.authorize(LOCK + "unlock:unlock_override", {"project_id": server.project_id})
+        return await self._simple(server_locks.unlock_server)(req, server, args)
+
+    async def _reset_state(self, req: ApiRequest, server: Server, args: Any) -> Outcome:
+        state = VmState.ACTIVE if args["state"] == "active" else VmState.ERROR
+        return await self._simple(server_actions.reset_state, vm_state=state)(req, server, args)
 
     def _simple(self, use_case: Callable[..., Outcome], **options: Any) -> ActionHandler:
         """A handler for an action whose body carries nothing: the use case on the server, now."""

@@ -20,6 +20,7 @@ from herald.service.servers import RequestedVolume, ServerSpec
 SERVERS = "os_compute_api:servers:"
 REQUESTED_DESTINATION = "compute:servers:create:requested_destination"
 DEFAULT_ZONE = "nova"
+DEFAULT_SECURITY_GROUP = "default"
 _PASSWORD_CHARS = string.ascii_letters + string.digits
 _VALIDATORS: dict[int, SchemaValidator] = {}
 
@@ -76,6 +77,7 @@ def parse_create(req: ApiRequest) -> CreateRequest:
         requested_host = server.get("host") or server.get("hypervisor_hostname")
         if server.get("host") and server.get("hypervisor_hostname") not in (None, server["host"]):
             raise ApiFault(400, f"Compute host {server['hypervisor_hostname']} could not be found.")
+    _check_security_groups(server)
     volumes = _volumes(server)
     if volumes:
         req.authorize(SERVERS + "create:attach_volume", target)
@@ -92,6 +94,13 @@ def parse_create(req: ApiRequest) -> CreateRequest:
         metadata=dict(server.get("metadata") or {}),
         requested_host=requested_host,
         forced_host=forced_host,
+        description=server.get("description"),
+        access_ip_v4=server.get("accessIPv4") or None,
+        access_ip_v6=server.get("accessIPv6") or None,
+        auto_disk_config=server.get("OS-DCF:diskConfig") == "AUTO",
+        tags=tuple(server.get("tags") or ()),
+        hostname=server.get("hostname"),
+        key_name=server.get("key_name"),
     )
     admin_pass = server.get("adminPass") or "".join(secrets.choice(_PASSWORD_CHARS) for _ in range(12))
     return CreateRequest(spec, admin_pass, _truthy(server.get("return_reservation_id", False)))
@@ -108,6 +117,14 @@ def _check_counts(server: dict[str, Any]) -> None:
         raise ApiFault(400, "min_count must be <= max_count")
     if max_count > 1:
         raise ApiFault(400, "Herald creates one server per request: min_count and max_count must be 1.")
+
+
+def _check_security_groups(server: dict[str, Any]) -> None:
+    """Without a security group service only Nova's implicit ``default`` group exists."""
+    for group in server.get("security_groups") or ():
+        name = group.get("name")
+        if name is not None and name != DEFAULT_SECURITY_GROUP:
+            raise ApiFault(400, f"Security group {name} not found.")
 
 
 def _forced_host(req: ApiRequest, zone: str | None, target: dict[str, object]) -> str | None:

@@ -10,12 +10,15 @@ from herald.api.deps import ComputeDeps, bool_param, caller, can, limit_and_mark
 from herald.api.edge import ApiRequest, ApiResponse, Edge
 from herald.api.faults import ApiFault
 from herald.api.microversion import APIVersion
+from herald.api.query import changes_time
+from herald.api.schemas import servers as schemas
 from herald.api.server_actions import ServerActionsController
 from herald.api.server_create import parse_create
+from herald.api.validation import VersionedValidator
 from herald.api.views import servers as views
 from herald.api.views.common import next_link, self_href
 from herald.domain.errors import FlavorNotFound
-from herald.service import server_actions, server_queries, servers
+from herald.service import server_actions, server_queries, server_updates, servers
 from herald.service.server_queries import ServerDetail, ServerFilters
 
 SERVERS = "os_compute_api:servers:"
@@ -50,6 +53,7 @@ class ServersController:
     def __init__(self, deps: ComputeDeps) -> None:
         self._deps = deps
         self._down_time = deps.settings.service_down_time
+        self._update_validator = VersionedValidator(schemas.UPDATE_SCHEMAS)
 
     async def index(self, req: ApiRequest) -> ApiResponse:
         req.authorize(SERVERS + "index", own_target(req))
@@ -94,6 +98,31 @@ class ServersController:
         body = {"server": views.created(req, outcome.server, request.admin_pass)}
         location = self_href(req, "servers", outcome.server.uuid).encode("latin-1")
         return ApiResponse(202, body, [(b"location", location)])
+
+    async def update(self, req: ApiRequest) -> ApiResponse:
+        self._update_validator.validate(req.version, req.body)
+        detail = await self._get(req)
+        server = detail.server
+        req.authorize(SERVERS + "update", {"project_id": server.project_id, "user_id": server.user_id})
+        assert isinstance(req.body, dict)
+        fields: dict[str, Any] = req.body["server"]
+        disk_config = fields.get("OS-DCF:diskConfig")
+        update = server_updates.ServerUpdate(
+            name=fields["name"].strip() if "name" in fields else None,
+            access_ip_v4=fields.get("accessIPv4"),
+            access_ip_v6=fields.get("accessIPv6"),
+            auto_disk_config=None if disk_config is None else disk_config == "AUTO",
+            sets_description="description" in fields,
+            description=fields.get("description"),
+            hostname=fields.get("hostname"),
+        )
+        deps = self._deps
+        await run(
+            server_updates.update_server, deps.uow_factory(), caller(req), server.uuid, update, now=deps.clock.now()
+        )
+        fresh = await self._get(req)
+        options = self._view_options(req, server.project_id, server_groups=req.version >= APIVersion(2, 71))
+        return ApiResponse(200, {"server": views.updated(req, fresh, options)})
 
     async def delete(self, req: ApiRequest) -> ApiResponse:
         detail = await self._get(req)
@@ -149,12 +178,25 @@ class ServersController:
         limit, marker = limit_and_marker(req)
         admin_filters = can(req, SERVERS + "allow_all_filters", own_target(req))
         all_tenants = "all_tenants" in query and bool_param(query["all_tenants"])
+        changes_since = changes_time(req, "changes-since")
+        # Nova strips changes-before for non-admins before 2.66; admins may always use it.
+        changes_before = (
+            changes_time(req, "changes-before") if admin_filters or req.version >= APIVersion(2, 66) else None
+        )
+        if changes_since is not None and changes_before is not None and changes_before < changes_since:
+            raise ApiFault(400, "The value of changes-since must be less than or equal to changes-before.")
         return ServerFilters(
             all_tenants=all_tenants,
             project_id=(query.get("project_id") or query.get("tenant_id")) if all_tenants else None,
             name=query.get("name"),
             status=query.get("status"),
             host=query.get("host") if admin_filters else None,
+            flavor_id=query.get("flavor"),
+            image_ref=query.get("image") or (query.get("image_ref") if admin_filters else None),
+            changes_since=changes_since,
+            changes_before=changes_before,
+            **_tag_filters(req),
+            locked=bool_param(query["locked"]) if "locked" in query and req.version >= APIVersion(2, 73) else None,
             limit=limit,
             marker=marker,
         )
@@ -180,6 +222,16 @@ class ServersController:
         )
 
 
+def _tag_filters(req: ApiRequest) -> dict[str, frozenset[str] | None]:
+    """2.26's ``tags``, ``tags-any``, ``not-tags`` and ``not-tags-any``: comma-separated tag lists."""
+    if req.version < APIVersion(2, 26):
+        return {}
+    names = {"tags": "tags", "tags-any": "tags_any", "not-tags": "not_tags", "not-tags-any": "not_tags_any"}
+    return {
+        field: frozenset(req.query[param].split(",")) if param in req.query else None for param, field in names.items()
+    }
+
+
 def server_routes(edge: Edge, deps: ComputeDeps) -> list[BaseRoute]:
     """The ``/servers`` routes (v2.1 and legacy v2, with and without ``{project_id}``)."""
     servers_api = ServersController(deps)
@@ -189,6 +241,7 @@ def server_routes(edge: Edge, deps: ComputeDeps) -> list[BaseRoute]:
         *edge.routes("/servers", servers_api.create, methods=["POST"]),
         *edge.routes("/servers/detail", servers_api.detail, methods=["GET"]),
         *edge.routes("/servers/{server_id}", servers_api.show, methods=["GET"]),
+        *edge.routes("/servers/{server_id}", servers_api.update, methods=["PUT"]),
         *edge.routes("/servers/{server_id}", servers_api.delete, methods=["DELETE"]),
         *edge.routes("/servers/{server_id}/action", actions_api.action, methods=["POST"]),
     ]

@@ -9,6 +9,7 @@ import jsonschema
 from jsonschema.exceptions import best_match
 
 from herald.api.faults import ApiFault
+from herald.api.microversion import APIVersion
 
 FORMAT_CHECKER = jsonschema.FormatChecker()
 
@@ -41,3 +42,17 @@ class SchemaValidator:
         else:
             detail = error.message
         raise ApiFault(400, detail)
+
+
+class VersionedValidator:
+    """One validator per microversion range: ``schemas`` is (first version, schema), oldest first."""
+
+    def __init__(self, schemas: tuple[tuple[APIVersion, dict[str, Any]], ...]) -> None:
+        self._validators = [(first, SchemaValidator(schema)) for first, schema in schemas]
+
+    def validate(self, version: APIVersion, body: object) -> None:
+        chosen = self._validators[0][1]
+        for first, validator in self._validators:
+            if version >= first:
+                chosen = validator
+        chosen.validate(body)

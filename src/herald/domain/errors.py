@@ -5,16 +5,23 @@ HeraldError
 │   ├── ServerNotFound
 │   ├── FlavorNotFound
 │   ├── ActionNotFound
+│   ├── MetadataItemNotFound
+│   ├── TagNotFound
+│   ├── KeypairNotFound
 │   └── HostNotFound
 ├── Invalid                      (the caller asked for something malformed)
 │   └── ImageRefInvalid
 ├── Conflict                     (the server's state does not allow it)
+│   ├── KeyPairExists
 │   ├── InvalidServerState
+│   ├── ServerLocked             (locked, and the caller is no admin)
 │   ├── ServerNotReady           (it has no host yet)
 │   ├── UnshelveInvalidState     (a host or zone named for a server that is not offloaded)
 │   └── UnexpectedTaskState      (a guarded save lost a race)
 ├── NoValidHost
 ├── Forbidden
+│   ├── KeypairLimitExceeded     (over the key_pairs quota)
+│   └── MetadataLimitExceeded    (over the metadata_items quota)
 ├── EventWaitTimeout             (a waited-for external event did not come in time)
 ├── EventWaitFailed              (a waited-for external event came with status failed)
 ├── ShuttingDown                 (no new waiters while the agent stops)
@@ -57,6 +64,20 @@ class ActionNotFound(NotFound):
         super().__init__(f"Action for request_id {request_id} on instance {server_uuid} not found")
 
 
+class MetadataItemNotFound(NotFound):
+    message = "Metadata item was not found"
+
+
+class TagNotFound(NotFound):
+    def __init__(self, uuid: str, tag: str) -> None:
+        super().__init__(f"Instance {uuid} has no tag '{tag}'")
+
+
+class KeypairNotFound(NotFound):
+    def __init__(self, name: str, user_id: str) -> None:
+        super().__init__(f"Keypair {name} not found for user {user_id}")
+
+
 class HostNotFound(NotFound):
     def __init__(self, host: str) -> None:
         super().__init__(f"Compute host {host} could not be found.")
@@ -74,9 +95,19 @@ class Conflict(HeraldError):
     message = "Conflict."
 
 
+class KeyPairExists(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Key pair '{name}' already exists.")
+
+
 class InvalidServerState(Conflict):
     def __init__(self, uuid: str, attr: str, state: str | None, action: str) -> None:
         super().__init__(f"Cannot '{action}' instance {uuid} while it is in {attr} {state}")
+
+
+class ServerLocked(Conflict):
+    def __init__(self, uuid: str) -> None:
+        super().__init__(f"Instance {uuid} is locked")
 
 
 class ServerNotReady(Conflict):
@@ -106,6 +137,15 @@ class NoValidHost(HeraldError):
 
 class Forbidden(HeraldError):
     message = "Forbidden."
+
+
+class KeypairLimitExceeded(Forbidden):
+    message = "Quota exceeded, too many key pairs."
+
+
+class MetadataLimitExceeded(Forbidden):
+    def __init__(self, allowed: int) -> None:
+        super().__init__(f"Maximum number of metadata items exceeds {allowed}")
 
 
 class EventWaitTimeout(HeraldError):

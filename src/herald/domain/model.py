@@ -135,10 +135,33 @@ class Server:
     launched_at: datetime | None = None
     terminated_at: datetime | None = None
     deleted: bool = False
+    description: str | None = None
+    access_ip_v4: str | None = None
+    access_ip_v6: str | None = None
+    auto_disk_config: bool = False  # the API's OS-DCF:diskConfig AUTO
+    tags: list[str] = field(default_factory=list)  # 2.26, in the order they were added
+    hostname: str | None = None  # 2.90; None: derived from the name it was created with
+    key_name: str | None = None
+    locked: bool = False
+    locked_by: str | None = None  # "owner" or "admin": who may unlock without the override rule
+    locked_reason: str | None = None  # 2.73
 
     @property
     def status(self) -> str:
         return server_status(self.vm_state, self.task_state)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    """A user's public key (``ssh`` or ``x509``), by name; ``id`` is set once stored."""
+
+    user_id: str
+    name: str
+    type: str
+    fingerprint: str
+    public_key: str
+    created_at: datetime
+    id: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,11 @@ def hostname(name: str) -> str:
     return text[:63].strip("-.") or "server"
 
 
+def server_hostname(server: Server) -> str:
+    """The hostname the server was given (2.90), else the one Nova derives from its name at creation."""
+    return server.hostname or hostname(server.name)
+
+
 def reservation_id(uuid: str) -> str:
     """Nova's ``r-xxxxxxxx`` reservation id, derived from the uuid (one server per request)."""
     return f"r-{uuid[-8:]}"

@@ -22,7 +22,7 @@ from types import MappingProxyType
 from herald.domain.errors import FlavorNotFound
 from herald.domain.flavors import get_flavor
 from herald.domain.model import PowerState, Server
-from herald.domain.naming import availability_zone, fixed_ip, hostname, reservation_id
+from herald.domain.naming import availability_zone, fixed_ip, reservation_id, server_hostname
 from herald.service.ports import Notifier
 
 # Nova's NotificationSource.COMPUTE: versioned notifications are published as "nova-compute:<host>".
@@ -154,7 +154,7 @@ def instance_action_payload(server: Server, *, initiator: Initiator, bdms: bool 
         "reservation_id": reservation_id(server.uuid),
         "display_name": server.name,
         "display_description": None,
-        "host_name": hostname(server.name),
+        "host_name": server_hostname(server),
         "host": server.host,
         "node": server.node,
         "os_type": None,
@@ -162,7 +162,7 @@ def instance_action_payload(server: Server, *, initiator: Initiator, bdms: bool 
         "availability_zone": availability_zone(server),
         "flavor": flavor_payload(server.flavor_id),
         "image_uuid": server.image_ref,
-        "key_name": None,
+        "key_name": server.key_name,
         "kernel_id": "",
         "ramdisk_id": "",
         "created_at": isotime(server.created_at),

@@ -15,7 +15,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-from herald.domain.model import ComputeHost, Migration, Server
+from herald.domain.model import ComputeHost, KeyPair, Migration, Server
 from herald.domain.power_sync import PowerObservation
 from herald.domain.records import ActionEvent, EventEnvelope, EventRecord, ServerAction
 
@@ -58,6 +58,21 @@ class MigrationRepository(Protocol):
         """Store it and return it with its id."""
 
     def get(self, migration_id: int) -> Migration | None: ...
+
+
+class KeyPairRepository(Protocol):
+    def add(self, keypair: KeyPair) -> KeyPair | None:
+        """Store it and return it with its id; None when the user already has a key pair of that name."""
+
+    def get(self, user_id: str, name: str) -> KeyPair | None: ...
+
+    def list(self, user_id: str, *, limit: int | None = None, after: str | None = None) -> list[KeyPair]:
+        """The user's key pairs by name; ``after``: only those whose name sorts after it."""
+
+    def count(self, user_id: str) -> int: ...
+
+    def delete(self, user_id: str, name: str) -> bool:
+        """Remove it; False when there was none."""
 
 
 class HostRepository(Protocol):
@@ -150,6 +165,7 @@ class UnitOfWork(Protocol):
     actions: ActionRepository
     events: EventJournal
     power_observations: PowerObservationRepository
+    keypairs: KeyPairRepository
 
     def __enter__(self) -> Self: ...
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from herald.domain.errors import (
     InvalidServerState,
     NoValidHost,
+    ServerLocked,
     ServerNotReady,
     UnexpectedTaskState,
     UnshelveInvalidState,
@@ -64,6 +65,15 @@ def check_state(
         raise InvalidServerState(server.uuid, "launched_at", None, action)
 
 
+def check_lock(server: Server, caller: Caller) -> None:
+    """Nova's ``check_instance_lock``: a locked server refuses everyone but admins.
+
+    :raises ServerLocked: it is locked and the caller is not an admin.
+    """
+    if server.locked and not caller.is_admin:
+        raise ServerLocked(server.uuid)
+
+
 def _begin(
     uow: UnitOfWork, server: Server, task: TaskState, caller: Caller, action: str, request_id: str, now: datetime
 ) -> None:
@@ -78,6 +88,7 @@ def _begin(
 def stop_server(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *, now: datetime) -> Outcome:
     with uow:
         server = load_server(uow, caller, uuid, for_update=True)
+        check_lock(server, caller)
         if not server.host:
             raise ServerNotReady(uuid)
         check_state(server, "stop", (VmState.ACTIVE, VmState.ERROR))
@@ -89,6 +100,7 @@ def stop_server(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *, 
 def start_server(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *, now: datetime) -> Outcome:
     with uow:
         server = load_server(uow, caller, uuid, for_update=True)
+        check_lock(server, caller)
         if not server.host:
             raise ServerNotReady(uuid)
         check_state(server, "start", (VmState.STOPPED,))
@@ -102,6 +114,7 @@ def shelve_server(
 ) -> Outcome:
     with uow:
         server = load_server(uow, caller, uuid, for_update=True)
+        check_lock(server, caller)
         check_state(server, "shelve", _SHELVABLE)
         if not server.host:
             raise ServerNotReady(uuid)
@@ -116,6 +129,7 @@ def shelve_server(
 def shelve_offload_server(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *, now: datetime) -> Outcome:
     with uow:
         server = load_server(uow, caller, uuid, for_update=True)
+        check_lock(server, caller)
         check_state(server, "shelveOffload", (VmState.SHELVED,))
         if not server.host:
             raise ServerNotReady(uuid)
@@ -143,6 +157,7 @@ def unshelve_server(
     """
     with uow:
         server = load_server(uow, caller, uuid, for_update=True)
+        check_lock(server, caller)
         check_state(server, "unshelve", (VmState.SHELVED, VmState.SHELVED_OFFLOADED))
         if (host is not None or zone_given) and server.vm_state != VmState.SHELVED_OFFLOADED:
             raise UnshelveInvalidState(uuid, server.vm_state)
@@ -182,6 +197,7 @@ def delete_server(
     """Delete on the server's host, or right here when it has none or its host is down (Nova's local delete)."""
     with uow:
         server = load_server(uow, caller, uuid, for_update=True)
+        check_lock(server, caller)
         record = uow.hosts.get(server.host) if server.host else None
         local = record is None or not scheduler.is_up(record, now, policy.service_down_time)
         if not local and server.task_state == TaskState.DELETING:
@@ -202,3 +218,18 @@ def delete_server(
     if local or server.host is None:
         return Outcome(server)
     return Outcome(server, [Dispatch(server.host, DeleteServer(uuid, request_id))])
+
+
+def reset_state(
+    uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *, now: datetime, vm_state: VmState
+) -> Outcome:
+    """Nova's ``os-resetState`` (admins): force the vm_state and clear the task, whatever they were."""
+    with uow:
+        server = load_server(uow, caller, uuid, for_update=True)
+        server.vm_state = vm_state.value
+        server.task_state = None
+        server.updated_at = now
+        uow.servers.save(server)
+        start_action(uow, caller, server, "resetState", request_id, now)
+        uow.commit()
+    return Outcome(server)

@@ -39,8 +39,22 @@ class ServerFilters:
     name: str | None = None  # a regular expression, as Nova matches it
     status: str | None = None
     host: str | None = None
+    flavor_id: str | None = None
+    image_ref: str | None = None
+    changes_since: datetime | None = None  # naive UTC; deleted servers are listed too, as in Nova
+    changes_before: datetime | None = None  # 2.66
+    # 2.26: has every one of ``tags``, any of ``tags_any``, not all of ``not_tags``, none of ``not_tags_any``.
+    tags: frozenset[str] | None = None
+    tags_any: frozenset[str] | None = None
+    not_tags: frozenset[str] | None = None
+    not_tags_any: frozenset[str] | None = None
+    locked: bool | None = None  # 2.73
     limit: int | None = None
     marker: str | None = None
+
+    @property
+    def includes_deleted(self) -> bool:
+        return self.changes_since is not None or self.changes_before is not None
 
 
 def host_status(record: ComputeHost | None, now: datetime, service_down_time: int) -> str:
@@ -80,7 +94,7 @@ def list_servers(
     if not filters.all_tenants and project is None:
         return []
     with uow:
-        servers = uow.servers.list(project_id=project, host=filters.host)
+        servers = uow.servers.list(project_id=project, host=filters.host, include_deleted=filters.includes_deleted)
         servers = [s for s in servers if _matches(s, filters)]
         servers = _page(servers, filters.limit, filters.marker)
         return _details(uow, servers, now, service_down_time)
@@ -97,7 +111,35 @@ def _name_pattern(name: str) -> re.Pattern[str]:
 def _matches(server: Server, filters: ServerFilters) -> bool:
     if filters.name is not None and not _name_pattern(filters.name).search(server.name):
         return False
+    if filters.flavor_id is not None and server.flavor_id != filters.flavor_id:
+        return False
+    if filters.image_ref is not None and server.image_ref != filters.image_ref:
+        return False
+    if not _changed_in(server, filters.changes_since, filters.changes_before):
+        return False
+    if not _tagged(set(server.tags), filters):
+        return False
+    if filters.locked is not None and server.locked != filters.locked:
+        return False
     return filters.status is None or server_status(server.vm_state, server.task_state) == filters.status.upper()
+
+
+def _tagged(tags: set[str], filters: ServerFilters) -> bool:
+    if filters.tags is not None and not filters.tags <= tags:
+        return False
+    if filters.tags_any is not None and not filters.tags_any & tags:
+        return False
+    if filters.not_tags is not None and filters.not_tags <= tags:
+        return False
+    return filters.not_tags_any is None or not filters.not_tags_any & tags
+
+
+def _changed_in(server: Server, since: datetime | None, before: datetime | None) -> bool:
+    """Nova's ``changes-since`` / ``changes-before``: compared with the last update (creation if none)."""
+    changed = server.updated_at or server.created_at
+    if changed is None:
+        return since is None and before is None
+    return (since is None or changed >= since) and (before is None or changed <= before)
 
 
 def _page(servers: list[Server], limit: int | None, marker: str | None) -> list[Server]:

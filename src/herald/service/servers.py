@@ -11,6 +11,7 @@ from herald.domain.errors import Invalid, NotFound, NoValidHost
 from herald.domain.flavors import get_flavor
 from herald.domain.messages import BuildServer
 from herald.domain.model import PowerState, Server, TaskState, Vif, VmState, VolumeAttachment
+from herald.domain.naming import hostname
 from herald.domain.records import ActionEvent
 from herald.service import scheduler
 from herald.service.common import Caller, Dispatch, Outcome, start_action
@@ -43,6 +44,13 @@ class ServerSpec:
     metadata: Mapping[str, str] = field(default_factory=dict)
     requested_host: str | None = None  # 2.74 host / hypervisor_hostname: must exist, be enabled and up
     forced_host: str | None = None  # availability_zone "zone:host": must exist, nothing else is checked
+    description: str | None = None  # 2.19
+    access_ip_v4: str | None = None
+    access_ip_v6: str | None = None
+    auto_disk_config: bool = False
+    tags: tuple[str, ...] = ()  # 2.52
+    hostname: str | None = None  # 2.90
+    key_name: str | None = None  # one of the caller's key pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +90,17 @@ def create_server(
         metadata=dict(spec.metadata),
         created_at=now,
         updated_at=now,
+        description=spec.description,
+        access_ip_v4=spec.access_ip_v4,
+        access_ip_v6=spec.access_ip_v6,
+        auto_disk_config=spec.auto_disk_config,
+        tags=list(dict.fromkeys(spec.tags)),
+        hostname=spec.hostname or hostname(spec.name),
+        key_name=spec.key_name,
     )
     with uow:
+        if spec.key_name is not None and uow.keypairs.get(caller.user_id or "", spec.key_name) is None:
+            raise Invalid("Invalid key_name provided.")
         host = _choose_host(uow, spec, now, policy)
         if host is None:
             _no_valid_host(server, now)

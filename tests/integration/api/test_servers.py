@@ -106,6 +106,9 @@ async def test_requested_ports_come_back_inactive(compute: Compute) -> None:
         ("2.74", {"host": "nope", "networks": "auto"}, "Compute host nope could not be found."),
         ("2.1", {"availability_zone": "elsewhere"}, "The requested availability zone is not available"),
         ("2.1", {"max_count": 2}, "Herald creates one server per request: min_count and max_count must be 1."),
+        ("2.1", {"key_name": "mykey"}, "Invalid key_name provided."),
+        ("2.1", {"security_groups": [{"name": "default"}, {"name": "web"}]}, "Security group web not found."),
+        ("2.1", {"accessIPv4": "10.0.0.300"}, "'10.0.0.300' is not a 'ipv4'"),
     ],
 )
 async def test_create_rejects_bad_requests(
@@ -234,6 +237,95 @@ async def test_list_filters_and_pages(compute: Compute) -> None:
     assert bad_marker.json() == {"badRequest": {"code": 400, "message": "marker [nope] not found"}}
     bad_limit = await compute.get("/v2.1/servers?limit=x")
     assert bad_limit.status_code == 400
+
+
+async def test_list_filters_by_flavor_and_image(compute: Compute) -> None:
+    other_image = "9f3b3c4e-0d1b-4a3a-8a53-3c9a1b2f7e11"
+    small = await compute.create(flavorRef="1")
+    compute.clock.advance(1)
+    large = await compute.create(flavorRef="3", imageRef=other_image)
+
+    async def ids(query: str) -> list[str]:
+        response = await compute.get(f"/v2.1/servers?{query}")
+        assert response.status_code == 200, response.text
+        return [s["id"] for s in response.json()["servers"]]
+
+    assert await ids("flavor=1") == [small]
+    assert await ids("flavor=3") == [large]
+    assert await ids("flavor=999") == []
+    assert await ids(f"image={IMAGE}") == [small]
+    assert await ids(f"image={other_image}&flavor=3") == [large]
+    assert await ids(f"image={other_image}&flavor=1") == []
+    assert await ids("limit=0") == []
+    assert "servers_links" not in (await compute.get("/v2.1/servers?limit=0")).json()
+
+
+async def test_list_changes_since_and_before(compute: Compute) -> None:
+    old = await compute.create(name="old")
+    compute.clock.advance(3600)
+    new = await compute.create(name="new")
+    compute.clock.advance(60)
+    gone = await compute.create(name="gone")
+    compute.force(gone, deleted=True, vm_state="deleted", updated_at=compute.clock.now())
+
+    async def ids(query: str, version: str = "2.1") -> list[str]:
+        response = await compute.get(f"/v2.1/servers/detail?{query}", version=version)
+        assert response.status_code == 200, response.text
+        return [s["id"] for s in response.json()["servers"]]
+
+    assert await ids("changes-since=2051-01-01T00:00:00Z") == []
+    # Deleted servers are listed too when a change window is asked for, as Nova lists them.
+    assert await ids("changes-since=2025-03-04T05:36:07Z") == [gone, new]
+    assert await ids("changes-since=2025-03-04T06:06:07%2B01:00") == [gone, new, old]
+    assert await ids("changes-before=2025-03-04T05:36:07Z", "2.66") == [old]
+    assert await ids("changes-since=2025-03-04T05:36:07Z&changes-before=2025-03-04T06:06:30Z", "2.66") == [new]
+    # Below 2.66 Nova strips changes-before for non-admins.
+    assert await ids("changes-before=2025-03-04T05:36:07Z") == [new, old]
+    shown = (await compute.get("/v2.1/servers/detail?changes-since=2025-03-04T05:36:07Z")).json()["servers"]
+    assert shown[0]["status"] == "DELETED"
+
+    bad = await compute.get("/v2.1/servers?changes-since=yesterday")
+    assert bad.status_code == 400
+    assert bad.json()["badRequest"]["message"] == (
+        "Invalid input for query parameters changes-since. Value: yesterday. 'yesterday' is not a 'date-time'"
+    )
+    backwards = await compute.get(
+        "/v2.1/servers?changes-since=2025-03-04T06:00:00Z&changes-before=2025-03-04T05:00:00Z", version="2.66"
+    )
+    assert backwards.status_code == 400
+    assert backwards.json()["badRequest"]["message"] == (
+        "The value of changes-since must be less than or equal to changes-before."
+    )
+
+
+async def test_create_keeps_access_ips_disk_config_and_description(compute: Compute) -> None:
+    uuid = await compute.create(
+        version="2.19",
+        accessIPv4="192.0.2.10",
+        accessIPv6="2001:db8::10",
+        description="the web tier",
+        security_groups=[{"name": "default"}],
+        **{"OS-DCF:diskConfig": "AUTO"},
+    )
+    compute.activate(uuid)
+    server = (await compute.get(f"/v2.1/servers/{uuid}", version="2.19")).json()["server"]
+    assert (server["accessIPv4"], server["accessIPv6"]) == ("192.0.2.10", "2001:db8::10")
+    assert server["OS-DCF:diskConfig"] == "AUTO"
+    assert server["description"] == "the web tier"
+    listed = (await compute.get("/v2.1/servers/detail", version="2.19")).json()["servers"]
+    assert [(s["id"], s["description"], s["OS-DCF:diskConfig"]) for s in listed] == [(uuid, "the web tier", "AUTO")]
+    plain = await compute.create(version="2.19")
+    compute.activate(plain)
+    server = (await compute.get(f"/v2.1/servers/{plain}", version="2.19")).json()["server"]
+    assert (server["accessIPv4"], server["accessIPv6"], server["description"]) == ("", "", None)
+    assert server["OS-DCF:diskConfig"] == "MANUAL"
+
+
+async def test_create_reply_shows_the_requested_disk_config(compute: Compute) -> None:
+    body = {"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1", "OS-DCF:diskConfig": "AUTO"}}
+    response = await compute.client.post("/v2.1/servers", json=body, headers=ALICE)
+    assert response.status_code == 202, response.text
+    assert response.json()["server"]["OS-DCF:diskConfig"] == "AUTO"
 
 
 async def test_project_and_legacy_urls(compute: Compute) -> None:

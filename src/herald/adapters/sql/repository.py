@@ -5,6 +5,7 @@ from __future__ import annotations
 from herald.adapters.sql.actions import SqlActionRepository
 from herald.adapters.sql.hosts import SqlHostRepository
 from herald.adapters.sql.journal import SqlEventJournal
+from herald.adapters.sql.keypairs import SqlKeyPairRepository
 from herald.adapters.sql.power_observations import SqlPowerObservationRepository
 from herald.adapters.sql.servers import SqlMigrationRepository, SqlServerRepository
 
@@ -12,6 +13,7 @@ __all__ = [
     "SqlActionRepository",
     "SqlEventJournal",
     "SqlHostRepository",
+    "SqlKeyPairRepository",
     "SqlMigrationRepository",
     "SqlPowerObservationRepository",
     "SqlServerRepository",

@@ -55,6 +55,16 @@ def _server_values(server: Server) -> dict[str, Any]:
         "launched_at": server.launched_at,
         "terminated_at": server.terminated_at,
         "deleted": server.deleted,
+        "description": server.description,
+        "access_ip_v4": server.access_ip_v4,
+        "access_ip_v6": server.access_ip_v6,
+        "auto_disk_config": server.auto_disk_config,
+        "tags": list(server.tags),
+        "hostname": server.hostname,
+        "key_name": server.key_name,
+        "locked": server.locked,
+        "locked_by": server.locked_by,
+        "locked_reason": server.locked_reason,
     }
 
 
@@ -87,6 +97,16 @@ def _server(row: RowMapping) -> Server:
         launched_at=row["launched_at"],
         terminated_at=row["terminated_at"],
         deleted=row["deleted"],
+        description=row["description"],
+        access_ip_v4=row["access_ip_v4"],
+        access_ip_v6=row["access_ip_v6"],
+        auto_disk_config=row["auto_disk_config"],
+        tags=list(row["tags"] or ()),
+        hostname=row["hostname"],
+        key_name=row["key_name"],
+        locked=row["locked"],
+        locked_by=row["locked_by"],
+        locked_reason=row["locked_reason"],
     )
 
 

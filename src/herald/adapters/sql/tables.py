@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -69,8 +70,31 @@ servers = Table(
     Column("launched_at", DateTime),
     Column("terminated_at", DateTime),
     Column("deleted", Boolean, nullable=False, default=False),
+    Column("description", Text),
+    Column("access_ip_v4", String(39)),
+    Column("access_ip_v6", String(39)),
+    Column("auto_disk_config", Boolean, nullable=False, default=False, server_default=false()),
+    Column("tags", JSON),
+    Column("hostname", String(255)),
+    Column("key_name", String(255)),
+    Column("locked", Boolean, nullable=False, default=False, server_default=false()),
+    Column("locked_by", String(255)),
+    Column("locked_reason", String(255)),
     Index("ix_servers_host_deleted", "host", "deleted"),
     Index("ix_servers_project_id", "project_id"),
+)
+
+key_pairs = Table(
+    "key_pairs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("type", String(8), nullable=False),
+    Column("fingerprint", String(255), nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("user_id", "name", name="uq_key_pairs_user_id_name"),
 )
 
 migrations = Table(

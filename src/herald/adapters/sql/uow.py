@@ -1,4 +1,4 @@
-"""The SQL unit of work: one connection, one transaction, six repositories."""
+"""The SQL unit of work: one connection, one transaction, its repositories."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from herald.adapters.sql.repository import (
     SqlActionRepository,
     SqlEventJournal,
     SqlHostRepository,
+    SqlKeyPairRepository,
     SqlMigrationRepository,
     SqlPowerObservationRepository,
     SqlServerRepository,
@@ -22,6 +23,7 @@ from herald.service.ports import (
     ActionRepository,
     EventJournal,
     HostRepository,
+    KeyPairRepository,
     MigrationRepository,
     PowerObservationRepository,
     ServerRepository,
@@ -47,6 +49,7 @@ class SqlUnitOfWork:
     actions: ActionRepository
     events: EventJournal
     power_observations: PowerObservationRepository
+    keypairs: KeyPairRepository
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -69,6 +72,7 @@ class SqlUnitOfWork:
         self.actions = SqlActionRepository(conn)
         self.events = SqlEventJournal(conn)
         self.power_observations = SqlPowerObservationRepository(conn)
+        self.keypairs = SqlKeyPairRepository(conn)
         return self
 
     def __exit__(

@@ -223,6 +223,42 @@ CREATE_SCHEMAS: tuple[tuple[APIVersion, dict[str, Any]], ...] = (
     (APIVersion(2, 94), create_v294),
 )
 
+DESCRIPTION: dict[str, Any] = {"type": ["string", "null"], "minLength": 0, "maxLength": 255}
+
+
+def _update(**server: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"server": {"type": "object", "properties": server, "additionalProperties": False}},
+        "required": ["server"],
+        "additionalProperties": False,
+    }
+
+
+_UPDATE_FIELDS: dict[str, Any] = {
+    "name": NAME,
+    "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+    "accessIPv4": {"type": "string", "format": "ipv4"},
+    "accessIPv6": {"type": "string", "format": "ipv6"},
+}
+UPDATE_SCHEMAS: tuple[tuple[APIVersion, dict[str, Any]], ...] = (
+    (APIVersion(2, 0), _update(**{**_UPDATE_FIELDS, "name": NAME_WITH_SPACES})),
+    (APIVersion(2, 1), _update(**_UPDATE_FIELDS)),
+    (APIVersion(2, 19), _update(**_UPDATE_FIELDS, description=DESCRIPTION)),
+    (APIVersion(2, 90), _update(**_UPDATE_FIELDS, description=DESCRIPTION, hostname=HOSTNAME)),
+    (APIVersion(2, 94), _update(**_UPDATE_FIELDS, description=DESCRIPTION, hostname=FQDN)),
+)
+
+
+def _wrapped(name: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": {name: value}, "required": [name], "additionalProperties": False}
+
+
+metadata_create = _wrapped("metadata", METADATA)
+metadata_update_all = _wrapped("metadata", METADATA)
+metadata_update = _wrapped("meta", {**METADATA, "minProperties": 1, "maxProperties": 1})
+tags_update_all = _wrapped("tags", {"type": "array", "items": TAG, "maxItems": 50})
+
 
 def _action(name: str, value: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
@@ -252,6 +288,25 @@ unshelve_v291 = _action(
     {
         "type": ["object", "null"],
         "properties": {"availability_zone": {"type": ["string", "null"]}, "host": {"type": "string"}},
+        "additionalProperties": False,
+    },
+)
+lock = _action("lock")
+lock_v273 = _action(
+    "lock",
+    {
+        "type": ["object", "null"],
+        "properties": {"locked_reason": {"type": "string", "minLength": 1, "maxLength": 255}},
+        "additionalProperties": False,
+    },
+)
+unlock = _action("unlock")
+reset_state = _action(
+    "os-resetState",
+    {
+        "type": "object",
+        "properties": {"state": {"type": "string", "enum": ["active", "error"]}},
+        "required": ["state"],
         "additionalProperties": False,
     },
 )

@@ -1,6 +1,6 @@
 """Nova's server views (``nova/api/openstack/compute/views/servers.py``) for Herald's servers.
 
-Fields Herald does not model (key pairs, locks, tags, descriptions, server groups,
+Fields Herald does not model (key pairs, locks, tags, server groups,
 trusted certificates) are shown with the values Nova shows for a server that has none,
 so clients parse every microversion's shape.
 """
@@ -8,6 +8,7 @@ so clients parse every microversion's shape.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from herald.api.views.common import bookmark, isotime, links, strtime
 from herald.domain.errors import FlavorNotFound
 from herald.domain.flavors import Flavor, get_flavor
 from herald.domain.model import Server, VmState
-from herald.domain.naming import availability_zone, fixed_ip, hostname
+from herald.domain.naming import availability_zone, fixed_ip, server_hostname
 from herald.domain.naming import reservation_id as reservation_id  # re-exported: the create reply uses it
 from herald.service.server_queries import HostStatusName, ServerDetail
 
@@ -57,12 +58,17 @@ def created(req: ApiRequest, server: Server, admin_pass: str | None) -> dict[str
     body: dict[str, Any] = {
         "id": server.uuid,
         "links": links(req, "servers", server.uuid),
-        "OS-DCF:diskConfig": "MANUAL",
+        "OS-DCF:diskConfig": disk_config(server),
         "security_groups": [{"name": "default"}],
     }
     if admin_pass is not None:
         body["adminPass"] = admin_pass
     return body
+
+
+def disk_config(server: Server) -> str:
+    """``OS-DCF:diskConfig``: what the create request asked for."""
+    return "AUTO" if server.auto_disk_config else "MANUAL"
 
 
 def show(req: ApiRequest, detail: ServerDetail, options: ViewOptions) -> dict[str, Any]:
@@ -82,13 +88,13 @@ def show(req: ApiRequest, detail: ServerDetail, options: ViewOptions) -> dict[st
         "created": isotime(server.created_at),
         "updated": isotime(server.updated_at or server.created_at),
         "addresses": addresses(server),
-        "accessIPv4": "",
-        "accessIPv6": "",
+        "accessIPv4": server.access_ip_v4 or "",
+        "accessIPv6": server.access_ip_v6 or "",
         "links": links(req, "servers", server.uuid),
-        "OS-DCF:diskConfig": "MANUAL",
+        "OS-DCF:diskConfig": disk_config(server),
         "OS-EXT-AZ:availability_zone": _availability_zone(server),
         "config_drive": "",
-        "key_name": None,
+        "key_name": server.key_name,
         "OS-SRV-USG:launched_at": strtime(server.launched_at),
         "OS-SRV-USG:terminated_at": strtime(server.terminated_at),
         "OS-EXT-STS:task_state": server.task_state,
@@ -117,8 +123,16 @@ def _microversion_fields(req: ApiRequest, detail: ServerDetail, options: ViewOpt
         fields["host_status"] = detail.host_status
     if options.server_groups and v(req, 2, 71):
         fields["server_groups"] = []
+    if v(req, 2, 9):
+        fields["locked"] = detail.server.locked
+    if v(req, 2, 19):
+        fields["description"] = detail.server.description
+    if v(req, 2, 26):
+        fields["tags"] = list(detail.server.tags)
+    if v(req, 2, 73):
+        fields["locked_reason"] = detail.server.locked_reason
     if v(req, 2, 90) and not options.extended_attributes:
-        fields["OS-EXT-SRV-ATTR:hostname"] = hostname(detail.server.name)
+        fields["OS-EXT-SRV-ATTR:hostname"] = server_hostname(detail.server)
     return fields
 
 
@@ -128,11 +142,7 @@ def _shows_host_status(options: ViewOptions, status: str) -> bool:
 
 
 _UNMODELLED: tuple[tuple[tuple[int, int], str, object], ...] = (
-    ((2, 9), "locked", False),
-    ((2, 19), "description", None),
-    ((2, 26), "tags", []),
     ((2, 63), "trusted_image_certificates", None),
-    ((2, 73), "locked_reason", None),
     ((2, 96), "pinned_availability_zone", None),
     ((2, 100), "scheduler_hints", {}),
 )
@@ -147,7 +157,7 @@ def _extended_attributes(req: ApiRequest, server: Server) -> dict[str, Any]:
     if v(req, 2, 3):
         attrs.update(
             {
-                "OS-EXT-SRV-ATTR:hostname": hostname(server.name),
+                "OS-EXT-SRV-ATTR:hostname": server_hostname(server),
                 "OS-EXT-SRV-ATTR:kernel_id": "",
                 "OS-EXT-SRV-ATTR:launch_index": 0,
                 "OS-EXT-SRV-ATTR:ramdisk_id": "",
@@ -195,6 +205,41 @@ def _flavor(req: ApiRequest, server: Server, options: ViewOptions) -> dict[str, 
 
 def _availability_zone(server: Server) -> str:
     return availability_zone(server) or ""
+
+
+# What a PUT /servers/{id} reply leaves out before 2.75 (Nova shows every attribute from then on).
+_NOT_IN_UPDATE_REPLY = (
+    "OS-EXT-AZ:availability_zone",
+    "config_drive",
+    "key_name",
+    "OS-SRV-USG:launched_at",
+    "OS-SRV-USG:terminated_at",
+    "security_groups",
+    "OS-EXT-STS:task_state",
+    "OS-EXT-STS:vm_state",
+    "OS-EXT-STS:power_state",
+    "os-extended-volumes:volumes_attached",
+    "host_status",
+)
+
+
+def updated(req: ApiRequest, detail: ServerDetail, options: ViewOptions) -> dict[str, Any]:
+    """The reply to ``PUT /servers/{id}``: the full view from 2.75, a reduced one before."""
+    if v(req, 2, 75):
+        return show(req, detail, options)
+    body = show(req, detail, dataclasses.replace(options, extended_attributes=False, host_status=False))
+    for key in _NOT_IN_UPDATE_REPLY:
+        body.pop(key, None)
+    body["addresses"] = basic_addresses(detail.server)
+    return body
+
+
+def basic_addresses(server: Server) -> dict[str, list[dict[str, Any]]]:
+    """Addresses without the OS-EXT-IPS fields: ``/servers/{id}/ips`` and older PUT replies."""
+    return {
+        network: [{"version": ip["version"], "addr": ip["addr"]} for ip in ips]
+        for network, ips in addresses(server).items()
+    }
 
 
 def addresses(server: Server) -> dict[str, list[dict[str, Any]]]:
