@@ -145,6 +145,8 @@ class Server:
     locked: bool = False
     locked_by: str | None = None  # "owner" or "admin": who may unlock without the override rule
     locked_reason: str | None = None  # 2.73
+    reservation_id: str | None = None  # shared by the servers of one create request
+    launch_index: int = 0  # the server's place among them
 
     @property
     def status(self) -> str:

@@ -65,6 +65,8 @@ def _server_values(server: Server) -> dict[str, Any]:
         "locked": server.locked,
         "locked_by": server.locked_by,
         "locked_reason": server.locked_reason,
+        "reservation_id": server.reservation_id,
+        "launch_index": server.launch_index,
     }
 
 
@@ -107,6 +109,8 @@ def _server(row: RowMapping) -> Server:
         locked=row["locked"],
         locked_by=row["locked_by"],
         locked_reason=row["locked_reason"],
+        reservation_id=row["reservation_id"],
+        launch_index=row["launch_index"],
     )
 
 

@@ -19,8 +19,7 @@ from herald.api.views.common import bookmark, isotime, links, strtime
 from herald.domain.errors import FlavorNotFound
 from herald.domain.flavors import Flavor, get_flavor
 from herald.domain.model import Server, VmState
-from herald.domain.naming import availability_zone, fixed_ip, server_hostname
-from herald.domain.naming import reservation_id as reservation_id  # re-exported: the create reply uses it
+from herald.domain.naming import availability_zone, fixed_ip, server_hostname, server_reservation_id
 from herald.service.server_queries import HostStatusName, ServerDetail
 
 _PROGRESS_STATUSES = frozenset({"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"})
@@ -159,9 +158,9 @@ def _extended_attributes(req: ApiRequest, server: Server) -> dict[str, Any]:
             {
                 "OS-EXT-SRV-ATTR:hostname": server_hostname(server),
                 "OS-EXT-SRV-ATTR:kernel_id": "",
-                "OS-EXT-SRV-ATTR:launch_index": 0,
+                "OS-EXT-SRV-ATTR:launch_index": server.launch_index,
                 "OS-EXT-SRV-ATTR:ramdisk_id": "",
-                "OS-EXT-SRV-ATTR:reservation_id": reservation_id(server.uuid),
+                "OS-EXT-SRV-ATTR:reservation_id": server_reservation_id(server),
                 "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda" if server.launched_at else None,
                 "OS-EXT-SRV-ATTR:user_data": None,
             }

@@ -1,5 +1,5 @@
 """Servers keep what their requests asked for (description, access IPs, disk config, tags, hostname,
-key name, lock), and users their key pairs.
+key name, lock, reservation), and users their key pairs.
 
 Revision ID: 0005
 Revises: 0003
@@ -27,6 +27,8 @@ _ADDED = (
     "locked",
     "locked_by",
     "locked_reason",
+    "reservation_id",
+    "launch_index",
 )
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
@@ -45,6 +47,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("locked", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column("locked_by", sa.String(255), nullable=True))
         batch.add_column(sa.Column("locked_reason", sa.String(255), nullable=True))
+        batch.add_column(sa.Column("reservation_id", sa.String(255), nullable=True))
+        batch.add_column(sa.Column("launch_index", sa.Integer(), nullable=False, server_default="0"))
     op.create_table(
         "key_pairs",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
