@@ -102,9 +102,17 @@ def parse_create(req: ApiRequest) -> CreateRequest:
         hostname=server.get("hostname"),
         key_name=server.get("key_name"),
         count=count,
+        user_data=server.get("user_data"),
+        config_drive=_truthy(server.get("config_drive", False)),
+        trusted_image_certificates=_certificates(server.get("trusted_image_certificates")),
+        scheduler_hints=dict(body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}),
     )
     admin_pass = server.get("adminPass") or "".join(secrets.choice(_PASSWORD_CHARS) for _ in range(12))
     return CreateRequest(spec, admin_pass, _truthy(server.get("return_reservation_id", False)))
+
+
+def _certificates(value: object) -> tuple[str, ...] | None:
+    return tuple(str(item) for item in value) if isinstance(value, list) else None
 
 
 def _truthy(value: object) -> bool:

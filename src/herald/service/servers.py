@@ -53,6 +53,10 @@ class ServerSpec:
     tags: tuple[str, ...] = ()  # 2.52
     hostname: str | None = None  # 2.90
     key_name: str | None = None  # one of the caller's key pairs
+    user_data: str | None = None
+    config_drive: bool = False
+    trusted_image_certificates: tuple[str, ...] | None = None  # 2.63
+    scheduler_hints: Mapping[str, object] = field(default_factory=dict)
     count: int = 1  # max_count: that many servers, named NAME-1 … NAME-N when more than one
 
 
@@ -171,6 +175,12 @@ def _new_server(
         hostname=spec.hostname or (f"{derived}-{index + 1}" if several else derived),
         key_name=spec.key_name,
         launch_index=index,
+        user_data=spec.user_data,
+        config_drive=spec.config_drive,
+        trusted_image_certificates=None
+        if spec.trusted_image_certificates is None
+        else list(spec.trusted_image_certificates),
+        scheduler_hints={k: list(v) if isinstance(v, list) else [v] for k, v in spec.scheduler_hints.items()},
     )
 
 

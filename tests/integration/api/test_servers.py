@@ -542,3 +542,37 @@ async def test_multiple_create_refuses_an_existing_volume(compute: Compute) -> N
     assert response.json() == {
         "badRequest": {"code": 400, "message": "Cannot attach one or more volumes to multiple instances"}
     }
+
+
+async def test_create_keeps_user_data_config_drive_certificates_and_hints(compute: Compute) -> None:
+    body = {
+        "server": {
+            "name": "vm",
+            "imageRef": IMAGE,
+            "flavorRef": "1",
+            "networks": "none",
+            "user_data": "IyEvYmluL3NoCmVjaG8gaGkK",
+            "config_drive": True,
+            "trusted_image_certificates": ["cert-1", "cert-2"],
+        },
+        "os:scheduler_hints": {"group": "0b3bd2bc-4b8a-4bcd-8c2f-7b0d8c0d0f11", "same_host": ["a", "b"]},
+    }
+    response = await compute.client.post(
+        "/v2.1/servers", json=body, headers={**ALICE, "OpenStack-API-Version": "compute 2.100"}
+    )
+    assert response.status_code == 202, response.text
+    uuid = response.json()["server"]["id"]
+    compute.activate(uuid)
+    shown = (await compute.get(f"/v2.1/servers/{uuid}", version="2.100")).json()["server"]
+    assert shown["config_drive"] == "True"
+    assert shown["trusted_image_certificates"] == ["cert-1", "cert-2"]
+    assert shown["scheduler_hints"] == {"group": ["0b3bd2bc-4b8a-4bcd-8c2f-7b0d8c0d0f11"], "same_host": ["a", "b"]}
+    as_admin = (await compute.get(f"/v2.1/servers/{uuid}", ADMIN, version="2.3")).json()["server"]
+    assert as_admin["OS-EXT-SRV-ATTR:user_data"] == "IyEvYmluL3NoCmVjaG8gaGkK"
+
+
+async def test_user_data_must_be_base64(compute: Compute) -> None:
+    body = {"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1", "user_data": "not base64!"}}
+    response = await compute.client.post("/v2.1/servers", json=body, headers=ALICE)
+    assert response.status_code == 400
+    assert "is not a 'base64'" in response.json()["badRequest"]["message"]

@@ -67,6 +67,10 @@ def _server_values(server: Server) -> dict[str, Any]:
         "locked_reason": server.locked_reason,
         "reservation_id": server.reservation_id,
         "launch_index": server.launch_index,
+        "user_data": server.user_data,
+        "config_drive": server.config_drive,
+        "trusted_image_certificates": server.trusted_image_certificates,
+        "scheduler_hints": server.scheduler_hints,
     }
 
 
@@ -111,6 +115,10 @@ def _server(row: RowMapping) -> Server:
         locked_reason=row["locked_reason"],
         reservation_id=row["reservation_id"],
         launch_index=row["launch_index"],
+        user_data=row["user_data"],
+        config_drive=row["config_drive"],
+        trusted_image_certificates=row["trusted_image_certificates"],
+        scheduler_hints=dict(row["scheduler_hints"] or {}),
     )
 
 
