@@ -61,7 +61,7 @@ def parse_create(req: ApiRequest) -> CreateRequest:
     body: Any = _strip_unknown(req.body) if req.legacy_v2 else req.body
     _validator(req.version).validate(body)
     server: dict[str, Any] = body["server"]
-    _check_counts(server)
+    count = _count(server)
     target = {**own_target(req), "availability_zone": server.get("availability_zone")}
     req.authorize(SERVERS + "create", target)
     forced_host = _forced_host(req, server.get("availability_zone"), target)
@@ -101,22 +101,31 @@ def parse_create(req: ApiRequest) -> CreateRequest:
         tags=tuple(server.get("tags") or ()),
         hostname=server.get("hostname"),
         key_name=server.get("key_name"),
+        count=count,
+        user_data=server.get("user_data"),
+        config_drive=_truthy(server.get("config_drive", False)),
+        trusted_image_certificates=_certificates(server.get("trusted_image_certificates")),
+        scheduler_hints=dict(body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}),
     )
     admin_pass = server.get("adminPass") or "".join(secrets.choice(_PASSWORD_CHARS) for _ in range(12))
     return CreateRequest(spec, admin_pass, _truthy(server.get("return_reservation_id", False)))
+
+
+def _certificates(value: object) -> tuple[str, ...] | None:
+    return tuple(str(item) for item in value) if isinstance(value, list) else None
 
 
 def _truthy(value: object) -> bool:
     return value is True or (isinstance(value, str) and value.lower() in ("true", "1", "on", "yes"))
 
 
-def _check_counts(server: dict[str, Any]) -> None:
+def _count(server: dict[str, Any]) -> int:
+    """How many servers to make: ``max_count`` (Herald has no quota that could make it fewer)."""
     min_count = int(server.get("min_count", 1))
     max_count = int(server.get("max_count", min_count))
     if min_count > max_count:
         raise ApiFault(400, "min_count must be <= max_count")
-    if max_count > 1:
-        raise ApiFault(400, "Herald creates one server per request: min_count and max_count must be 1.")
+    return max_count
 
 
 def _check_security_groups(server: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from herald.api.validation import VersionedValidator
 from herald.api.views import servers as views
 from herald.api.views.common import next_link, self_href
 from herald.domain.errors import FlavorNotFound
+from herald.domain.naming import server_reservation_id
 from herald.service import server_actions, server_queries, server_updates, servers
 from herald.service.server_queries import ServerDetail, ServerFilters
 
@@ -94,7 +95,7 @@ class ServersController:
             raise ApiFault(400, exc.text) from None
         await publish(deps, outcome)
         if request.return_reservation_id:
-            return ApiResponse(202, {"reservation_id": views.reservation_id(outcome.server.uuid)})
+            return ApiResponse(202, {"reservation_id": server_reservation_id(outcome.server)})
         body = {"server": views.created(req, outcome.server, request.admin_pass)}
         location = self_href(req, "servers", outcome.server.uuid).encode("latin-1")
         return ApiResponse(202, body, [(b"location", location)])

@@ -20,6 +20,7 @@ HeraldError
 │   └── UnexpectedTaskState      (a guarded save lost a race)
 ├── NoValidHost
 ├── Forbidden
+│   ├── TooManyServers           (one request asks for more servers than it may make)
 │   ├── KeypairLimitExceeded     (over the key_pairs quota)
 │   └── MetadataLimitExceeded    (over the metadata_items quota)
 ├── EventWaitTimeout             (a waited-for external event did not come in time)
@@ -137,6 +138,13 @@ class NoValidHost(HeraldError):
 
 class Forbidden(HeraldError):
     message = "Forbidden."
+
+
+class TooManyServers(Forbidden):
+    def __init__(self, requested: int, allowed: int) -> None:
+        super().__init__(
+            f"Quota exceeded for instances: Requested {requested}, but already used 0 of {allowed} instances"
+        )
 
 
 class KeypairLimitExceeded(Forbidden):

@@ -145,6 +145,12 @@ class Server:
     locked: bool = False
     locked_by: str | None = None  # "owner" or "admin": who may unlock without the override rule
     locked_reason: str | None = None  # 2.73
+    reservation_id: str | None = None  # shared by the servers of one create request
+    launch_index: int = 0  # the server's place among them
+    user_data: str | None = None  # base64, as the request gave it
+    config_drive: bool = False
+    trusted_image_certificates: list[str] | None = None  # 2.63
+    scheduler_hints: dict[str, list[object]] = field(default_factory=dict)  # each value a list, as Nova keeps them
 
     @property
     def status(self) -> str:

@@ -38,8 +38,13 @@ def server_hostname(server: Server) -> str:
 
 
 def reservation_id(uuid: str) -> str:
-    """Nova's ``r-xxxxxxxx`` reservation id, derived from the uuid (one server per request)."""
+    """Nova's ``r-xxxxxxxx`` reservation id, derived from the uuid of a request's first server."""
     return f"r-{uuid[-8:]}"
+
+
+def server_reservation_id(server: Server) -> str:
+    """The reservation id of the request that created the server."""
+    return server.reservation_id or reservation_id(server.uuid)
 
 
 def fixed_ip(port_id: str) -> FixedIp:

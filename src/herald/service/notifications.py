@@ -22,7 +22,7 @@ from types import MappingProxyType
 from herald.domain.errors import FlavorNotFound
 from herald.domain.flavors import get_flavor
 from herald.domain.model import PowerState, Server
-from herald.domain.naming import availability_zone, fixed_ip, reservation_id, server_hostname
+from herald.domain.naming import availability_zone, fixed_ip, server_hostname, server_reservation_id
 from herald.service.ports import Notifier
 
 # Nova's NotificationSource.COMPUTE: versioned notifications are published as "nova-compute:<host>".
@@ -151,7 +151,7 @@ def instance_action_payload(server: Server, *, initiator: Initiator, bdms: bool 
         "uuid": server.uuid,
         "user_id": server.user_id,
         "tenant_id": server.project_id,
-        "reservation_id": reservation_id(server.uuid),
+        "reservation_id": server_reservation_id(server),
         "display_name": server.name,
         "display_description": None,
         "host_name": server_hostname(server),

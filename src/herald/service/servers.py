@@ -7,17 +7,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from herald.domain.errors import Invalid, NotFound, NoValidHost
+from herald.domain.errors import Invalid, NotFound, NoValidHost, TooManyServers
 from herald.domain.flavors import get_flavor
 from herald.domain.messages import BuildServer
 from herald.domain.model import PowerState, Server, TaskState, Vif, VmState, VolumeAttachment
-from herald.domain.naming import hostname
+from herald.domain.naming import hostname, reservation_id
 from herald.domain.records import ActionEvent
 from herald.service import scheduler
 from herald.service.common import Caller, Dispatch, Outcome, start_action
 from herald.service.ports import NetworkBackend, UnitOfWork, VolumeBackend
 
 SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
+# Herald has no instance quota; one request still makes a bounded number of servers.
+MAX_SERVERS_PER_REQUEST = 100
 NO_VALID_HOST_FAULT = NoValidHost.message
 _DEVICE_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -51,6 +53,11 @@ class ServerSpec:
     tags: tuple[str, ...] = ()  # 2.52
     hostname: str | None = None  # 2.90
     key_name: str | None = None  # one of the caller's key pairs
+    user_data: str | None = None
+    config_drive: bool = False
+    trusted_image_certificates: tuple[str, ...] | None = None  # 2.63
+    scheduler_hints: Mapping[str, object] = field(default_factory=dict)
+    count: int = 1  # max_count: that many servers, named NAME-1 … NAME-N when more than one
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,19 +81,89 @@ def create_server(
     :raises FlavorNotFound: no such flavor.
     :raises Invalid: a volume, port or named host does not exist.
     """
+    _check_count(spec)
     flavor = get_flavor(spec.flavor_id)
     attachments = _attachments(volumes, spec.volumes)
-    server = Server(
-        uuid=str(uuidlib.uuid4()),
-        name=spec.name,
+    uuids = [str(uuidlib.uuid4()) for _ in range(spec.count)]
+    servers = [
+        _new_server(caller, spec, flavor.flavorid, attachments, now, uuid, index) for index, uuid in enumerate(uuids)
+    ]
+    for server in servers:
+        server.reservation_id = reservation_id(uuids[0])
+    dispatch: list[Dispatch] = []
+    with uow:
+        if spec.key_name is not None and uow.keypairs.get(caller.user_id or "", spec.key_name) is None:
+            raise Invalid("Invalid key_name provided.")
+        try:
+            for server in servers:
+                host = _schedule(uow, network, server, spec, now, policy)
+                uow.servers.add(server)
+                event = ActionEvent(SCHEDULE_EVENT, now, now, "Error" if host is None else "Success")
+                start_action(uow, caller, server, "create", request_id, now, (event,))
+                if host is not None:
+                    dispatch.append(Dispatch(host, BuildServer(server.uuid, request_id)))
+            uow.commit()
+        except BaseException:
+            for server in servers:
+                network.deallocate_for_server(server.uuid)
+            raise
+    return Outcome(servers[0], dispatch)
+
+
+def _check_count(spec: ServerSpec) -> None:
+    """Nova's refusals for a request that makes several servers from one set of ports, volumes or hostname."""
+    if spec.count <= 1:
+        return
+    if spec.count > MAX_SERVERS_PER_REQUEST:
+        raise TooManyServers(spec.count, MAX_SERVERS_PER_REQUEST)
+    if not isinstance(spec.networks, str) and any(item.get("port") for item in spec.networks):
+        raise Invalid(
+            "Failed to launch instances: Unable to launch multiple instances with a single configured port ID. "
+            "Please launch your instance one by one with different ports."
+        )
+    if any(volume.volume_id is not None for volume in spec.volumes):
+        raise Invalid("Cannot attach one or more volumes to multiple instances")
+    if spec.hostname:
+        raise Invalid("Unable to allocate a single hostname to multiple instances")
+
+
+def _schedule(
+    uow: UnitOfWork, network: NetworkBackend, server: Server, spec: ServerSpec, now: datetime, policy: CreatePolicy
+) -> str | None:
+    """Give ``server`` a host and its ports, or ERROR when no host can take it; returns the host."""
+    host = _choose_host(uow, spec, now, policy)
+    if host is None:
+        _no_valid_host(server, now)
+    else:
+        server.host = server.node = host
+        server.vifs = _allocate(network, server.uuid, spec.networks)
+    return host
+
+
+def _new_server(
+    caller: Caller,
+    spec: ServerSpec,
+    flavor_id: str,
+    attachments: list[VolumeAttachment],
+    now: datetime,
+    uuid: str,
+    index: int,
+) -> Server:
+    """Server ``index`` of the request; with several, Nova suffixes name and hostname with ``-N``."""
+    several = spec.count > 1
+    name = f"{spec.name}-{index + 1}" if several else spec.name
+    derived = hostname(spec.name)
+    return Server(
+        uuid=uuid,
+        name=name,
         project_id=caller.project_id or "",
         user_id=caller.user_id or "",
-        flavor_id=flavor.flavorid,
+        flavor_id=flavor_id,
         image_ref=spec.image_ref,
         vm_state=VmState.BUILDING.value,
         power_state=PowerState.NOSTATE.value,
         task_state=TaskState.SCHEDULING.value,
-        volumes=attachments,
+        volumes=list(attachments),
         metadata=dict(spec.metadata),
         created_at=now,
         updated_at=now,
@@ -95,29 +172,16 @@ def create_server(
         access_ip_v6=spec.access_ip_v6,
         auto_disk_config=spec.auto_disk_config,
         tags=list(dict.fromkeys(spec.tags)),
-        hostname=spec.hostname or hostname(spec.name),
+        hostname=spec.hostname or (f"{derived}-{index + 1}" if several else derived),
         key_name=spec.key_name,
+        launch_index=index,
+        user_data=spec.user_data,
+        config_drive=spec.config_drive,
+        trusted_image_certificates=None
+        if spec.trusted_image_certificates is None
+        else list(spec.trusted_image_certificates),
+        scheduler_hints={k: list(v) if isinstance(v, list) else [v] for k, v in spec.scheduler_hints.items()},
     )
-    with uow:
-        if spec.key_name is not None and uow.keypairs.get(caller.user_id or "", spec.key_name) is None:
-            raise Invalid("Invalid key_name provided.")
-        host = _choose_host(uow, spec, now, policy)
-        if host is None:
-            _no_valid_host(server, now)
-        else:
-            server.host = server.node = host
-            server.vifs = _allocate(network, server.uuid, spec.networks)
-        try:
-            uow.servers.add(server)
-            event = ActionEvent(SCHEDULE_EVENT, now, now, "Error" if host is None else "Success")
-            start_action(uow, caller, server, "create", request_id, now, (event,))
-            uow.commit()
-        except BaseException:
-            network.deallocate_for_server(server.uuid)
-            raise
-    if host is None:
-        return Outcome(server)
-    return Outcome(server, [Dispatch(host, BuildServer(server.uuid, request_id))])
 
 
 def _choose_host(uow: UnitOfWork, spec: ServerSpec, now: datetime, policy: CreatePolicy) -> str | None:

@@ -105,7 +105,14 @@ async def test_requested_ports_come_back_inactive(compute: Compute) -> None:
         ),
         ("2.74", {"host": "nope", "networks": "auto"}, "Compute host nope could not be found."),
         ("2.1", {"availability_zone": "elsewhere"}, "The requested availability zone is not available"),
-        ("2.1", {"max_count": 2}, "Herald creates one server per request: min_count and max_count must be 1."),
+        ("2.1", {"min_count": 3, "max_count": 2}, "min_count must be <= max_count"),
+        ("2.1", {"max_count": 0}, "0 is less than the minimum of 1"),
+        ("2.1", {"max_count": 2, "hostname": "x"}, "Additional properties are not allowed ('hostname' was unexpected)"),
+        (
+            "2.90",
+            {"max_count": 2, "hostname": "web", "networks": "auto"},
+            "Unable to allocate a single hostname to multiple instances",
+        ),
         ("2.1", {"key_name": "mykey"}, "Invalid key_name provided."),
         ("2.1", {"security_groups": [{"name": "default"}, {"name": "web"}]}, "Security group web not found."),
         ("2.1", {"accessIPv4": "10.0.0.300"}, "'10.0.0.300' is not a 'ipv4'"),
@@ -467,3 +474,105 @@ async def test_delete_policy(compute: Compute) -> None:
     assert (
         response.json()["forbidden"]["message"] == "Policy doesn't allow os_compute_api:servers:delete to be performed."
     )
+
+
+async def test_multiple_create_makes_max_count_servers_with_one_reservation(compute: Compute) -> None:
+    body = {"server": {"name": "web", "imageRef": IMAGE, "flavorRef": "1", "min_count": 2, "max_count": 3}}
+    response = await compute.client.post("/v2.1/servers", json=body, headers=ALICE)
+    assert response.status_code == 202, response.text
+    first = response.json()["server"]["id"]
+    sent = await compute.messages()
+    assert sorted(host for host, _ in sent) == ["compute-1", "compute-1", "compute-2"]  # spread by the scheduler
+    uuids = [message.server_uuid for _, message in sent]  # type: ignore[attr-defined]
+    assert first in uuids
+    uuids.sort(key=lambda uuid: compute.server(uuid).launch_index)
+    for uuid in uuids:
+        compute.activate(uuid)
+    listed = (await compute.get("/v2.1/servers/detail?all_tenants=1", ADMIN, version="2.90")).json()["servers"]
+    by_id = {s["id"]: s for s in listed}
+    assert sorted(by_id[u]["name"] for u in uuids) == ["web-1", "web-2", "web-3"]
+    assert [by_id[u]["OS-EXT-SRV-ATTR:launch_index"] for u in uuids] == [0, 1, 2]
+    assert [by_id[u]["OS-EXT-SRV-ATTR:hostname"] for u in uuids] == ["web-1", "web-2", "web-3"]
+    assert len({by_id[u]["OS-EXT-SRV-ATTR:reservation_id"] for u in uuids}) == 1
+
+
+async def test_multiple_create_can_answer_with_the_reservation_id(compute: Compute) -> None:
+    body = {
+        "server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1", "max_count": 2, "return_reservation_id": True}
+    }
+    response = await compute.client.post("/v2.1/servers", json=body, headers=ALICE)
+    assert response.status_code == 202
+    reservation = response.json()["reservation_id"]
+    sent = await compute.messages()
+    assert len(sent) == 2
+    for _, message in sent:
+        compute.activate(message.server_uuid)  # type: ignore[attr-defined]
+    shown = [
+        (await compute.get(f"/v2.1/servers/{m.server_uuid}", ADMIN, version="2.3")).json()["server"]  # type: ignore[attr-defined]
+        for _, m in sent
+    ]
+    assert {s["OS-EXT-SRV-ATTR:reservation_id"] for s in shown} == {reservation}
+
+
+@pytest.mark.parametrize(
+    ("server", "status", "message"),
+    [
+        (
+            {"networks": [{"port": "0f5b7d2e-6b8a-4f51-9c51-2b0c4f3f9a11"}]},
+            400,
+            "Unable to launch multiple instances with a single configured port ID.",
+        ),
+        ({"max_count": 101}, 403, "Quota exceeded for instances: Requested 101, but already used 0 of 100 instances"),
+    ],
+)
+async def test_multiple_create_refusals(compute: Compute, server: dict[str, object], status: int, message: str) -> None:
+    body = {"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1", "max_count": 2, **server}}
+    response = await compute.client.post("/v2.1/servers", json=body, headers=ALICE)
+    assert response.status_code == status, response.text
+    assert message in next(iter(response.json().values()))["message"]
+    assert await compute.messages() == []
+
+
+async def test_multiple_create_refuses_an_existing_volume(compute: Compute) -> None:
+    volume = str(uuidlib.uuid4())
+    compute.volumes.set_size_gb(volume, 10)
+    bdm = [{"source_type": "volume", "destination_type": "volume", "uuid": volume, "boot_index": 0}]
+    body = {"server": {"name": "vm", "flavorRef": "1", "max_count": 2, "block_device_mapping_v2": bdm}}
+    response = await compute.client.post("/v2.1/servers", json=body, headers=ALICE)
+    assert response.json() == {
+        "badRequest": {"code": 400, "message": "Cannot attach one or more volumes to multiple instances"}
+    }
+
+
+async def test_create_keeps_user_data_config_drive_certificates_and_hints(compute: Compute) -> None:
+    body = {
+        "server": {
+            "name": "vm",
+            "imageRef": IMAGE,
+            "flavorRef": "1",
+            "networks": "none",
+            "user_data": "IyEvYmluL3NoCmVjaG8gaGkK",
+            "config_drive": True,
+            "trusted_image_certificates": ["cert-1", "cert-2"],
+        },
+        "os:scheduler_hints": {"group": "0b3bd2bc-4b8a-4bcd-8c2f-7b0d8c0d0f11", "same_host": ["a", "b"]},
+    }
+    response = await compute.client.post(
+        "/v2.1/servers", json=body, headers={**ALICE, "OpenStack-API-Version": "compute 2.100"}
+    )
+    assert response.status_code == 202, response.text
+    uuid = response.json()["server"]["id"]
+    compute.activate(uuid)
+    shown = (await compute.get(f"/v2.1/servers/{uuid}", version="2.100")).json()["server"]
+    assert shown["config_drive"] == "True"
+    assert shown["trusted_image_certificates"] == ["cert-1", "cert-2"]
+    assert shown["scheduler_hints"] == {"group": ["0b3bd2bc-4b8a-4bcd-8c2f-7b0d8c0d0f11"], "same_host": ["a", "b"]}
+    as_admin = (await compute.get(f"/v2.1/servers/{uuid}", ADMIN, version="2.3")).json()["server"]
+    assert as_admin["OS-EXT-SRV-ATTR:user_data"] == "IyEvYmluL3NoCmVjaG8gaGkK"
+
+
+async def test_user_data_must_be_base64(compute: Compute) -> None:
+    body = {"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1", "user_data": "not base64!"}}
+    response = await compute.client.post("/v2.1/servers", json=body, headers=ALICE)
+    assert response.status_code == 400
+    assert "is not a 'base64'" in response.json()["badRequest"]["message"]

@@ -65,6 +65,12 @@ def _server_values(server: Server) -> dict[str, Any]:
         "locked": server.locked,
         "locked_by": server.locked_by,
         "locked_reason": server.locked_reason,
+        "reservation_id": server.reservation_id,
+        "launch_index": server.launch_index,
+        "user_data": server.user_data,
+        "config_drive": server.config_drive,
+        "trusted_image_certificates": server.trusted_image_certificates,
+        "scheduler_hints": server.scheduler_hints,
     }
 
 
@@ -107,6 +113,12 @@ def _server(row: RowMapping) -> Server:
         locked=row["locked"],
         locked_by=row["locked_by"],
         locked_reason=row["locked_reason"],
+        reservation_id=row["reservation_id"],
+        launch_index=row["launch_index"],
+        user_data=row["user_data"],
+        config_drive=row["config_drive"],
+        trusted_image_certificates=row["trusted_image_certificates"],
+        scheduler_hints=dict(row["scheduler_hints"] or {}),
     )
 
 

@@ -80,6 +80,12 @@ servers = Table(
     Column("locked", Boolean, nullable=False, default=False, server_default=false()),
     Column("locked_by", String(255)),
     Column("locked_reason", String(255)),
+    Column("reservation_id", String(255)),
+    Column("launch_index", Integer, nullable=False, default=0, server_default="0"),
+    Column("user_data", Text),
+    Column("config_drive", Boolean, nullable=False, default=False, server_default=false()),
+    Column("trusted_image_certificates", JSON),
+    Column("scheduler_hints", JSON),
     Index("ix_servers_host_deleted", "host", "deleted"),
     Index("ix_servers_project_id", "project_id"),
 )

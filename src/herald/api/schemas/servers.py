@@ -138,7 +138,7 @@ create: dict[str, Any] = {
                     "type": "array",
                     "items": {"type": "object", "properties": {"name": NAME}, "additionalProperties": False},
                 },
-                "user_data": {"type": "string", "maxLength": 65535},
+                "user_data": {"type": "string", "format": "base64", "maxLength": 65535},
             },
             "required": ["name", "flavorRef"],
             "additionalProperties": False,

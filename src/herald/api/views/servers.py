@@ -19,8 +19,7 @@ from herald.api.views.common import bookmark, isotime, links, strtime
 from herald.domain.errors import FlavorNotFound
 from herald.domain.flavors import Flavor, get_flavor
 from herald.domain.model import Server, VmState
-from herald.domain.naming import availability_zone, fixed_ip, server_hostname
-from herald.domain.naming import reservation_id as reservation_id  # re-exported: the create reply uses it
+from herald.domain.naming import availability_zone, fixed_ip, server_hostname, server_reservation_id
 from herald.service.server_queries import HostStatusName, ServerDetail
 
 _PROGRESS_STATUSES = frozenset({"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"})
@@ -93,7 +92,7 @@ def show(req: ApiRequest, detail: ServerDetail, options: ViewOptions) -> dict[st
         "links": links(req, "servers", server.uuid),
         "OS-DCF:diskConfig": disk_config(server),
         "OS-EXT-AZ:availability_zone": _availability_zone(server),
-        "config_drive": "",
+        "config_drive": "True" if server.config_drive else "",
         "key_name": server.key_name,
         "OS-SRV-USG:launched_at": strtime(server.launched_at),
         "OS-SRV-USG:terminated_at": strtime(server.terminated_at),
@@ -129,6 +128,11 @@ def _microversion_fields(req: ApiRequest, detail: ServerDetail, options: ViewOpt
         fields["description"] = detail.server.description
     if v(req, 2, 26):
         fields["tags"] = list(detail.server.tags)
+    if v(req, 2, 63):
+        certificates = detail.server.trusted_image_certificates
+        fields["trusted_image_certificates"] = None if certificates is None else list(certificates)
+    if v(req, 2, 100):
+        fields["scheduler_hints"] = copy.deepcopy(detail.server.scheduler_hints)
     if v(req, 2, 73):
         fields["locked_reason"] = detail.server.locked_reason
     if v(req, 2, 90) and not options.extended_attributes:
@@ -141,11 +145,7 @@ def _shows_host_status(options: ViewOptions, status: str) -> bool:
     return options.host_status or (options.host_status_unknown_only and status == HostStatusName.UNKNOWN)
 
 
-_UNMODELLED: tuple[tuple[tuple[int, int], str, object], ...] = (
-    ((2, 63), "trusted_image_certificates", None),
-    ((2, 96), "pinned_availability_zone", None),
-    ((2, 100), "scheduler_hints", {}),
-)
+_UNMODELLED: tuple[tuple[tuple[int, int], str, object], ...] = (((2, 96), "pinned_availability_zone", None),)
 
 
 def _extended_attributes(req: ApiRequest, server: Server) -> dict[str, Any]:
@@ -159,11 +159,11 @@ def _extended_attributes(req: ApiRequest, server: Server) -> dict[str, Any]:
             {
                 "OS-EXT-SRV-ATTR:hostname": server_hostname(server),
                 "OS-EXT-SRV-ATTR:kernel_id": "",
-                "OS-EXT-SRV-ATTR:launch_index": 0,
+                "OS-EXT-SRV-ATTR:launch_index": server.launch_index,
                 "OS-EXT-SRV-ATTR:ramdisk_id": "",
-                "OS-EXT-SRV-ATTR:reservation_id": reservation_id(server.uuid),
+                "OS-EXT-SRV-ATTR:reservation_id": server_reservation_id(server),
                 "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda" if server.launched_at else None,
-                "OS-EXT-SRV-ATTR:user_data": None,
+                "OS-EXT-SRV-ATTR:user_data": server.user_data,
             }
         )
     return attrs

@@ -1,5 +1,6 @@
 """Servers keep what their requests asked for (description, access IPs, disk config, tags, hostname,
-key name, lock), and users their key pairs.
+key name, lock, reservation, user data, config drive, trusted certificates, scheduler hints), and users their
+key pairs.
 
 Revision ID: 0005
 Revises: 0003
@@ -27,6 +28,12 @@ _ADDED = (
     "locked",
     "locked_by",
     "locked_reason",
+    "reservation_id",
+    "launch_index",
+    "user_data",
+    "config_drive",
+    "trusted_image_certificates",
+    "scheduler_hints",
 )
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
@@ -45,6 +52,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("locked", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column("locked_by", sa.String(255), nullable=True))
         batch.add_column(sa.Column("locked_reason", sa.String(255), nullable=True))
+        batch.add_column(sa.Column("reservation_id", sa.String(255), nullable=True))
+        batch.add_column(sa.Column("launch_index", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("user_data", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("config_drive", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.add_column(sa.Column("trusted_image_certificates", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("scheduler_hints", sa.JSON(), nullable=True))
     op.create_table(
         "key_pairs",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
