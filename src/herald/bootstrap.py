@@ -17,6 +17,7 @@ from herald.adapters.network.memory import InMemoryNetwork
 from herald.adapters.notifications import NullNotifier, make_notifier
 from herald.adapters.sql.checkpointer import Checkpointer
 from herald.adapters.sql.engine import is_sqlite, make_engine
+from herald.adapters.sql.errors import is_transient
 from herald.adapters.sql.uow import SqlUnitOfWork
 from herald.adapters.virt.fake import FakeVirtDriver
 from herald.adapters.volume.memory import InMemoryVolumes
@@ -182,13 +183,14 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
     waiters.on_early_consumed = delivery.early_event_consumed
     ops = ServerOps(
         host=host,
-        uow_factory=deps.uow_factory,
+        writer=deps.writer,
         read_uow_factory=deps.read_uow_factory,
         clock=deps.clock,
         driver=driver,
         network=deps.network,
         waiters=waiters,
         locks=locks,
+        is_transient=is_transient,
         build_policy=BuildPolicy(settings.vif_plugging_timeout, settings.vif_plugging_is_fatal),
         notifier=deps.notifier,
         notifications=notifications,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -57,10 +58,11 @@ class EventContext:
 
 
 class ServerLocks:
-    """One lock per server: event handlers, commands and the power sync take it to serialize.
+    """One short "record" lock per server, taken on the writer's thread around a read-decide-write
+    of the server's row (event effects, power sync, the end of an operation).
 
-    Locks are threading locks because handlers run on worker threads; entries are never
-    freed, which costs one small object per server the host ever had.
+    Never held across a driver call. Entries are never freed, which costs one small object
+    per server the host ever had.
     """
 
     def __init__(self) -> None:
@@ -70,3 +72,21 @@ class ServerLocks:
     def __call__(self, server_uuid: str) -> threading.Lock:
         with self._guard:
             return self._locks[server_uuid]
+
+
+class OperationLocks:
+    """One lock per server around a whole operation step (build, stop, delete...), driver call included.
+
+    So build and terminate of one server never overlap (Nova's per-instance lock). Only
+    operations take it, on the loop: event handlers and the power sync never wait for it.
+    Entries are never freed, as :class:`ServerLocks`.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def __call__(self, server_uuid: str) -> asyncio.Lock:
+        lock = self._locks.get(server_uuid)
+        if lock is None:
+            lock = self._locks[server_uuid] = asyncio.Lock()
+        return lock

@@ -69,26 +69,18 @@ class ComputeAgent:
         self._early_ttl = early_ttl
         self._tasks: set[asyncio.Task[None]] = set()
         self._periodic: list[asyncio.Task[None]] = []
-        self._handlers: dict[type, Callable[[object], Awaitable[None]]] = {
+        self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
             DeliverEvents: self._deliver,
             BuildServer: self._spawn_build,
-            StopServer: self._in_thread(ops.stop),
-            StartServer: self._in_thread(ops.start),
-            ShelveServer: self._in_thread(ops.shelve),
-            ShelveOffloadServer: self._in_thread(ops.shelve_offload),
-            UnshelveServer: self._in_thread(ops.unshelve),
-            DeleteServer: self._in_thread(ops.delete),
+            StopServer: ops.stop,
+            StartServer: ops.start,
+            ShelveServer: ops.shelve,
+            ShelveOffloadServer: ops.shelve_offload,
+            UnshelveServer: ops.unshelve,
+            DeleteServer: ops.delete,
         }
 
-    @staticmethod
-    def _in_thread(op: Callable[[Any], None]) -> Callable[[object], Awaitable[None]]:
-        async def run(message: object) -> None:
-            await asyncio.to_thread(op, message)
-
-        return run
-
     async def start(self) -> None:
-        self._ops.bind_loop(asyncio.get_running_loop())
         await self.heartbeat()
         again = await self._writer.submit(RecoverHost(self.host), self._clock.now())
         await self._bus.subscribe(self.host, self.handle)
