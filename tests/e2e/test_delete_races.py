@@ -1,0 +1,91 @@
+"""Delete against an operation under way: serialised as in Nova, and never overwritten by its end."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from herald.adapters.bus.memory import InMemoryBus
+from herald.adapters.virt.fake import FakeVirtDriver
+from herald.domain.model import Server
+from tests.e2e.harness import Herald
+
+HOST = "compute-1"
+BOUND = 30.0  # seconds a blocked driver call waits at most for the test to release it
+
+
+class Gate:
+    """Makes one driver method block until the test opens the gate; records when it ran."""
+
+    def __init__(self, driver: FakeVirtDriver, method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entered = threading.Event()
+        self._open = threading.Event()
+        original: Callable[[Server], None] = getattr(driver, method)
+
+        def gated(server: Server) -> None:
+            self.entered.set()
+            assert self._open.wait(BOUND), f"{method} was never released"
+            original(server)
+
+        monkeypatch.setattr(driver, method, gated)
+
+    async def until_entered(self) -> None:
+        assert await asyncio.to_thread(self.entered.wait, BOUND)
+
+    def open(self) -> None:
+        self._open.set()
+
+
+async def _until_taken(herald: Herald) -> None:
+    """Until the agent has taken every message published to it (its handler is now running)."""
+    bus = herald.deps.bus
+    assert isinstance(bus, InMemoryBus)
+    for _ in range(10_000):
+        if bus.pending(HOST) == 0:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the agent never took its messages")
+
+
+async def test_a_delete_during_the_spawn_waits_for_it_and_leaves_no_machine_on(
+    herald: Herald, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver = herald.driver(HOST)
+    spawn = Gate(driver, "spawn", monkeypatch)
+    server_id = await herald.create_server(host=HOST, settle=False)
+    await spawn.until_entered()  # the node is claimed and the build is powering it on
+
+    resp = await herald.client.delete(f"/v2.1/servers/{server_id}", headers={"X-Auth-Token": "admin:admin"})
+    assert resp.status_code == 204
+    await _until_taken(herald)  # the delete has reached the agent while the spawn is under way
+    spawn.open()
+    await herald.settle()
+
+    assert (await herald.get(f"/v2.1/servers/{server_id}")).status_code == 404
+    assert driver.machine(server_id) is None  # destroyed after the spawn, not before it
+
+
+async def test_the_end_of_a_stop_leaves_a_delete_under_way_alone(
+    herald: Herald, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver = herald.driver(HOST)
+    server_id = await herald.create_server(host=HOST)
+    power_off = Gate(driver, "power_off", monkeypatch)
+    destroy = Gate(driver, "destroy", monkeypatch)
+
+    assert (await herald.action(server_id, {"os-stop": None})).status_code == 202
+    await power_off.until_entered()
+    resp = await herald.client.delete(f"/v2.1/servers/{server_id}", headers={"X-Auth-Token": "admin:admin"})
+    assert resp.status_code == 204
+    power_off.open()
+    await destroy.until_entered()  # the stop has recorded its end; the delete is destroying the machine
+
+    server = await herald.server(server_id)
+    assert server["OS-EXT-STS:task_state"] == "deleting"
+    destroy.open()
+    await herald.settle()
+    assert (await herald.get(f"/v2.1/servers/{server_id}")).status_code == 404
+    assert driver.machine(server_id) is None
