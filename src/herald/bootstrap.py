@@ -21,8 +21,8 @@ from herald.adapters.sql.errors import is_transient
 from herald.adapters.sql.uow import SqlUnitOfWork
 from herald.adapters.virt.fake import FakeVirtDriver
 from herald.adapters.volume.memory import InMemoryVolumes
-from herald.agent.context import ServerLocks
-from herald.agent.event_delivery import ApplyEvents, EventDelivery
+from herald.agent.context import Backends, ServerLocks
+from herald.agent.event_delivery import ApplyEvents, EventDelivery, Prepare
 from herald.agent.main import ComputeAgent
 from herald.agent.power_sync import PowerSync
 from herald.agent.server_ops import BuildPolicy, ServerOps
@@ -179,7 +179,12 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
         locks=locks,
         notifications=notifications,
     )
-    delivery = EventDelivery(writer=deps.writer, clock=deps.clock, apply=apply, waiters=waiters, notifier=deps.notifier)
+    prepare = Prepare(
+        backends=Backends(host, driver, deps.network, deps.volumes), read_uow_factory=deps.read_uow_factory
+    )
+    delivery = EventDelivery(
+        writer=deps.writer, clock=deps.clock, apply=apply, prepare=prepare, waiters=waiters, notifier=deps.notifier
+    )
     waiters.on_early_consumed = delivery.early_event_consumed
     ops = ServerOps(
         host=host,

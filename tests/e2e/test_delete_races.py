@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable
 
 import pytest
 
 from herald.adapters.bus.memory import InMemoryBus
-from herald.adapters.virt.fake import FakeVirtDriver
-from herald.domain.model import Server
+from tests.e2e.gates import Gate
 from tests.e2e.harness import Herald
 
 HOST = "compute-1"
-BOUND = 30.0  # seconds a blocked driver call waits at most for the test to release it
-
-
-class Gate:
-    """Makes one driver method block until the test opens the gate; records when it ran."""
-
-    def __init__(self, driver: FakeVirtDriver, method: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.entered = threading.Event()
-        self._open = threading.Event()
-        original: Callable[[Server], None] = getattr(driver, method)
-
-        def gated(server: Server) -> None:
-            self.entered.set()
-            assert self._open.wait(BOUND), f"{method} was never released"
-            original(server)
-
-        monkeypatch.setattr(driver, method, gated)
-
-    async def until_entered(self) -> None:
-        assert await asyncio.to_thread(self.entered.wait, BOUND)
-
-    def open(self) -> None:
-        self._open.set()
 
 
 async def _until_taken(herald: Herald) -> None:

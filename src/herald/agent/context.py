@@ -35,8 +35,35 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Backends:
+    """What an event's driver step works with: no database, no lock."""
+
+    host: str
+    driver: VirtDriver
+    network: NetworkBackend
+    volumes: VolumeBackend
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What an event's driver step did, before its transaction.
+
+    ``basis`` is what the step was decided on (e.g. whether the port is attached); the
+    transaction re-reads the server and, when the basis changed meanwhile, the step runs again.
+    """
+
+    basis: object
+    error: str | None = None
+    value: object = None
+
+
+@dataclass(frozen=True, slots=True)
 class EventContext:
-    """One open transaction on one host, for the handlers of one event batch."""
+    """One open transaction on one host, for the database effect of one event.
+
+    The driver is here for what it declares (``supports_extend_volume``), never to be called:
+    driver calls happen in the handler's ``prepare``, outside the transaction.
+    """
 
     uow: UnitOfWork
     host: str
