@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from herald.adapters.virt.fake import FakeVirtDriver
+from tests.e2e.harness import Herald
 
-BOUND = 30.0  # seconds a blocked driver call waits at most for the test to release it
+BOUND = 30.0  # seconds a test waits at most for something that must happen
+GATE_BOUND = 3 * BOUND  # seconds a gated driver call waits at most: longer than any wait of the test
 
 
 class Gate:
@@ -26,7 +28,7 @@ class Gate:
         def gated(*args: Any) -> None:
             self.thread = threading.current_thread().name
             self.entered.set()
-            assert self._open.wait(BOUND), f"{method} was never released"
+            assert self._open.wait(GATE_BOUND), f"{method} was never released"
             original(*args)
 
         monkeypatch.setattr(driver, method, gated)
@@ -36,3 +38,14 @@ class Gate:
 
     def open(self) -> None:
         self._open.set()
+
+
+async def until_handled(herald: Herald, server_id: str, name: str) -> dict[str, object]:
+    """The record of the event ``name`` for ``server_id`` once the agent finished it (``settle`` cannot
+    be used while a gate holds a driver call)."""
+    for _ in range(int(BOUND / 0.01)):
+        records = await herald.records(server_uuid=server_id, name=name)
+        if records and records[0]["state"] not in ("accepted", "dispatched"):
+            return records[0]
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{name} for {server_id} was never handled")

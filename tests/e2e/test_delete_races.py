@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from herald.adapters.bus.memory import InMemoryBus
-from tests.e2e.gates import Gate
+from tests.e2e.gates import Gate, until_handled
 from tests.e2e.harness import Herald
 
 HOST = "compute-1"
@@ -28,6 +28,7 @@ async def test_a_delete_during_the_spawn_waits_for_it_and_leaves_no_machine_on(
     herald: Herald, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     driver = herald.driver(HOST)
+    neighbour = await herald.create_server(host=HOST, name="neighbour")
     spawn = Gate(driver, "spawn", monkeypatch)
     server_id = await herald.create_server(host=HOST, settle=False)
     await spawn.until_entered()  # the node is claimed and the build is powering it on
@@ -35,6 +36,10 @@ async def test_a_delete_during_the_spawn_waits_for_it_and_leaves_no_machine_on(
     resp = await herald.client.delete(f"/v2.1/servers/{server_id}", headers={"X-Auth-Token": "admin:admin"})
     assert resp.status_code == 204
     await _until_taken(herald)  # the delete has reached the agent while the spawn is under way
+    # The waiting delete does not hold up the host's other messages.
+    resp = await herald.events([{"name": "network-changed", "server_uuid": neighbour}])
+    assert resp.status_code == 200
+    assert (await until_handled(herald, neighbour, "network-changed"))["state"] == "handled"
     spawn.open()
     await herald.settle()
 

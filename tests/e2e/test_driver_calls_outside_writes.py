@@ -7,17 +7,8 @@ import asyncio
 import pytest
 
 from herald.domain.model import PowerState
-from tests.e2e.gates import BOUND, Gate
+from tests.e2e.gates import BOUND, Gate, until_handled
 from tests.e2e.harness import Herald
-
-
-async def _until_handled(herald: Herald, server_id: str, name: str) -> dict[str, object]:
-    for _ in range(int(BOUND / 0.01)):
-        records = await herald.records(server_uuid=server_id, name=name)
-        if records and records[0]["state"] not in ("accepted", "dispatched"):
-            return records[0]
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{name} for {server_id} was never handled")
 
 
 async def test_a_blocked_power_update_call_stalls_no_other_write(
@@ -37,7 +28,7 @@ async def test_a_blocked_power_update_call_stalls_no_other_write(
     # While the driver call is under way: another host's event is answered and handled, heartbeats go on.
     resp = await asyncio.wait_for(herald.events([{"name": "network-changed", "server_uuid": other}]), timeout=BOUND)
     assert resp.status_code == 200
-    assert (await _until_handled(herald, other, "network-changed"))["state"] == "handled"
+    assert (await until_handled(herald, other, "network-changed"))["state"] == "handled"
     await asyncio.wait_for(herald.deps.agents["compute-2"].heartbeat(), timeout=BOUND)
 
     gate.open()

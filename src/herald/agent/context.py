@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -106,14 +108,27 @@ class OperationLocks:
 
     So build and terminate of one server never overlap (Nova's per-instance lock). Only
     operations take it, on the loop: event handlers and the power sync never wait for it.
-    Entries are never freed, as :class:`ServerLocks`.
+    A server's lock is dropped once nobody holds it or waits for it.
     """
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
 
-    def __call__(self, server_uuid: str) -> asyncio.Lock:
-        lock = self._locks.get(server_uuid)
-        if lock is None:
-            lock = self._locks[server_uuid] = asyncio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def hold(self, server_uuid: str) -> AsyncIterator[None]:
+        """Wait for the server's lock (first come, first served) and hold it for the body."""
+        self._users[server_uuid] = self._users.get(server_uuid, 0) + 1
+        lock = self._locks.setdefault(server_uuid, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[server_uuid] -= 1
+            if not self._users[server_uuid]:
+                del self._users[server_uuid]
+                del self._locks[server_uuid]
+
+    def busy(self, server_uuid: str) -> bool:
+        """Whether an operation on the server holds its lock or waits for it."""
+        return server_uuid in self._users

@@ -152,6 +152,10 @@ class ServerOps:
             # NOTE: the start-up recovery finishes what is left in a transitional task state.
             logger.exception("Could not put instance %s in ERROR after %s failed", command.server_uuid, step)
 
+    def busy(self, server_uuid: str) -> bool:
+        """Whether an operation on the server is under way or waiting for one."""
+        return self._op_locks.busy(server_uuid)
+
     # --- build -----------------------------------------------------------------
     async def build(self, command: BuildServer) -> None:
         expected = (TaskState.SCHEDULING.value, TaskState.SPAWNING.value)
@@ -179,7 +183,7 @@ class ServerOps:
         try:
             async with (
                 self._waiters.wait_for_events(uuid, keys, timeout=float(timeout), error_callback=on_failed_event),
-                self._op_locks(uuid),
+                self._op_locks.hold(uuid),
             ):
                 if not await self._spawn(command):
                     raise _BuildEnded
@@ -193,7 +197,7 @@ class ServerOps:
         if failed and self._policy.vif_plugging_is_fatal:
             await self._fail_build(command, NETWORK_FAILURE)
             return
-        async with self._op_locks(uuid):
+        async with self._op_locks.hold(uuid):
             await self._finish_build(command)
 
     async def _spawn(self, command: BuildServer) -> bool:
@@ -248,7 +252,7 @@ class ServerOps:
         await self._record(Transition(command.server_uuid, (TaskState.SPAWNING.value,), change, step), "Build")
 
     async def _fail_build(self, command: BuildServer, message: str) -> None:
-        async with self._op_locks(command.server_uuid):
+        async with self._op_locks.hold(command.server_uuid):
             server = await self._load(command.server_uuid)
             if server is not None:
                 await self._end_failed_build(command, message, (TaskState.SPAWNING.value,), server)
@@ -278,7 +282,7 @@ class ServerOps:
     async def _operation(self, command: ServerCommand, step: str, expected: str, work: Callable[[], object]) -> None:
         """Run ``work`` under the server's operation lock; a failure ends in ERROR (see :meth:`_failed`)."""
         try:
-            async with self._op_locks(command.server_uuid):
+            async with self._op_locks.hold(command.server_uuid):
                 result = work()
                 if asyncio.iscoroutine(result):
                     await result
