@@ -177,13 +177,20 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
         network=deps.network,
         volumes=deps.volumes,
         locks=locks,
+        is_transient=is_transient,
         notifications=notifications,
     )
     prepare = Prepare(
         backends=Backends(host, driver, deps.network, deps.volumes), read_uow_factory=deps.read_uow_factory
     )
     delivery = EventDelivery(
-        writer=deps.writer, clock=deps.clock, apply=apply, prepare=prepare, waiters=waiters, notifier=deps.notifier
+        writer=deps.writer,
+        clock=deps.clock,
+        apply=apply,
+        prepare=prepare,
+        waiters=waiters,
+        is_transient=is_transient,
+        notifier=deps.notifier,
     )
     waiters.on_early_consumed = delivery.early_event_consumed
     ops = ServerOps(

@@ -90,3 +90,21 @@ async def test_a_build_left_scheduling_by_a_dead_database_ends_in_error_at_resta
         assert server["fault"]["message"] == "The compute host restarted while the instance was being built."
     finally:
         await stop_herald(herald)
+
+
+async def test_an_event_effect_goes_on_after_a_few_transient_errors(herald: Herald) -> None:
+    server_id = await herald.create_server(host=HOST)
+    driver = herald.driver(HOST)
+    failing = FailingWrites(herald.deps.engine, lambda values: "stopped" in values, times=3)
+    try:
+        resp = await herald.events([{"name": "power-update", "server_uuid": server_id, "tag": "POWER_OFF"}])
+        assert resp.status_code == 200
+        await herald.settle()
+    finally:
+        failing.remove()
+    assert failing.failed == 3
+    server = await herald.server(server_id)
+    assert (server["status"], server["OS-EXT-STS:power_state"]) == ("SHUTOFF", 4)
+    (record,) = await herald.records(server_uuid=server_id, name="power-update")
+    assert record["state"] == "handled"
+    assert driver.power_update_calls == [(server_id, "POWER_OFF")]  # the driver is told once

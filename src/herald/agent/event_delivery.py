@@ -16,12 +16,14 @@ most once (a crash between the commit and the send loses them; Nova's are best e
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from herald.agent.context import Backends, EventContext, Outcome, Prepared, ServerLocks
 from herald.agent.event_handlers import EVENT_HANDLERS, WAITER_EVENTS, EventHandler
+from herald.agent.transitions import IsTransient, retrying
 from herald.agent.waiters import Delivery, WaiterRegistry
 from herald.domain.events import DeliveryState, EventName
 from herald.domain.messages import DeliverEvents
@@ -83,6 +85,7 @@ class ApplyEvents:
         network: NetworkBackend,
         volumes: VolumeBackend,
         locks: ServerLocks,
+        is_transient: IsTransient,
         notifications: InstanceNotifications = NO_NOTIFICATIONS,
     ) -> None:
         self._host = host
@@ -91,6 +94,7 @@ class ApplyEvents:
         self._network = network
         self._volumes = volumes
         self._locks = locks
+        self._is_transient = is_transient
         self._notifications = notifications
 
     def run(self, uow: UnitOfWork, items: Sequence[EffectItem]) -> list[Outcome | _Stale | None]:
@@ -133,6 +137,8 @@ class ApplyEvents:
                 )
                 outcome = handler.apply(ctx, event, server, item.prepared)
         except Exception as exc:
+            if self._is_transient(exc):
+                raise  # the database's fault, not the event's: the whole write is tried again
             # NOTE: one event's failure never blocks the rest of its batch (Nova's does).
             logger.exception("Event %s for instance %s failed", event.name, event.server_uuid)
             return Outcome.failed(f"{type(exc).__name__}: {exc}")
@@ -173,11 +179,13 @@ class EventDelivery:
         apply: ApplyEvents,
         prepare: Prepare,
         waiters: WaiterRegistry,
+        is_transient: IsTransient,
         notifier: Notifier | None = None,
     ) -> None:
         self._writer = writer
         self._apply = apply
         self._prepare = prepare
+        self._is_transient = is_transient
         self._waiters = waiters
         self._notifier = notifier
         self._mark = MarkFinished(clock)
@@ -200,23 +208,38 @@ class EventDelivery:
             await self._wake(waiter_events, check_journal=message.redelivery)
 
     async def _in_order(self, events: Sequence[EventEnvelope]) -> list[Outcome | None]:
-        return [await self._effect(event) for event in events]
+        outcomes: list[Outcome | None] = []
+        for event in events:
+            try:
+                outcomes.append(await self._effect(event))
+            except Exception:
+                # NOTE: left ``dispatched``: the relay delivers it again; the server's next events go on.
+                logger.exception("Event %s for instance %s could not be handled", event.name, event.server_uuid)
+                outcomes.append(None)
+        return outcomes
 
     async def _effect(self, event: EventEnvelope) -> Outcome | None:
         handler = EVENT_HANDLERS[EventName(event.name)]
+        what = f"Event {event.name} for instance {event.server_uuid}"
         if handler.prepare is None:
-            result = await self._writer.submit(self._apply, EffectItem(event))
+            result = await self._submit(EffectItem(event), what)
             assert not isinstance(result, _Stale)
             return result
         for attempt in range(1, PREPARE_ATTEMPTS + 1):
-            item = await asyncio.to_thread(self._prepare, handler, event, attempt == PREPARE_ATTEMPTS)
-            outcome = await self._writer.submit(self._apply, item)
+            last = attempt == PREPARE_ATTEMPTS
+            item = await retrying(
+                functools.partial(asyncio.to_thread, self._prepare, handler, event, last), self._is_transient, what
+            )
+            outcome = await self._submit(item, what)
             if not isinstance(outcome, _Stale):
                 return outcome
             logger.info(
                 "Instance %s changed while event %s was prepared; preparing again", event.server_uuid, event.name
             )
         return None
+
+    async def _submit(self, item: EffectItem, what: str) -> Outcome | _Stale | None:
+        return await retrying(lambda: self._writer.submit(self._apply, item), self._is_transient, what)
 
     def early_event_consumed(self, event: EventEnvelope) -> None:
         """The registry's hook: a waiter took an event that was kept for it."""
