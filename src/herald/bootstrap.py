@@ -21,11 +21,13 @@ from herald.adapters.sql.errors import is_transient
 from herald.adapters.sql.uow import SqlUnitOfWork
 from herald.adapters.virt.fake import FakeVirtDriver
 from herald.adapters.volume.memory import InMemoryVolumes
+from herald.agent.build import BuildPolicy
 from herald.agent.context import Backends, ServerLocks
 from herald.agent.event_delivery import ApplyEvents, EventDelivery, Prepare
 from herald.agent.main import ComputeAgent
+from herald.agent.operation import OperationTools
 from herald.agent.power_sync import PowerSync
-from herald.agent.server_ops import BuildPolicy, ServerOps
+from herald.agent.server_ops import ServerOps
 from herald.agent.waiters import WaiterRegistry
 from herald.config import Settings
 from herald.service.external_events import ExternalEventsService
@@ -193,16 +195,19 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
         notifier=deps.notifier,
     )
     waiters.on_early_consumed = delivery.early_event_consumed
-    ops = ServerOps(
+    tools = OperationTools(
         host=host,
         writer=deps.writer,
         read_uow_factory=deps.read_uow_factory,
         clock=deps.clock,
         driver=driver,
-        network=deps.network,
-        waiters=waiters,
         locks=locks,
         is_transient=is_transient,
+    )
+    ops = ServerOps(
+        tools=tools,
+        network=deps.network,
+        waiters=waiters,
         build_policy=BuildPolicy(settings.vif_plugging_timeout, settings.vif_plugging_is_fatal),
         notifier=deps.notifier,
         notifications=notifications,

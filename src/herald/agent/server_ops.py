@@ -1,11 +1,8 @@
 """The server operations an agent runs on command: build, stop, start, shelve, unshelve, delete.
 
-Each operation holds its server's operation lock (build and delete never overlap), calls
-the driver on a worker thread with no transaction and no record lock held, then records
-its outcome through the writer as a :class:`~herald.agent.transitions.Transition`
-guarded by the task state it expects. An operation that still cannot record its outcome
-after the retries puts the server in ERROR with a fault rather than leave a task state
-nobody will finish.
+Each runs under its server's operation lock: the driver is called on a worker thread with
+no transaction and no record lock held, then the outcome is recorded through the writer if
+the server still has the task state the operation expects (see :mod:`herald.agent.operation`).
 """
 
 from __future__ import annotations
@@ -13,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from herald.agent.context import OperationLocks, ServerLocks
-from herald.agent.transitions import Applied, ApplyTransitions, IsTransient, Status, Step, Transition, retrying
+from herald.agent.build import Build, BuildPolicy
+from herald.agent.operation import OperationTools
+from herald.agent.transitions import Status, Step, Transition
 from herald.agent.waiters import WaiterRegistry
-from herald.domain.errors import DriverError, EventWaitFailed, EventWaitTimeout, NoValidHost
+from herald.domain.errors import DriverError
 from herald.domain.events import EventName
 from herald.domain.messages import (
     BuildServer,
@@ -31,7 +28,6 @@ from herald.domain.messages import (
     UnshelveServer,
 )
 from herald.domain.model import PowerState, Server, TaskState, VmState
-from herald.domain.records import EventEnvelope
 from herald.service.notifications import (
     NO_NOTIFICATIONS,
     Initiator,
@@ -40,254 +36,53 @@ from herald.service.notifications import (
     Phase,
     send,
 )
-from herald.service.ports import Clock, NetworkBackend, Notifier, UnitOfWork, UnitOfWorkFactory, VirtDriver
-from herald.service.writer import Writer
+from herald.service.ports import NetworkBackend, Notifier, UnitOfWork
 
 logger = logging.getLogger(__name__)
-
-NETWORK_FAILURE = "Failed to allocate the network(s), not rescheduling."
-BUILD_STEP = "compute__do_build_and_run_instance"
 
 ServerHook = Callable[[Server], None]
 
 
-@dataclass(frozen=True, slots=True)
-class BuildPolicy:
-    vif_plugging_timeout: int
-    vif_plugging_is_fatal: bool
-
-
-class _BuildEnded(Exception):
-    """Raised inside the plug-event wait to leave it without waiting: the build is over."""
-
-
-def build_aborted(server_uuid: str, reason: str) -> str:
-    return f"Build of instance {server_uuid} aborted: {reason}"
-
-
 class ServerOps:
-    """Runs one operation step at a time per server (see the module docstring)."""
+    """One host's server operations (see the module docstring)."""
 
     def __init__(
         self,
         *,
-        host: str,
-        writer: Writer,
-        read_uow_factory: UnitOfWorkFactory,
-        clock: Clock,
-        driver: VirtDriver,
+        tools: OperationTools,
         network: NetworkBackend,
         waiters: WaiterRegistry,
-        locks: ServerLocks,
-        is_transient: IsTransient,
         build_policy: BuildPolicy,
         notifier: Notifier | None = None,
         notifications: InstanceNotifications = NO_NOTIFICATIONS,
     ) -> None:
-        self._host = host
-        self._writer = writer
-        self._read_uow_factory = read_uow_factory
-        self._clock = clock
-        self._driver = driver
+        self._tools = tools
+        self._host = tools.host
+        self._clock = tools.clock
+        self._driver = tools.driver
         self._network = network
         self._waiters = waiters
-        self._apply = ApplyTransitions(host=host, clock=clock, locks=locks)
-        self._op_locks = OperationLocks()
-        # NOTE: choosing a node and recording it are one step per host, as Nova's resource claim.
-        self._claim = asyncio.Lock()
-        self._is_transient = is_transient
-        self._policy = build_policy
+        self._build = Build(tools, waiters, build_policy)
         self._notifier = notifier
         self._notifications = notifications
 
-    # --- helpers ---------------------------------------------------------------
-    async def _record(self, transition: Transition, what: str) -> Applied:
-        """Submit ``transition`` to the writer, again while the database fails transiently."""
-        applied = await retrying(
-            lambda: self._writer.submit(self._apply, transition),
-            self._is_transient,
-            f"{what} of instance {transition.server_uuid}",
-        )
-        if applied.status is Status.UNEXPECTED and applied.server is not None:
-            logger.info(
-                "%s of instance %s not recorded: task_state is %s, expected %s",
-                what,
-                transition.server_uuid,
-                applied.server.task_state,
-                " or ".join(str(t) for t in transition.expected),
-            )
-        return applied
-
-    async def _load(self, server_uuid: str) -> Server | None:
-        return await asyncio.to_thread(self._read, server_uuid)
-
-    def _read(self, server_uuid: str) -> Server | None:
-        with self._read_uow_factory() as uow:
-            return uow.servers.get(server_uuid)
-
-    def _nodes_in_use(self, server_uuid: str) -> set[str]:
-        with self._read_uow_factory() as uow:
-            return {s.node for s in uow.servers.list(host=self._host) if s.node and s.uuid != server_uuid}
-
-    async def _failed(
-        self, command: ServerCommand, step: str, expected: tuple[str | None, ...], exc: Exception
-    ) -> None:
-        """An operation that could not finish: ERROR with a fault, unless another one took the server over."""
-        logger.error("%s of instance %s failed: %r", step, command.server_uuid, exc, exc_info=exc)
-        if step == BUILD_STEP:
-            message = build_aborted(command.server_uuid, "the compute host could not record its progress.")
-        else:
-            message = f"The compute host could not complete {step}."
-
-        def change(uow: UnitOfWork, server: Server) -> None:
-            server.vm_state = VmState.ERROR.value
-            server.task_state = None
-            server.fault = {"code": 500, "message": message}
-
-        now = self._clock.now()
-        step_record = Step(command.request_id, step, now, "Error", message)
-        try:
-            await self._record(Transition(command.server_uuid, expected, change, step_record), step)
-        except Exception:
-            # NOTE: the start-up recovery finishes what is left in a transitional task state.
-            logger.exception("Could not put instance %s in ERROR after %s failed", command.server_uuid, step)
-
     def busy(self, server_uuid: str) -> bool:
         """Whether an operation on the server is under way or waiting for one."""
-        return self._op_locks.busy(server_uuid)
+        return self._tools.busy(server_uuid)
 
-    # --- build -----------------------------------------------------------------
     async def build(self, command: BuildServer) -> None:
-        expected = (TaskState.SCHEDULING.value, TaskState.SPAWNING.value)
-        try:
-            await self._build(command)
-        except Exception as exc:
-            await self._failed(command, BUILD_STEP, expected, exc)
-
-    async def _build(self, command: BuildServer) -> None:
-        server = await self._load(command.server_uuid)
-        if server is None or server.vm_state != VmState.BUILDING:
-            return
-        uuid = server.uuid
-        timeout = self._policy.vif_plugging_timeout
-        keys = (
-            [(EventName.NETWORK_VIF_PLUGGED.value, v.port_id) for v in server.vifs if not v.active] if timeout else []
-        )
-        failed: list[str] = []
-
-        def on_failed_event(key: str, event: EventEnvelope) -> bool | None:
-            logger.error("Neutron reported failure on event %s for instance %s", key, uuid)
-            failed.append(key)
-            return False if self._policy.vif_plugging_is_fatal else None
-
-        try:
-            async with (
-                self._waiters.wait_for_events(uuid, keys, timeout=float(timeout), error_callback=on_failed_event),
-                self._op_locks.hold(uuid),
-            ):
-                if not await self._spawn(command):
-                    raise _BuildEnded
-        except _BuildEnded:
-            return
-        except (EventWaitTimeout, EventWaitFailed) as exc:
-            if self._policy.vif_plugging_is_fatal:
-                await self._fail_build(command, NETWORK_FAILURE)
-                return
-            logger.warning("Continuing the build of instance %s without its plug events: %s", uuid, exc)
-        if failed and self._policy.vif_plugging_is_fatal:
-            await self._fail_build(command, NETWORK_FAILURE)
-            return
-        async with self._op_locks.hold(uuid):
-            await self._finish_build(command)
-
-    async def _spawn(self, command: BuildServer) -> bool:
-        """Claim a node, then power it on; under the operation lock. False: the build is over."""
-        uuid = command.server_uuid
-        claimed = await self._claim_node(command, (TaskState.SCHEDULING.value,), TaskState.SPAWNING.value)
-        if isinstance(claimed, str):
-            await self._end_failed_build(command, build_aborted(uuid, claimed), (TaskState.SCHEDULING.value,))
-            return False
-        if claimed is None:
-            return False
-        try:
-            await asyncio.to_thread(self._driver.spawn, claimed)
-        except DriverError as exc:
-            await self._end_failed_build(command, build_aborted(uuid, exc.text), (TaskState.SPAWNING.value,), claimed)
-            return False
-        return True
-
-    async def _claim_node(
-        self, command: ServerCommand, expected: tuple[str | None, ...], task_state: str | None
-    ) -> Server | str | None:
-        """Choose a node and record it (with ``task_state``): the server, why none is free, or None (gone)."""
-        uuid = command.server_uuid
-        async with self._claim:
-            server = await self._load(uuid)
-            if server is None or server.task_state not in expected:
-                return None
-            in_use = await asyncio.to_thread(self._nodes_in_use, uuid)
-            try:
-                node = await asyncio.to_thread(self._driver.allocate_node, server, in_use)
-            except NoValidHost as exc:
-                return exc.text
-
-            def change(uow: UnitOfWork, server: Server) -> None:
-                server.host = self._host
-                server.node = node
-                server.task_state = task_state
-
-            applied = await self._record(Transition(uuid, expected, change), "Node claim")
-        return applied.server if applied.done else None
-
-    async def _finish_build(self, command: BuildServer) -> None:
-        def change(uow: UnitOfWork, server: Server) -> None:
-            server.vm_state = VmState.ACTIVE.value
-            server.power_state = PowerState.RUNNING.value
-            server.task_state = None
-            server.launched_at = self._clock.now()
-            for vif in server.vifs:
-                vif.active = True
-
-        step = Step(command.request_id, BUILD_STEP, self._clock.now(), "Success")
-        await self._record(Transition(command.server_uuid, (TaskState.SPAWNING.value,), change, step), "Build")
-
-    async def _fail_build(self, command: BuildServer, message: str) -> None:
-        async with self._op_locks.hold(command.server_uuid):
-            server = await self._load(command.server_uuid)
-            if server is not None:
-                await self._end_failed_build(command, message, (TaskState.SPAWNING.value,), server)
-
-    async def _end_failed_build(
-        self, command: BuildServer, message: str, expected: tuple[str | None, ...], server: Server | None = None
-    ) -> None:
-        """Tear down what the build made (a failure to is logged, not fatal), then ERROR with Nova's fault."""
-        logger.error("Build of instance %s failed: %s", command.server_uuid, message)
-        start = self._clock.now()
-        if server is not None and server.task_state in expected:
-            try:
-                await asyncio.to_thread(self._driver.destroy, server)
-            except Exception:
-                logger.exception("Could not destroy instance %s after its failed build", command.server_uuid)
-
-        def change(uow: UnitOfWork, server: Server) -> None:
-            server.vm_state = VmState.ERROR.value
-            server.power_state = PowerState.NOSTATE.value
-            server.task_state = None
-            server.fault = {"code": 500, "message": message}
-
-        step = Step(command.request_id, BUILD_STEP, start, "Error")
-        await self._record(Transition(command.server_uuid, expected, change, step), "Failed build")
+        await self._build(command)
 
     # --- the common shape: driver work outside any transaction, then one guarded transition ----------
     async def _operation(self, command: ServerCommand, step: str, expected: str, work: Callable[[], object]) -> None:
-        """Run ``work`` under the server's operation lock; a failure ends in ERROR (see :meth:`_failed`)."""
+        """Run ``work`` under the server's operation lock; a failure ends in ERROR with a fault."""
         try:
-            async with self._op_locks.hold(command.server_uuid):
+            async with self._tools.hold(command.server_uuid):
                 result = work()
                 if asyncio.iscoroutine(result):
                     await result
         except Exception as exc:
-            await self._failed(command, step, (expected,), exc)
+            await self._tools.failed(command, step, (expected,), exc, f"The compute host could not complete {step}.")
 
     async def _step(
         self,
@@ -304,7 +99,7 @@ class ServerOps:
         record lock is held meanwhile, so events and the power sync for this server are not blocked.
         ``notify`` is called with the server before ``act`` and, after a success, once committed.
         """
-        server = await self._load(command.server_uuid)
+        server = await self._tools.load(command.server_uuid)
         if server is None:
             logger.info("Instance %s is gone; %s skipped", command.server_uuid, step)
             return None
@@ -335,7 +130,7 @@ class ServerOps:
         transition = Transition(
             command.server_uuid, (expected,), change, Step(command.request_id, step, start, result, error)
         )
-        applied = await self._record(transition, step)
+        applied = await self._tools.record(transition, step)
         if not applied.done:
             return None
         if notify is not None and error is None and applied.server is not None:
@@ -351,7 +146,7 @@ class ServerOps:
             return None
 
         def read() -> Initiator:
-            with self._read_uow_factory() as uow:
+            with self._tools.read_uow_factory() as uow:
                 record = uow.actions.get(command.server_uuid, command.request_id)
             if record is None:
                 return Initiator(command.request_id)
@@ -395,7 +190,7 @@ class ServerOps:
             command.request_id, "compute_stop_instance", self._clock.now(), "Cancelled", "a power-update came in"
         )
         transition = Transition(command.server_uuid, (TaskState.POWERING_OFF.value,), change, step)
-        applied = await self._record(transition, "Stop")
+        applied = await self._tools.record(transition, "Stop")
         return applied.status is not Status.DECLINED
 
     async def start(self, command: StartServer) -> None:
@@ -454,7 +249,7 @@ class ServerOps:
             server.task_state = None
 
         async def work() -> None:
-            claimed = await self._claim_node(command, (expected,), expected)
+            claimed = await self._tools.claim_node(command.server_uuid, (expected,), expected)
             if isinstance(claimed, str):
 
                 def no_node(uow: UnitOfWork, server: Server) -> None:
@@ -462,7 +257,7 @@ class ServerOps:
                     server.task_state = None
                     server.fault = {"code": 500, "message": claimed}
 
-                await self._record(Transition(command.server_uuid, (expected,), no_node), "Unshelve")
+                await self._tools.record(Transition(command.server_uuid, (expected,), no_node), "Unshelve")
                 return
             if claimed is not None:
                 await self._step(command, step, expected, self._driver.spawn, done)
