@@ -4,8 +4,8 @@ An event with a database effect first has its driver step (``prepare``) run on a
 thread, outside any transaction or lock, then its effect applied by a write job on the
 process's writer: inside its own savepoint and under its server's lock, so its effect, its
 instance-action step and its ``handled`` mark commit together, and one event's failure
-touches nothing else. A server's events go one after the other (the next one's driver step
-sees the previous one's effect); different servers' go side by side. Events that wake a
+touches nothing else. Driver steps run one at a time in the batch's order; a server's next
+event waits for its previous effect, other effects share the writer's passes. Events that wake a
 waiter are handed to the waiter registry on the loop, then marked. A redelivered batch is
 first checked against the journal, so a delivery already finished has no second effect.
 
@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from herald.agent.context import Backends, EventContext, Outcome, Prepared, ServerLocks
 from herald.agent.event_handlers import EVENT_HANDLERS, WAITER_EVENTS, EventHandler
@@ -64,6 +65,13 @@ class EffectItem:
     prepared: Prepared | None = None
     failure: str | None = None  # the driver step itself broke: the event fails with this text
     last_attempt: bool = True
+
+
+T = TypeVar("T")
+
+
+async def _nothing() -> None:
+    return None
 
 
 class _Stale:
@@ -195,48 +203,67 @@ class EventDelivery:
         waiter_events = [ev for ev in message.events if EventName(ev.name) in WAITER_EVENTS]
         effect_events = [ev for ev in message.events if EventName(ev.name) not in WAITER_EVENTS]
         if effect_events:
-            by_server: dict[str, list[EventEnvelope]] = {}
-            for event in effect_events:
-                by_server.setdefault(event.server_uuid, []).append(event)
-            chains = await asyncio.gather(*(self._in_order(events) for events in by_server.values()))
-            notes = [
-                note for chain in chains for outcome in chain if outcome is not None for note in outcome.notifications
-            ]
+            outcomes = await self._effects(effect_events)
+            notes = [note for outcome in outcomes if outcome is not None for note in outcome.notifications]
             if notes and self._notifier is not None:
                 await asyncio.to_thread(send, self._notifier, notes)
         if waiter_events:
             await self._wake(waiter_events, check_journal=message.redelivery)
 
-    async def _in_order(self, events: Sequence[EventEnvelope]) -> list[Outcome | None]:
-        outcomes: list[Outcome | None] = []
-        for event in events:
-            try:
-                outcomes.append(await self._effect(event))
-            except Exception:
-                # NOTE: left ``dispatched``: the relay delivers it again; the server's next events go on.
-                logger.exception("Event %s for instance %s could not be handled", event.name, event.server_uuid)
-                outcomes.append(None)
-        return outcomes
+    async def _effects(self, events: Sequence[EventEnvelope]) -> list[Outcome | None]:
+        """Driver steps one at a time in the batch's order; effects applied as they come, a server's in order.
 
-    async def _effect(self, event: EventEnvelope) -> Outcome | None:
-        handler = EVENT_HANDLERS[EventName(event.name)]
+        Effects are not awaited one by one, so a batch's effects share the writer's passes;
+        a server's next event waits for its previous effect, so its driver step sees it.
+        """
+        last: dict[str, asyncio.Task[Outcome | None]] = {}
+        tasks: list[asyncio.Task[Outcome | None]] = []
+        try:
+            for event in events:
+                before = last.get(event.server_uuid)
+                if before is not None:
+                    await asyncio.wait({before})
+                handler = EVENT_HANDLERS[EventName(event.name)]
+                item: EffectItem | None = EffectItem(event)
+                if handler.prepare is not None:
+                    first = self._prepared(handler, event, last_attempt=PREPARE_ATTEMPTS == 1)
+                    item = await self._guarded(event, first)
+                work = self._effect(handler, item) if item is not None else _nothing()
+                task = asyncio.create_task(self._guarded(event, work))
+                last[event.server_uuid] = task
+                tasks.append(task)
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+
+    @staticmethod
+    async def _guarded(event: EventEnvelope, work: Awaitable[T]) -> T | None:
+        try:
+            return await work
+        except Exception:
+            # NOTE: left ``dispatched``: the relay delivers it again; the server's next events go on.
+            logger.exception("Event %s for instance %s could not be handled", event.name, event.server_uuid)
+            return None
+
+    async def _prepared(self, handler: EventHandler, event: EventEnvelope, *, last_attempt: bool) -> EffectItem:
         what = f"Event {event.name} for instance {event.server_uuid}"
-        if handler.prepare is None:
-            result = await self._submit(EffectItem(event), what)
-            assert not isinstance(result, _Stale)
-            return result
-        for attempt in range(1, PREPARE_ATTEMPTS + 1):
-            last = attempt == PREPARE_ATTEMPTS
-            item = await retrying(
-                functools.partial(asyncio.to_thread, self._prepare, handler, event, last), self._is_transient, what
-            )
-            outcome = await self._submit(item, what)
+        prepare = functools.partial(asyncio.to_thread, self._prepare, handler, event, last_attempt)
+        return await retrying(prepare, self._is_transient, what)
+
+    async def _effect(self, handler: EventHandler, item: EffectItem) -> Outcome | None:
+        event, attempt = item.event, 1
+        while True:
+            outcome = await self._submit(item, f"Event {event.name} for instance {event.server_uuid}")
             if not isinstance(outcome, _Stale):
                 return outcome
+            # NOTE: ends: an item prepared as the last attempt is never found stale.
+            attempt += 1
             logger.info(
                 "Instance %s changed while event %s was prepared; preparing again", event.server_uuid, event.name
             )
-        return None
+            item = await self._prepared(handler, event, last_attempt=attempt == PREPARE_ATTEMPTS)
 
     async def _submit(self, item: EffectItem, what: str) -> Outcome | _Stale | None:
         return await retrying(lambda: self._writer.submit(self._apply, item), self._is_transient, what)
