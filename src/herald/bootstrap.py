@@ -17,14 +17,17 @@ from herald.adapters.network.memory import InMemoryNetwork
 from herald.adapters.notifications import NullNotifier, make_notifier
 from herald.adapters.sql.checkpointer import Checkpointer
 from herald.adapters.sql.engine import is_sqlite, make_engine
+from herald.adapters.sql.errors import is_transient
 from herald.adapters.sql.uow import SqlUnitOfWork
 from herald.adapters.virt.fake import FakeVirtDriver
 from herald.adapters.volume.memory import InMemoryVolumes
-from herald.agent.context import ServerLocks
-from herald.agent.event_delivery import ApplyEvents, EventDelivery
+from herald.agent.build import BuildPolicy
+from herald.agent.context import Backends, ServerLocks
+from herald.agent.event_delivery import ApplyEvents, EventDelivery, Prepare
 from herald.agent.main import ComputeAgent
+from herald.agent.operation import OperationTools
 from herald.agent.power_sync import PowerSync
-from herald.agent.server_ops import BuildPolicy, ServerOps
+from herald.agent.server_ops import ServerOps
 from herald.agent.waiters import WaiterRegistry
 from herald.config import Settings
 from herald.service.external_events import ExternalEventsService
@@ -176,19 +179,35 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
         network=deps.network,
         volumes=deps.volumes,
         locks=locks,
+        is_transient=is_transient,
         notifications=notifications,
     )
-    delivery = EventDelivery(writer=deps.writer, clock=deps.clock, apply=apply, waiters=waiters, notifier=deps.notifier)
+    prepare = Prepare(
+        backends=Backends(host, driver, deps.network, deps.volumes), read_uow_factory=deps.read_uow_factory
+    )
+    delivery = EventDelivery(
+        writer=deps.writer,
+        clock=deps.clock,
+        apply=apply,
+        prepare=prepare,
+        waiters=waiters,
+        is_transient=is_transient,
+        notifier=deps.notifier,
+    )
     waiters.on_early_consumed = delivery.early_event_consumed
-    ops = ServerOps(
+    tools = OperationTools(
         host=host,
-        uow_factory=deps.uow_factory,
+        writer=deps.writer,
         read_uow_factory=deps.read_uow_factory,
         clock=deps.clock,
         driver=driver,
+        locks=locks,
+        is_transient=is_transient,
+    )
+    ops = ServerOps(
+        tools=tools,
         network=deps.network,
         waiters=waiters,
-        locks=locks,
         build_policy=BuildPolicy(settings.vif_plugging_timeout, settings.vif_plugging_is_fatal),
         notifier=deps.notifier,
         notifications=notifications,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -34,8 +37,35 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Backends:
+    """What an event's driver step works with: no database, no lock."""
+
+    host: str
+    driver: VirtDriver
+    network: NetworkBackend
+    volumes: VolumeBackend
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What an event's driver step did, before its transaction.
+
+    ``basis`` is what the step was decided on (e.g. whether the port is attached); the
+    transaction re-reads the server and, when the basis changed meanwhile, the step runs again.
+    """
+
+    basis: object
+    error: str | None = None
+    value: object = None
+
+
+@dataclass(frozen=True, slots=True)
 class EventContext:
-    """One open transaction on one host, for the handlers of one event batch."""
+    """One open transaction on one host, for the database effect of one event.
+
+    The driver is here for what it declares (``supports_extend_volume``), never to be called:
+    driver calls happen in the handler's ``prepare``, outside the transaction.
+    """
 
     uow: UnitOfWork
     host: str
@@ -57,10 +87,11 @@ class EventContext:
 
 
 class ServerLocks:
-    """One lock per server: event handlers, commands and the power sync take it to serialize.
+    """One short "record" lock per server, taken on the writer's thread around a read-decide-write
+    of the server's row (event effects, power sync, the end of an operation).
 
-    Locks are threading locks because handlers run on worker threads; entries are never
-    freed, which costs one small object per server the host ever had.
+    Never held across a driver call. Entries are never freed, which costs one small object
+    per server the host ever had.
     """
 
     def __init__(self) -> None:
@@ -70,3 +101,34 @@ class ServerLocks:
     def __call__(self, server_uuid: str) -> threading.Lock:
         with self._guard:
             return self._locks[server_uuid]
+
+
+class OperationLocks:
+    """One lock per server around a whole operation step (build, stop, delete...), driver call included.
+
+    So build and terminate of one server never overlap (Nova's per-instance lock). Only
+    operations take it, on the loop: event handlers and the power sync never wait for it.
+    A server's lock is dropped once nobody holds it or waits for it.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, server_uuid: str) -> AsyncIterator[None]:
+        """Wait for the server's lock (first come, first served) and hold it for the body."""
+        self._users[server_uuid] = self._users.get(server_uuid, 0) + 1
+        lock = self._locks.setdefault(server_uuid, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[server_uuid] -= 1
+            if not self._users[server_uuid]:
+                del self._users[server_uuid]
+                del self._locks[server_uuid]
+
+    def busy(self, server_uuid: str) -> bool:
+        """Whether an operation on the server holds its lock or waits for it."""
+        return server_uuid in self._users

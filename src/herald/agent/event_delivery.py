@@ -1,11 +1,13 @@
 """Deliver a batch of external events on this host.
 
-Events with a database effect run as one write job through the process's writer: each
-event inside its own savepoint and under its server's lock, so its effect, its
+An event with a database effect first has its driver step (``prepare``) run on a worker
+thread, outside any transaction or lock, then its effect applied by a write job on the
+process's writer: inside its own savepoint and under its server's lock, so its effect, its
 instance-action step and its ``handled`` mark commit together, and one event's failure
-touches nothing else. Events that wake a waiter are handed to the waiter registry on
-the loop, then marked. A redelivered batch is first checked against the journal, so a
-delivery already finished has no second effect.
+touches nothing else. Driver steps run one at a time in the batch's order; a server's next
+event waits for its previous effect, other effects share the writer's passes. Events that wake a
+waiter are handed to the waiter registry on the loop, then marked. A redelivered batch is
+first checked against the journal, so a delivery already finished has no second effect.
 
 Notifications an outcome carries are sent after its commit, from a worker thread: at
 most once (a crash between the commit and the send loses them; Nova's are best effort too).
@@ -14,18 +16,30 @@ most once (a crash between the commit and the send loses them; Nova's are best e
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
-from herald.agent.context import EventContext, Outcome, ServerLocks
-from herald.agent.event_handlers import EVENT_HANDLERS, WAITER_EVENTS
+from herald.agent.context import Backends, EventContext, Outcome, Prepared, ServerLocks
+from herald.agent.event_handlers import EVENT_HANDLERS, WAITER_EVENTS, EventHandler
+from herald.agent.transitions import IsTransient, retrying
 from herald.agent.waiters import Delivery, WaiterRegistry
 from herald.domain.events import DeliveryState, EventName
 from herald.domain.messages import DeliverEvents
 from herald.domain.records import EventEnvelope
 from herald.service.journal_jobs import FindFinished, MarkFinished
 from herald.service.notifications import NO_NOTIFICATIONS, InstanceNotifications, send
-from herald.service.ports import Clock, NetworkBackend, Notifier, UnitOfWork, VirtDriver, VolumeBackend
+from herald.service.ports import (
+    Clock,
+    NetworkBackend,
+    Notifier,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    VirtDriver,
+    VolumeBackend,
+)
 from herald.service.writer import Writer
 
 logger = logging.getLogger(__name__)
@@ -39,6 +53,32 @@ _WAITER_OUTCOMES: dict[Delivery, Outcome | None] = {
     Delivery.DISCARDED: Outcome(DeliveryState.EXPIRED, "no waiter and no room to keep it"),
 }
 EARLY_CONSUMED = Outcome.handled("woke the operation waiting for it (the event came before the wait)")
+# Times an event's driver step runs again when its server changed before the effect was applied.
+PREPARE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class EffectItem:
+    """One event for :class:`ApplyEvents`, with what its driver step did (None: it has none)."""
+
+    event: EventEnvelope
+    prepared: Prepared | None = None
+    failure: str | None = None  # the driver step itself broke: the event fails with this text
+    last_attempt: bool = True
+
+
+T = TypeVar("T")
+
+
+async def _nothing() -> None:
+    return None
+
+
+class _Stale:
+    """The server changed since the driver step was decided: run it again."""
+
+
+STALE = _Stale()
 
 
 class ApplyEvents:
@@ -53,6 +93,7 @@ class ApplyEvents:
         network: NetworkBackend,
         volumes: VolumeBackend,
         locks: ServerLocks,
+        is_transient: IsTransient,
         notifications: InstanceNotifications = NO_NOTIFICATIONS,
     ) -> None:
         self._host = host
@@ -61,41 +102,78 @@ class ApplyEvents:
         self._network = network
         self._volumes = volumes
         self._locks = locks
+        self._is_transient = is_transient
         self._notifications = notifications
 
-    def run(self, uow: UnitOfWork, items: Sequence[EventEnvelope]) -> list[Outcome | None]:
-        """One outcome per event; None for a delivery that was already finished."""
-        finished = uow.events.finished([ev.id for ev in items])
+    def run(self, uow: UnitOfWork, items: Sequence[EffectItem]) -> list[Outcome | _Stale | None]:
+        """One outcome per event; None for a delivery that was already finished, STALE to prepare again."""
+        finished = uow.events.finished([item.event.id for item in items])
         now = self._clock.now()
-        outcomes: list[Outcome | None] = []
+        outcomes: list[Outcome | _Stale | None] = []
         marks: list[tuple[int, str, str | None]] = []
-        for event in items:
+        for item in items:
+            event = item.event
             if event.id in finished:
                 logger.debug("Event %s for instance %s already handled; skipped", event.uuid, event.server_uuid)
                 outcomes.append(None)
                 continue
-            outcome = self._apply(uow, event, now)
+            outcome = self._apply(uow, item)
             outcomes.append(outcome)
-            marks.append((event.id, outcome.state.value, outcome.text))
+            if isinstance(outcome, Outcome):
+                marks.append((event.id, outcome.state.value, outcome.text))
         uow.events.mark_finished(marks, now)
         return outcomes
 
-    def _apply(self, uow: UnitOfWork, event: EventEnvelope, now: object) -> Outcome:
+    def _apply(self, uow: UnitOfWork, item: EffectItem) -> Outcome | _Stale:
+        event = item.event
+        if item.failure is not None:
+            return Outcome.failed(item.failure)
+        handler = EVENT_HANDLERS[EventName(event.name)]
         try:
             with self._locks(event.server_uuid), uow.savepoint():
                 server = uow.servers.get(event.server_uuid, for_update=True)
                 if server is None:
                     return Outcome.handled("the server no longer exists")
+                if handler.basis is not None and (
+                    item.prepared is None or handler.basis(event, server) != item.prepared.basis
+                ):
+                    if not item.last_attempt:
+                        return STALE
+                    return Outcome.failed("the server kept changing while the event was handled")
                 ctx = EventContext(
                     uow, self._host, self._driver, self._network, self._volumes, self._clock.now(), self._notifications
                 )
-                outcome = EVENT_HANDLERS[EventName(event.name)](ctx, event, server)
+                outcome = handler.apply(ctx, event, server, item.prepared)
         except Exception as exc:
+            if self._is_transient(exc):
+                raise  # the database's fault, not the event's: the whole write is tried again
             # NOTE: one event's failure never blocks the rest of its batch (Nova's does).
             logger.exception("Event %s for instance %s failed", event.name, event.server_uuid)
             return Outcome.failed(f"{type(exc).__name__}: {exc}")
         logger.debug("Event %s for instance %s: %s", event.name, event.server_uuid, outcome.text)
         return outcome
+
+
+class Prepare:
+    """Runs an event's driver step on a fresh read of its server, with no transaction held."""
+
+    def __init__(self, *, backends: Backends, read_uow_factory: UnitOfWorkFactory) -> None:
+        self._backends = backends
+        self._read_uow_factory = read_uow_factory
+
+    def __call__(self, handler: EventHandler, event: EventEnvelope, last_attempt: bool) -> EffectItem:
+        assert handler.prepare is not None
+        with self._read_uow_factory() as uow:
+            # NOTE: a delivery already finished (a redelivered batch) tells the driver nothing twice.
+            done = bool(uow.events.finished([event.id]))
+            server = None if done else uow.servers.get(event.server_uuid)
+        if server is None:
+            return EffectItem(event, None, None, last_attempt)
+        try:
+            return EffectItem(event, handler.prepare(self._backends, event, server), None, last_attempt)
+        except Exception as exc:
+            logger.exception("Event %s for instance %s failed", event.name, event.server_uuid)
+            return EffectItem(event, None, f"{type(exc).__name__}: {exc}", last_attempt)
 
 
 class EventDelivery:
@@ -107,11 +185,15 @@ class EventDelivery:
         writer: Writer,
         clock: Clock,
         apply: ApplyEvents,
+        prepare: Prepare,
         waiters: WaiterRegistry,
+        is_transient: IsTransient,
         notifier: Notifier | None = None,
     ) -> None:
         self._writer = writer
         self._apply = apply
+        self._prepare = prepare
+        self._is_transient = is_transient
         self._waiters = waiters
         self._notifier = notifier
         self._mark = MarkFinished(clock)
@@ -121,12 +203,70 @@ class EventDelivery:
         waiter_events = [ev for ev in message.events if EventName(ev.name) in WAITER_EVENTS]
         effect_events = [ev for ev in message.events if EventName(ev.name) not in WAITER_EVENTS]
         if effect_events:
-            outcomes = await asyncio.gather(*(self._writer.submit(self._apply, ev) for ev in effect_events))
+            outcomes = await self._effects(effect_events)
             notes = [note for outcome in outcomes if outcome is not None for note in outcome.notifications]
             if notes and self._notifier is not None:
                 await asyncio.to_thread(send, self._notifier, notes)
         if waiter_events:
             await self._wake(waiter_events, check_journal=message.redelivery)
+
+    async def _effects(self, events: Sequence[EventEnvelope]) -> list[Outcome | None]:
+        """Driver steps one at a time in the batch's order; effects applied as they come, a server's in order.
+
+        Effects are not awaited one by one, so a batch's effects share the writer's passes;
+        a server's next event waits for its previous effect, so its driver step sees it.
+        """
+        last: dict[str, asyncio.Task[Outcome | None]] = {}
+        tasks: list[asyncio.Task[Outcome | None]] = []
+        try:
+            for event in events:
+                before = last.get(event.server_uuid)
+                if before is not None:
+                    await asyncio.wait({before})
+                handler = EVENT_HANDLERS[EventName(event.name)]
+                item: EffectItem | None = EffectItem(event)
+                if handler.prepare is not None:
+                    first = self._prepared(handler, event, last_attempt=PREPARE_ATTEMPTS == 1)
+                    item = await self._guarded(event, first)
+                work = self._effect(handler, item) if item is not None else _nothing()
+                task = asyncio.create_task(self._guarded(event, work))
+                last[event.server_uuid] = task
+                tasks.append(task)
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+
+    @staticmethod
+    async def _guarded(event: EventEnvelope, work: Awaitable[T]) -> T | None:
+        try:
+            return await work
+        except Exception:
+            # NOTE: left ``dispatched``: the relay delivers it again; the server's next events go on.
+            logger.exception("Event %s for instance %s could not be handled", event.name, event.server_uuid)
+            return None
+
+    async def _prepared(self, handler: EventHandler, event: EventEnvelope, *, last_attempt: bool) -> EffectItem:
+        what = f"Event {event.name} for instance {event.server_uuid}"
+        prepare = functools.partial(asyncio.to_thread, self._prepare, handler, event, last_attempt)
+        return await retrying(prepare, self._is_transient, what)
+
+    async def _effect(self, handler: EventHandler, item: EffectItem) -> Outcome | None:
+        event, attempt = item.event, 1
+        while True:
+            outcome = await self._submit(item, f"Event {event.name} for instance {event.server_uuid}")
+            if not isinstance(outcome, _Stale):
+                return outcome
+            # NOTE: ends: an item prepared as the last attempt is never found stale.
+            attempt += 1
+            logger.info(
+                "Instance %s changed while event %s was prepared; preparing again", event.server_uuid, event.name
+            )
+            item = await self._prepared(handler, event, last_attempt=attempt == PREPARE_ATTEMPTS)
+
+    async def _submit(self, item: EffectItem, what: str) -> Outcome | _Stale | None:
+        return await retrying(lambda: self._writer.submit(self._apply, item), self._is_transient, what)
 
     def early_event_consumed(self, event: EventEnvelope) -> None:
         """The registry's hook: a waiter took an event that was kept for it."""

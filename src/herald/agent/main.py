@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from herald.agent.event_delivery import EventDelivery
@@ -17,6 +17,7 @@ from herald.domain.messages import (
     BuildServer,
     DeleteServer,
     DeliverEvents,
+    ServerCommand,
     ShelveOffloadServer,
     ShelveServer,
     StartServer,
@@ -69,26 +70,33 @@ class ComputeAgent:
         self._early_ttl = early_ttl
         self._tasks: set[asyncio.Task[None]] = set()
         self._periodic: list[asyncio.Task[None]] = []
-        self._handlers: dict[type, Callable[[object], Awaitable[None]]] = {
+        self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
             DeliverEvents: self._deliver,
             BuildServer: self._spawn_build,
-            StopServer: self._in_thread(ops.stop),
-            StartServer: self._in_thread(ops.start),
-            ShelveServer: self._in_thread(ops.shelve),
-            ShelveOffloadServer: self._in_thread(ops.shelve_offload),
-            UnshelveServer: self._in_thread(ops.unshelve),
-            DeleteServer: self._in_thread(ops.delete),
+            StopServer: self._command(ops.stop),
+            StartServer: self._command(ops.start),
+            ShelveServer: self._command(ops.shelve),
+            ShelveOffloadServer: self._command(ops.shelve_offload),
+            UnshelveServer: self._command(ops.unshelve),
+            DeleteServer: self._command(ops.delete),
         }
 
-    @staticmethod
-    def _in_thread(op: Callable[[Any], None]) -> Callable[[object], Awaitable[None]]:
-        async def run(message: object) -> None:
-            await asyncio.to_thread(op, message)
+    def _command(self, op: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], Awaitable[None]]:
+        """Run a command in the host's message order; behind another operation on its server, in the background.
+
+        Waiting there (a build powering its node on) would hold up every other message of the host;
+        the server's operation lock still runs its operations in the order they came.
+        """
+
+        async def run(message: ServerCommand) -> None:
+            if self._ops.busy(message.server_uuid):
+                self._background(op(message), message.server_uuid)
+            else:
+                await op(message)
 
         return run
 
     async def start(self) -> None:
-        self._ops.bind_loop(asyncio.get_running_loop())
         await self.heartbeat()
         again = await self._writer.submit(RecoverHost(self.host), self._clock.now())
         await self._bus.subscribe(self.host, self.handle)
@@ -143,7 +151,10 @@ class ComputeAgent:
 
     async def _spawn_build(self, message: object) -> None:
         assert isinstance(message, BuildServer)
-        task = asyncio.create_task(self._guard(self._ops.build(message), message.server_uuid))
+        self._background(self._ops.build(message), message.server_uuid)
+
+    def _background(self, work: Coroutine[Any, Any, None], server_uuid: str) -> None:
+        task = asyncio.create_task(self._guard(work, server_uuid))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

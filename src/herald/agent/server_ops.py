@@ -1,15 +1,21 @@
-"""The server operations an agent runs on command: build, stop, start, shelve, unshelve, delete."""
+"""The server operations an agent runs on command: build, stop, start, shelve, unshelve, delete.
+
+Each runs under its server's operation lock: the driver is called on a worker thread with
+no transaction and no record lock held, then the outcome is recorded through the writer if
+the server still has the task state the operation expects (see :mod:`herald.agent.operation`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from herald.agent.context import ServerLocks
+from herald.agent.build import Build, BuildPolicy
+from herald.agent.operation import OperationTools
+from herald.agent.transitions import Status, Step, Transition
 from herald.agent.waiters import WaiterRegistry
-from herald.domain.errors import DriverError, EventWaitFailed, EventWaitTimeout, NoValidHost
+from herald.domain.errors import DriverError
 from herald.domain.events import EventName
 from herald.domain.messages import (
     BuildServer,
@@ -22,7 +28,6 @@ from herald.domain.messages import (
     UnshelveServer,
 )
 from herald.domain.model import PowerState, Server, TaskState, VmState
-from herald.domain.records import ActionEvent, EventEnvelope
 from herald.service.notifications import (
     NO_NOTIFICATIONS,
     Initiator,
@@ -31,215 +36,123 @@ from herald.service.notifications import (
     Phase,
     send,
 )
-from herald.service.ports import Clock, NetworkBackend, Notifier, UnitOfWork, UnitOfWorkFactory, VirtDriver
+from herald.service.ports import NetworkBackend, Notifier, UnitOfWork
 
 logger = logging.getLogger(__name__)
-
-NETWORK_FAILURE = "Failed to allocate the network(s), not rescheduling."
 
 ServerHook = Callable[[Server], None]
 
 
-@dataclass(frozen=True, slots=True)
-class BuildPolicy:
-    vif_plugging_timeout: int
-    vif_plugging_is_fatal: bool
-
-
 class ServerOps:
-    """Runs one command at a time per server; each ends in one transaction that records its step."""
+    """One host's server operations (see the module docstring)."""
 
     def __init__(
         self,
         *,
-        host: str,
-        uow_factory: UnitOfWorkFactory,
-        read_uow_factory: UnitOfWorkFactory,
-        clock: Clock,
-        driver: VirtDriver,
+        tools: OperationTools,
         network: NetworkBackend,
         waiters: WaiterRegistry,
-        locks: ServerLocks,
         build_policy: BuildPolicy,
         notifier: Notifier | None = None,
         notifications: InstanceNotifications = NO_NOTIFICATIONS,
     ) -> None:
-        self._host = host
-        self._uow_factory = uow_factory
-        self._read_uow_factory = read_uow_factory
-        self._clock = clock
-        self._driver = driver
+        self._tools = tools
+        self._host = tools.host
+        self._clock = tools.clock
+        self._driver = tools.driver
         self._network = network
         self._waiters = waiters
-        self._locks = locks
-        self._policy = build_policy
+        self._build = Build(tools, waiters, build_policy)
         self._notifier = notifier
         self._notifications = notifications
 
-    # --- helpers ---------------------------------------------------------------
-    def _transact(self, command: ServerCommand, step: str, change: Callable[[UnitOfWork, Server], str]) -> None:
-        """Under the server's lock and in one transaction: apply ``change`` and record the step."""
-        with self._locks(command.server_uuid), self._uow_factory() as uow:
-            server = uow.servers.get(command.server_uuid, for_update=True)
-            if server is None:
-                logger.info("Instance %s is gone; %s skipped", command.server_uuid, step)
-                return
-            start = self._clock.now()
-            result = change(uow, server)
-            server.updated_at = self._clock.now()
-            uow.servers.save(server)
-            uow.actions.add_event(
-                server.uuid,
-                command.request_id,
-                ActionEvent(step, start, self._clock.now(), result, None, self._host),
-            )
-            uow.commit()
+    def busy(self, server_uuid: str) -> bool:
+        """Whether an operation on the server is under way or waiting for one."""
+        return self._tools.busy(server_uuid)
 
-    # --- build -----------------------------------------------------------------
     async def build(self, command: BuildServer) -> None:
-        server = await asyncio.to_thread(self._load, command.server_uuid)
-        if server is None or server.vm_state != VmState.BUILDING:
-            return
-        timeout = self._policy.vif_plugging_timeout
-        keys = (
-            [(EventName.NETWORK_VIF_PLUGGED.value, v.port_id) for v in server.vifs if not v.active] if timeout else []
-        )
-        failed: list[str] = []
+        await self._build(command)
 
-        def on_failed_event(key: str, event: EventEnvelope) -> bool | None:
-            logger.error("Neutron reported failure on event %s for instance %s", key, server.uuid)
-            failed.append(key)
-            return False if self._policy.vif_plugging_is_fatal else None
-
+    # --- the common shape: driver work outside any transaction, then one guarded transition ----------
+    async def _operation(self, command: ServerCommand, step: str, expected: str, work: Callable[[], object]) -> None:
+        """Run ``work`` under the server's operation lock; a failure ends in ERROR with a fault."""
         try:
-            async with self._waiters.wait_for_events(
-                server.uuid, keys, timeout=float(timeout), error_callback=on_failed_event
-            ):
-                spawned = await asyncio.to_thread(self._spawn, command)
-        except (EventWaitTimeout, EventWaitFailed) as exc:
-            if self._policy.vif_plugging_is_fatal:
-                await asyncio.to_thread(self._fail_build, command, NETWORK_FAILURE)
-                return
-            logger.warning("Continuing the build of instance %s without its plug events: %s", server.uuid, exc)
-            spawned = True
-        if not spawned:
-            return
-        if failed and self._policy.vif_plugging_is_fatal:
-            await asyncio.to_thread(self._fail_build, command, NETWORK_FAILURE)
-            return
-        await asyncio.to_thread(self._finish_build, command)
+            async with self._tools.hold(command.server_uuid):
+                result = work()
+                if asyncio.iscoroutine(result):
+                    await result
+        except Exception as exc:
+            await self._tools.failed(command, step, (expected,), exc, f"The compute host could not complete {step}.")
 
-    def _load(self, server_uuid: str) -> Server | None:
-        with self._read_uow_factory() as uow:
-            return uow.servers.get(server_uuid)
-
-    def _spawn(self, command: BuildServer) -> bool:
-        with self._locks(command.server_uuid), self._uow_factory() as uow:
-            server = uow.servers.get(command.server_uuid, for_update=True)
-            if server is None:
-                return False
-            try:
-                server.node = self._driver.allocate_node(server, self._nodes_in_use(uow, server.uuid))
-            except NoValidHost as exc:
-                uow.rollback()
-                self._fail_build(command, f"Build of instance {command.server_uuid} aborted: {exc.text}")
-                return False
-            server.task_state = TaskState.SPAWNING.value
-            uow.servers.save(server)
-            uow.commit()
-        try:
-            self._driver.spawn(server)
-        except DriverError as exc:
-            self._fail_build(command, f"Build of instance {command.server_uuid} aborted: {exc.text}")
-            return False
-        return True
-
-    def _nodes_in_use(self, uow: UnitOfWork, server_uuid: str) -> set[str]:
-        return {s.node for s in uow.servers.list(host=self._host) if s.node and s.uuid != server_uuid}
-
-    def _finish_build(self, command: BuildServer) -> None:
-        def change(uow: UnitOfWork, server: Server) -> str:
-            server.vm_state = VmState.ACTIVE.value
-            server.power_state = PowerState.RUNNING.value
-            server.task_state = None
-            server.launched_at = self._clock.now()
-            for vif in server.vifs:
-                vif.active = True
-            return "Success"
-
-        self._transact(command, "compute__do_build_and_run_instance", change)
-
-    def _fail_build(self, command: BuildServer, message: str) -> None:
-        def change(uow: UnitOfWork, server: Server) -> str:
-            self._driver.destroy(server)
-            server.vm_state = VmState.ERROR.value
-            server.power_state = PowerState.NOSTATE.value
-            server.task_state = None
-            server.fault = {"code": 500, "message": message}
-            return "Error"
-
-        logger.error("Build of instance %s failed: %s", command.server_uuid, message)
-        self._transact(command, "compute__do_build_and_run_instance", change)
-
-    # --- the common shape: driver work outside any transaction, then one short transaction ---------
-    def _step(
+    async def _step(
         self,
         command: ServerCommand,
         step: str,
+        expected: str,
         act: Callable[[Server], None] | None,
         done: Callable[[Server], None],
         notify: tuple[ServerHook, ServerHook] | None = None,
     ) -> str | None:
-        """Run ``act`` on the machine, then record the outcome under the server's lock.
+        """Run ``act`` on the machine, then record the outcome if the task state is still ``expected``.
 
         The driver may take long (a BMC waits for the power to change): no transaction and no
-        lock is held meanwhile, so events and the power sync for this server are not blocked.
+        record lock is held meanwhile, so events and the power sync for this server are not blocked.
         ``notify`` is called with the server before ``act`` and, after a success, once committed.
         """
-        server = self._load(command.server_uuid)
+        server = await self._tools.load(command.server_uuid)
         if server is None:
             logger.info("Instance %s is gone; %s skipped", command.server_uuid, step)
             return None
+        if server.task_state != expected:
+            logger.info(
+                "Instance %s has task_state %s, not %s; %s skipped", server.uuid, server.task_state, expected, step
+            )
+            return None
         if notify is not None:
-            notify[0](server)
+            await asyncio.to_thread(notify[0], server)
         start = self._clock.now()
         error: str | None = None
         if act is not None:
             try:
-                act(server)
+                await asyncio.to_thread(act, server)
             except DriverError as exc:
                 logger.warning("%s failed for instance %s: %s", step, server.uuid, exc)
                 error = exc.text
-        with self._locks(command.server_uuid), self._uow_factory() as uow:
-            fresh = uow.servers.get(command.server_uuid, for_update=True)
-            if fresh is None:
-                return None
+
+        def change(uow: UnitOfWork, fresh: Server) -> None:
             if error is None:
                 done(fresh)
             else:
                 fresh.task_state = None
                 fresh.fault = {"code": 500, "message": error}
-            fresh.updated_at = self._clock.now()
-            uow.servers.save(fresh)
-            result = "Success" if error is None else "Error"
-            uow.actions.add_event(
-                fresh.uuid, command.request_id, ActionEvent(step, start, self._clock.now(), result, error, self._host)
-            )
-            uow.commit()
-        if notify is not None and error is None:
-            notify[1](fresh)
+
+        result = "Success" if error is None else "Error"
+        transition = Transition(
+            command.server_uuid, (expected,), change, Step(command.request_id, step, start, result, error)
+        )
+        applied = await self._tools.record(transition, step)
+        if not applied.done:
+            return None
+        if notify is not None and error is None and applied.server is not None:
+            await asyncio.to_thread(notify[1], applied.server)
         return result
 
-    def _notifying(self, command: ServerCommand, action: NotificationAction) -> tuple[ServerHook, ServerHook] | None:
+    async def _notifying(
+        self, command: ServerCommand, action: NotificationAction
+    ) -> tuple[ServerHook, ServerHook] | None:
         """Nova's ``instance.<action>.start`` before the driver and ``.end`` after the commit; none when off."""
         notifier = self._notifier
         if notifier is None or not self._notifications.enabled:
             return None
-        with self._uow_factory() as uow:
-            record = uow.actions.get(command.server_uuid, command.request_id)
-        initiator = Initiator(command.request_id)
-        if record is not None:
-            initiator = Initiator(command.request_id, record.user_id, record.project_id)
+
+        def read() -> Initiator:
+            with self._tools.read_uow_factory() as uow:
+                record = uow.actions.get(command.server_uuid, command.request_id)
+            if record is None:
+                return Initiator(command.request_id)
+            return Initiator(command.request_id, record.user_id, record.project_id)
+
+        initiator = await asyncio.to_thread(read)
 
         def hook(phase: Phase) -> ServerHook:
             return lambda server: send(notifier, self._notifications.action(server, action, phase, initiator))
@@ -247,61 +160,75 @@ class ServerOps:
         return hook(Phase.START), hook(Phase.END)
 
     # --- power -----------------------------------------------------------------
-    def stop(self, command: StopServer) -> None:
-        if command.from_power_sync and self._power_update_pending(command):
-            return
+    async def stop(self, command: StopServer) -> None:
+        step, expected = "compute_stop_instance", TaskState.POWERING_OFF.value
 
         def done(server: Server) -> None:
             server.vm_state = VmState.STOPPED.value
             server.power_state = PowerState.SHUTDOWN.value
             server.task_state = None
 
-        notify = self._notifying(command, NotificationAction.POWER_OFF)
-        self._step(command, "compute_stop_instance", self._driver.power_off, done, notify)
+        async def work() -> None:
+            if command.from_power_sync and await self._power_update_pending(command):
+                return
+            notify = await self._notifying(command, NotificationAction.POWER_OFF)
+            await self._step(command, step, expected, self._driver.power_off, done, notify)
 
-    def _power_update_pending(self, command: StopServer) -> bool:
+        await self._operation(command, step, expected, work)
+
+    async def _power_update_pending(self, command: StopServer) -> bool:
         """A stop the power sync asked for yields to a power-update accepted since (it knows better)."""
-        with self._locks(command.server_uuid), self._uow_factory() as uow:
-            if not uow.events.pending(command.server_uuid, EventName.POWER_UPDATE.value, self._host):
+
+        def change(uow: UnitOfWork, server: Server) -> bool:
+            if not uow.events.pending(server.uuid, EventName.POWER_UPDATE.value, self._host):
                 return False
-            server = uow.servers.get(command.server_uuid, for_update=True)
-            if server is None:
-                return True
             logger.info("Stop of instance %s by the power sync cancelled: a power-update is on its way", server.uuid)
             server.task_state = None
-            uow.servers.save(server)
-            now = self._clock.now()
-            uow.actions.add_event(
-                server.uuid,
-                command.request_id,
-                ActionEvent("compute_stop_instance", now, now, "Cancelled", "a power-update came in", self._host),
-            )
-            uow.commit()
-        return True
+            return True
 
-    def start(self, command: StartServer) -> None:
+        step = Step(
+            command.request_id, "compute_stop_instance", self._clock.now(), "Cancelled", "a power-update came in"
+        )
+        transition = Transition(command.server_uuid, (TaskState.POWERING_OFF.value,), change, step)
+        applied = await self._tools.record(transition, "Stop")
+        return applied.status is not Status.DECLINED
+
+    async def start(self, command: StartServer) -> None:
+        step, expected = "compute_start_instance", TaskState.POWERING_ON.value
+
         def done(server: Server) -> None:
             server.vm_state = VmState.ACTIVE.value
             server.power_state = PowerState.RUNNING.value
             server.task_state = None
 
-        notify = self._notifying(command, NotificationAction.POWER_ON)
-        self._step(command, "compute_start_instance", self._driver.power_on, done, notify)
+        async def work() -> None:
+            notify = await self._notifying(command, NotificationAction.POWER_ON)
+            await self._step(command, step, expected, self._driver.power_on, done, notify)
+
+        await self._operation(command, step, expected, work)
 
     # --- shelve ------------------------------------------------------------------
-    def shelve(self, command: ShelveServer) -> None:
+    async def shelve(self, command: ShelveServer) -> None:
+        step, expected = "compute_shelve_instance", TaskState.SHELVING.value
+
         def done(server: Server) -> None:
             server.vm_state = VmState.SHELVED.value
             server.power_state = PowerState.SHUTDOWN.value
             server.task_state = TaskState.SHELVING_OFFLOADING.value if command.offload else None
 
-        result = self._step(command, "compute_shelve_instance", self._driver.power_off, done)
-        if command.offload and result == "Success":
-            self.shelve_offload(ShelveOffloadServer(command.server_uuid, command.request_id))
+        async def work() -> None:
+            result = await self._step(command, step, expected, self._driver.power_off, done)
+            if command.offload and result == "Success":
+                await self._offload(ShelveOffloadServer(command.server_uuid, command.request_id))
 
-    def shelve_offload(self, command: ShelveOffloadServer) -> None:
+        await self._operation(command, step, expected, work)
+
+    async def shelve_offload(self, command: ShelveOffloadServer) -> None:
+        step, expected = "compute_shelve_offload_instance", TaskState.SHELVING_OFFLOADING.value
+        await self._operation(command, step, expected, lambda: self._offload(command))
+
+    async def _offload(self, command: ShelveOffloadServer) -> None:
         def done(server: Server) -> None:
-            self._waiters_clear(server.uuid)
             server.vm_state = VmState.SHELVED_OFFLOADED.value
             server.power_state = PowerState.SHUTDOWN.value
             server.task_state = None
@@ -309,55 +236,51 @@ class ServerOps:
             server.host = None
             server.node = None
 
-        self._step(command, "compute_shelve_offload_instance", self._driver.destroy, done)
+        step, expected = "compute_shelve_offload_instance", TaskState.SHELVING_OFFLOADING.value
+        if await self._step(command, step, expected, self._driver.destroy, done) is not None:
+            self._waiters.clear(command.server_uuid)
 
-    def unshelve(self, command: UnshelveServer) -> None:
-        with self._locks(command.server_uuid), self._uow_factory() as uow:
-            server = uow.servers.get(command.server_uuid, for_update=True)
-            if server is None:
-                return
-            server.host = self._host
-            try:
-                server.node = self._driver.allocate_node(server, self._nodes_in_use(uow, server.uuid))
-            except NoValidHost as exc:
-                server.node = None
-                server.task_state = None
-                server.fault = {"code": 500, "message": exc.text}
-            uow.servers.save(server)
-            uow.commit()
-        if server.node is None:
-            return
+    async def unshelve(self, command: UnshelveServer) -> None:
+        step, expected = "compute_unshelve_instance", TaskState.UNSHELVING.value
 
         def done(server: Server) -> None:
             server.vm_state = VmState.ACTIVE.value
             server.power_state = PowerState.RUNNING.value
             server.task_state = None
 
-        self._step(command, "compute_unshelve_instance", self._driver.spawn, done)
+        async def work() -> None:
+            claimed = await self._tools.claim_node(command.server_uuid, (expected,), expected)
+            if isinstance(claimed, str):
+
+                def no_node(uow: UnitOfWork, server: Server) -> None:
+                    server.node = None
+                    server.task_state = None
+                    server.fault = {"code": 500, "message": claimed}
+
+                await self._tools.record(Transition(command.server_uuid, (expected,), no_node), "Unshelve")
+                return
+            if claimed is not None:
+                await self._step(command, step, expected, self._driver.spawn, done)
+
+        await self._operation(command, step, expected, work)
 
     # --- delete ------------------------------------------------------------------
-    def delete(self, command: DeleteServer) -> None:
+    async def delete(self, command: DeleteServer) -> None:
+        step, expected = "compute_terminate_instance", TaskState.DELETING.value
+
         def destroy(server: Server) -> None:
             self._driver.destroy(server)
             self._network.deallocate_for_server(server.uuid)
 
         def done(server: Server) -> None:
-            self._waiters_clear(server.uuid)
             server.vm_state = VmState.DELETED.value
             server.power_state = PowerState.NOSTATE.value
             server.task_state = None
             server.deleted = True
             server.terminated_at = self._clock.now()
 
-        self._step(command, "compute_terminate_instance", destroy, done)
+        async def work() -> None:
+            if await self._step(command, step, expected, destroy, done) is not None:
+                self._waiters.clear(command.server_uuid)
 
-    def _waiters_clear(self, server_uuid: str) -> None:
-        # NOTE: the registry lives on the loop; clearing is scheduled there.
-        loop = self._loop
-        if loop is not None:
-            loop.call_soon_threadsafe(self._waiters.clear, server_uuid)
-
-    _loop: asyncio.AbstractEventLoop | None = None
-
-    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        await self._operation(command, step, expected, work)
