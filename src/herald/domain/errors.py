@@ -7,7 +7,8 @@ HeraldError
 │   ├── ActionNotFound
 │   └── HostNotFound
 ├── Invalid                      (the caller asked for something malformed)
-│   └── ImageRefInvalid
+│   ├── ImageRefInvalid
+│   └── MarkerNotFound           (a listing's marker names nothing listed)
 ├── Conflict                     (the server's state does not allow it)
 │   ├── InvalidServerState
 │   ├── ServerNotReady           (it has no host yet)
@@ -68,6 +69,11 @@ class Invalid(HeraldError):
 
 class ImageRefInvalid(Invalid):
     pass
+
+
+class MarkerNotFound(Invalid):
+    def __init__(self, marker: str) -> None:
+        super().__init__(f"Marker {marker} could not be found.")
 
 
 class Conflict(HeraldError):

@@ -9,6 +9,7 @@ from datetime import datetime
 from herald.domain.errors import ActionNotFound, Invalid, ServerNotFound
 from herald.domain.model import ComputeHost, Server, server_status
 from herald.domain.records import ServerAction
+from herald.domain.uuids import is_uuid_like
 from herald.service import scheduler
 from herald.service.common import Caller, load_server, visible
 from herald.service.ports import UnitOfWork
@@ -111,6 +112,8 @@ def _page(servers: list[Server], limit: int | None, marker: str | None) -> list[
 
 def _server_for_actions(uow: UnitOfWork, caller: Caller, uuid: str, *, include_deleted: bool) -> Server:
     """The server whose actions are read; from 2.21 a deleted one too."""
+    if not is_uuid_like(uuid):
+        raise ServerNotFound(uuid)
     server = uow.servers.get(uuid)
     if server is None and include_deleted:
         # NOTE: the repository port has no "get including deleted"; look in the caller's list.

@@ -375,3 +375,17 @@ async def test_delete_policy(compute: Compute) -> None:
     assert (
         response.json()["forbidden"]["message"] == "Policy doesn't allow os_compute_api:servers:delete to be performed."
     )
+
+
+@pytest.mark.parametrize("server_id", ["\x00", "\u0660" * 32, "7e3f8c62-5c4c-4e9e-a0b6-2f0d8b6d8c11\n"])
+async def test_a_server_id_that_is_no_uuid_is_404_on_every_route(compute: Compute, server_id: str) -> None:
+    quoted = server_id.replace("\n", "%0A").replace("\x00", "%00")
+    for method, path, body in (
+        ("GET", f"/v2.1/servers/{quoted}", None),
+        ("DELETE", f"/v2.1/servers/{quoted}", None),
+        ("POST", f"/v2.1/servers/{quoted}/action", {"os-stop": None}),
+        ("GET", f"/v2.1/servers/{quoted}/os-instance-actions", None),
+    ):
+        response = await compute.client.request(method, path, json=body, headers=ADMIN)
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.json()["itemNotFound"]["message"] == f"Instance {server_id} could not be found."
