@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from herald.agent.context import EventContext, Outcome, ServerLocks
 from herald.agent.event_handlers import EVENT_HANDLERS, WAITER_EVENTS
+from herald.agent.failure_text import failure_text
 from herald.agent.waiters import Delivery, WaiterRegistry
 from herald.domain.events import DeliveryState, EventName
 from herald.domain.messages import DeliverEvents
@@ -93,7 +94,7 @@ class ApplyEvents:
         except Exception as exc:
             # NOTE: one event's failure never blocks the rest of its batch (Nova's does).
             logger.exception("Event %s for instance %s failed", event.name, event.server_uuid)
-            return Outcome.failed(f"{type(exc).__name__}: {exc}")
+            return Outcome.failed(failure_text(exc))
         logger.debug("Event %s for instance %s: %s", event.name, event.server_uuid, outcome.text)
         return outcome
 
