@@ -8,6 +8,7 @@ locked" when a reader later tries to upgrade its lock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -63,10 +64,8 @@ def create_private_file(path: Path) -> None:
     SQLite gives its -wal and -shm files the database file's permissions, so they are private too.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
 
 
 def _sqlite_engine(url: URL, synchronous: str, manual_checkpoints: bool) -> Engine:
