@@ -136,3 +136,12 @@ external_events = Table(
     Index("ix_external_events_state_host", "state", "host"),
     Index("ix_external_events_server_uuid", "server_uuid"),
 )
+
+# The fake virt driver's machines, per compute host: what its "hypervisor" keeps across restarts.
+fake_machines = Table(
+    "fake_machines",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("server_uuid", String(36), primary_key=True),
+    Column("power_state", Integer, nullable=False),
+)

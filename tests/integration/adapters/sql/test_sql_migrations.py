@@ -24,7 +24,7 @@ def test_migrations_match_metadata(engine: Engine) -> None:
 def test_upgrade_creates_every_table_and_records_head(db_url: str) -> None:
     assert migrate.current(db_url) is None
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == migrate.head() == "0002"
+    assert migrate.current(db_url) == migrate.head() == "0004"
     engine = make_engine(db_url)
     try:
         assert set(inspect(engine).get_table_names()) == {*metadata.tables, "alembic_version"}
@@ -35,7 +35,7 @@ def test_upgrade_creates_every_table_and_records_head(db_url: str) -> None:
 def test_upgrade_twice_is_a_no_op(db_url: str) -> None:
     migrate.upgrade(db_url)
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == "0002"
+    assert migrate.current(db_url) == "0004"
 
 
 def test_concurrent_upgrades_from_several_processes(db_url: str) -> None:
@@ -45,7 +45,7 @@ def test_concurrent_upgrades_from_several_processes(db_url: str) -> None:
     ]
     outcomes = [(proc.communicate(timeout=60)[1], proc.returncode) for proc in procs]
     assert [stderr for stderr, code in outcomes if code != 0] == []
-    assert migrate.current(db_url) == "0002"
+    assert migrate.current(db_url) == "0004"
 
 
 def test_concurrent_upgrades_from_threads(db_url: str) -> None:
@@ -63,7 +63,7 @@ def test_concurrent_upgrades_from_threads(db_url: str) -> None:
     for thread in threads:
         thread.join(30)
     assert errors == []
-    assert migrate.current(db_url) == "0002"
+    assert migrate.current(db_url) == "0004"
 
 
 def test_downgrade_drops_everything(db_url: str) -> None:
@@ -116,7 +116,7 @@ def test_upgrade_from_0001_keeps_the_journal(db_url: str) -> None:
                 {"at": "2026-01-01 00:00:00.000000"},
             )
         migrate.upgrade(db_url)
-        assert migrate.current(db_url) == "0002"
+        assert migrate.current(db_url) == "0004"
         with engine.connect() as conn:
             assert conn.execute(text("SELECT uuid, state FROM external_events")).all() == [("e1", "accepted")]
             assert not [c for c in inspect(conn).get_unique_constraints("external_events")]
