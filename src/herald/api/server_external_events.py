@@ -92,7 +92,7 @@ def _fast_parse(body: object, names: dict[str, EventName]) -> list[IncomingEvent
             return None
         status = _STATUSES.get(raw_status)
         tag = item.get("tag")
-        if status is None or (tag is not None and (type(tag) is not str or len(tag) > TAG_MAX_LENGTH)):
+        if status is None or (tag is not None and (type(tag) is not str or len(tag) > TAG_MAX_LENGTH or "\x00" in tag)):
             return None
         if "tag" in item and tag is None:
             return None
