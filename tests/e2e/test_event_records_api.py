@@ -64,7 +64,7 @@ async def test_limit_is_capped_at_the_max_limit(herald: Herald) -> None:
     assert len(resp.json()["events"]) == 5
 
 
-@pytest.mark.parametrize("marker", ["7e3f8c62-5c4c-4e9e-a0b6-2f0d8b6d8c11", "not-a-uuid", "\x00"])
+@pytest.mark.parametrize("marker", ["7e3f8c62-5c4c-4e9e-a0b6-2f0d8b6d8c11", "not-a-uuid"])
 async def test_an_unknown_marker_is_400(herald: Herald, marker: str) -> None:
     await _five_events(herald)
     resp = await herald.client.get(PATH, params={"marker": marker}, headers=ADMIN)
@@ -72,11 +72,11 @@ async def test_an_unknown_marker_is_400(herald: Herald, marker: str) -> None:
     assert resp.json()["badRequest"]["message"] == f"Marker {marker} could not be found."
 
 
-@pytest.mark.parametrize("field", ["server_uuid", "request_id"])
-async def test_filters_that_no_database_can_hold_are_400(herald: Herald, field: str) -> None:
+@pytest.mark.parametrize("field", ["server_uuid", "request_id", "state", "marker", "limit"])
+async def test_filters_that_no_database_can_compare_are_400(herald: Herald, field: str) -> None:
     resp = await herald.client.get(PATH, params={field: "a\x00b"}, headers=ADMIN)
     assert resp.status_code == 400, resp.text
-    assert field in resp.json()["badRequest"]["message"]
+    assert resp.json()["badRequest"]["message"] == "Invalid input received: a query parameter holds a NUL character."
 
 
 async def test_a_server_uuid_filter_in_any_spelling_finds_the_events(herald: Herald) -> None:

@@ -142,7 +142,8 @@ def get_action(
     """
     with uow:
         server = _server_for_actions(uow, caller, uuid, include_deleted=include_deleted)
-        action = uow.actions.get(uuid, request_id)
+        # NOTE: no request id holds a NUL, and PostgreSQL refuses to compare text with one.
+        action = None if "\x00" in request_id else uow.actions.get(uuid, request_id)
         if action is None:
             raise ActionNotFound(request_id, uuid)
         return server, action

@@ -389,3 +389,13 @@ async def test_a_server_id_that_is_no_uuid_is_404_on_every_route(compute: Comput
         response = await compute.client.request(method, path, json=body, headers=ADMIN)
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["itemNotFound"]["message"] == f"Instance {server_id} could not be found."
+
+
+@pytest.mark.parametrize("query", ["host=%00", "all_tenants=1&project_id=%00", "name=a%00", "marker=%00"])
+async def test_a_nul_character_in_a_list_filter_is_400(compute: Compute, query: str) -> None:
+    for path in ("/v2.1/servers", "/v2.1/servers/detail"):
+        response = await compute.client.get(f"{path}?{query}", headers=ADMIN)
+        assert response.status_code == 400, response.text
+        assert response.json() == {
+            "badRequest": {"code": 400, "message": "Invalid input received: a query parameter holds a NUL character."}
+        }
