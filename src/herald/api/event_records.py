@@ -83,7 +83,10 @@ def _filters(req: ApiRequest) -> _Filters:
     server_uuid = query.get("server_uuid")
     if server_uuid is not None:
         if not is_uuid_like(server_uuid):
-            raise ApiFault(400, f"Invalid input for field/attribute server_uuid. Value: {server_uuid}. Not a UUID.")
+            raise ApiFault(
+                400,
+                f"Invalid input for field/attribute server_uuid. Value: {server_uuid}. {server_uuid!r} is not a 'uuid'",
+            )
         server_uuid = str(uuid.UUID(server_uuid))
     request_id = query.get("request_id")
     limit, marker = limit_and_marker(req)
