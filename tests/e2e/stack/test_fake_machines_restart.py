@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.stack.process import HeraldProcess
+from tests.e2e.stack.process import HeraldProcess, until
 
 pytestmark = pytest.mark.stack
 
 HEADERS = {"X-Auth-Token": "admin:admin", "OpenStack-API-Version": "compute 2.76"}
 IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
-
-
-def _until(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 def _server(process: HeraldProcess, server_id: str) -> dict[str, Any]:
@@ -48,11 +37,11 @@ def test_power_states_survive_kill_9(db_url: str, tmp_path: Path) -> None:
         resp = httpx.post(f"{first.url}/v2.1/servers", json={"server": server}, headers=HEADERS)
         assert resp.status_code == 202, resp.text
         server_id: str = resp.json()["server"]["id"]
-        _until(lambda: _server(first, server_id)["status"] == "ACTIVE")
+        until(lambda: _server(first, server_id)["status"] == "ACTIVE")
         # Said to be off while the machine still runs: the next power sync powers the machine off.
         _power_update(first, server_id, "POWER_OFF")
-        _until(lambda: "has a pending power state change" in first.log_path.read_text())
-        _until(lambda: _server(first, server_id)["OS-EXT-STS:task_state"] is None)
+        until(lambda: "has a pending power state change" in first.log_path.read_text())
+        until(lambda: _server(first, server_id)["OS-EXT-STS:task_state"] is None)
     finally:
         first.process.kill()
         first.stop()
@@ -63,8 +52,8 @@ def test_power_states_survive_kill_9(db_url: str, tmp_path: Path) -> None:
         # Said to be on while the machine is off: the sync stops the server again, and its power
         # state is the machine's (4), not NOSTATE (0) as when the restart had forgotten the machine.
         _power_update(second, server_id, "POWER_ON")
-        _until(lambda: "record 1, driver" in second.log_path.read_text())
-        _until(lambda: _server(second, server_id)["status"] == "SHUTOFF")
+        until(lambda: "record 1, driver" in second.log_path.read_text())
+        until(lambda: _server(second, server_id)["status"] == "SHUTOFF")
         assert _server(second, server_id)["OS-EXT-STS:power_state"] == 4
         assert "record 1, driver 4" in second.log_path.read_text()
     finally:
