@@ -122,7 +122,13 @@ class SqlFakeMachines:
                 self._worker = threading.Thread(target=self._persist, name=f"fake-machines-{self._host}", daemon=True)
                 self._worker.start()
         if getattr(self._held, "count", 0) == 0:
-            done.result(timeout=WRITE_TIMEOUT_S)
+            try:
+                done.result(timeout=WRITE_TIMEOUT_S)
+            except Exception as exc:
+                # NOTE: to compute, the store is the hypervisor: its failure is the driver's.
+                raise DriverError(
+                    f"Host {self._host}: the machine of instance {server_uuid} could not be stored"
+                ) from exc
 
     def _persist(self) -> None:
         """Run the queued writes in order; the thread ends when none is left."""

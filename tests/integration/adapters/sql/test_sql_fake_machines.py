@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine, text
 
 from herald.adapters.sql.fake_machines import SqlFakeMachines
 from herald.adapters.virt.fake import FakeVirtDriver
+from herald.domain.errors import DriverError
 from herald.domain.model import PowerState, Server
 
 S1 = "7e3f8c62-5c4c-4e9e-a0b6-2f0d8b6d8c11"
@@ -49,3 +51,11 @@ def test_the_driver_on_the_database(engine: Engine) -> None:
     restarted.destroy(server)
     assert driver.machine(S1) is None
     assert driver.get_power_state(server) == PowerState.NOSTATE
+
+
+def test_a_write_the_database_refuses_is_a_driver_error(engine: Engine) -> None:
+    store = SqlFakeMachines(engine, "compute-1")
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE fake_machines"))
+    with pytest.raises(DriverError, match="could not be stored"):
+        store.set_power(S1, PowerState.RUNNING)
