@@ -48,7 +48,8 @@ async def test_newest_first_paged_with_next_links(herald: Herald) -> None:
         assert query["limit"] == ["2"]
         assert query["server_uuid"] == [server_id]
         assert query["marker"] == [body["events"][-1]["id"]]
-        resp = await _get(herald, url.query)
+        # Any spelling of the marker's UUID will do.
+        resp = await _get(herald, url.query.replace(query["marker"][0], query["marker"][0].upper()))
         assert resp.status_code == 200
         body = resp.json()
         seen += [e["tag"] for e in body["events"]]

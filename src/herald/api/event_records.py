@@ -90,6 +90,8 @@ def _filters(req: ApiRequest) -> _Filters:
         server_uuid = str(uuid.UUID(server_uuid))
     request_id = query.get("request_id")
     limit, marker = limit_and_marker(req)
-    if marker is not None and not is_uuid_like(marker):
-        raise MarkerNotFound(marker)
+    if marker is not None:
+        if not is_uuid_like(marker):
+            raise MarkerNotFound(marker)
+        marker = str(uuid.UUID(marker))
     return _Filters(server_uuid, request_id, state, limit, marker)
