@@ -18,6 +18,7 @@ from herald.adapters.notifications import NullNotifier, make_notifier
 from herald.adapters.sql.checkpointer import Checkpointer
 from herald.adapters.sql.engine import is_sqlite, make_engine
 from herald.adapters.sql.errors import is_transient
+from herald.adapters.sql.fake_machines import SqlFakeMachines
 from herald.adapters.sql.uow import SqlUnitOfWork
 from herald.adapters.virt.fake import FakeVirtDriver
 from herald.adapters.volume.memory import InMemoryVolumes
@@ -71,9 +72,10 @@ def redfish_driver(settings: Settings, host: str) -> VirtDriver:
     )
 
 
-DRIVERS: dict[str, Callable[[Settings, str], VirtDriver]] = {
-    "fake": lambda settings, host: FakeVirtDriver(),
-    "redfish": redfish_driver,
+# Each factory gets the settings, the compute host and the process's engine.
+DRIVERS: dict[str, Callable[[Settings, str, Engine], VirtDriver]] = {
+    "fake": lambda settings, host, engine: FakeVirtDriver(SqlFakeMachines(engine, host)),
+    "redfish": lambda settings, host, engine: redfish_driver(settings, host),
 }
 
 
@@ -138,7 +140,7 @@ def build_embedded(
         checkpointer=Checkpointer(engine) if sqlite else None,
     )
     for host in settings.hosts:
-        deps.drivers[host] = DRIVERS[settings.compute_driver](settings, host)
+        deps.drivers[host] = DRIVERS[settings.compute_driver](settings, host, engine)
         deps.agents[host] = build_agent(deps, host)
     return deps
 

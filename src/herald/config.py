@@ -6,9 +6,10 @@ composition root reads ``cfg.CONF``.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from oslo_config import cfg
 
@@ -323,6 +324,21 @@ class Settings:
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     redfish: RedfishSettings = field(default_factory=RedfishSettings)
     power_watch_interval: int = 10
+
+    def __repr__(self) -> str:
+        # NOTE: Settings get logged, and a database URL may hold a password.
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        shown["database_url"] = hide_password(self.database_url)
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
+
+# scheme://user:password@ (up to the last "@": a password may hold an unescaped one).
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):.*@")
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password, if it has one, replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\1:***@", url, count=1)
 
 
 def new_conf() -> cfg.ConfigOpts:

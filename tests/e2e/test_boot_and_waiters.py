@@ -45,9 +45,9 @@ async def test_boot_completes_only_after_every_port_is_plugged(herald: Herald) -
     server = await herald.server(server_id)
     assert (server["status"], server["OS-EXT-STS:power_state"]) == ("ACTIVE", 1)
     records = await herald.records(server_uuid=server_id)
-    assert [(r["tag"], r["state"], r["outcome"]) for r in records] == [
-        (ports[0], "handled", "woke the operation waiting for it"),
+    assert [(r["tag"], r["state"], r["outcome"]) for r in records] == [  # newest first
         (ports[1], "handled", "woke the operation waiting for it"),
+        (ports[0], "handled", "woke the operation waiting for it"),
     ]
 
 

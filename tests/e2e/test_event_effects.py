@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from herald.domain.errors import DriverError
 from tests.e2e.harness import IMAGE, Herald
 
@@ -109,6 +111,27 @@ async def test_vif_deleted_keeps_the_cache_when_detach_fails(herald: Herald) -> 
     (record,) = await herald.records(server_uuid=server_id)
     assert record["state"] == "failed"
     assert "guest busy" in record["outcome"]
+
+
+async def test_an_unexpected_error_is_recorded_without_its_internals(
+    herald: Herald, caplog: pytest.LogCaptureFixture
+) -> None:
+    server_id = await _server_with(herald, {}, networks="auto")
+    with herald.deps.uow_factory() as uow:
+        stored = uow.servers.get(server_id)
+    assert stored is not None
+    secret = "connection to 10.0.0.7:5432 as herald with password hunter2 refused"
+    herald.driver("compute-1").fail_next("detach_interface", OSError(secret))  # type: ignore[arg-type]
+    resp = await herald.events(
+        [{"name": "network-vif-deleted", "server_uuid": server_id, "tag": stored.vifs[0].port_id}]
+    )
+    assert resp.status_code == 200
+    await herald.settle()
+    (record,) = await herald.records(server_uuid=server_id)
+    assert record["state"] == "failed"
+    assert record["outcome"] == "internal error (OSError)"
+    # The detail is for the operator: in the log, with its traceback.
+    assert any(secret in (r.exc_text or "") or secret in str(r.exc_info) for r in caplog.records)
 
 
 async def test_network_changed_refreshes_the_cache(herald: Herald) -> None:

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.harness import Herald
+from tests.e2e.harness import ADMIN, Herald
 
 PATH = "/v2.1/os-server-external-events"
 MISSING = "7e3f8c62-5c4c-4e9e-a0b6-2f0d8b6d8c11"
@@ -357,3 +357,44 @@ async def test_values_of_the_wrong_type_are_400_never_500(herald: Herald, event:
         resp = await herald.post(path, {"events": [event]}, version="2.93")
         assert resp.status_code == 400, resp.text
         assert "badRequest" in resp.json()
+
+
+@pytest.mark.parametrize(
+    "server_uuid",
+    [
+        "\u0660" * 32,  # Arabic-Indic digits: int() reads them, a UUID has none
+        MISSING + "\n",
+        " " + MISSING[1:],
+        MISSING.replace("-", "")[:-1] + "_",
+        "+" + MISSING.replace("-", "")[1:],
+    ],
+)
+async def test_a_server_uuid_that_only_looks_like_a_uuid_is_400(herald: Herald, server_uuid: str) -> None:
+    for version in ("2.1", "2.93"):
+        resp = await herald.events([{"name": "network-changed", "server_uuid": server_uuid}], version=version)
+        assert resp.status_code == 400, resp.text
+        assert "server_uuid" in resp.json()["badRequest"]["message"]
+    assert await herald.records() == []
+
+
+async def test_a_trailing_slash_is_404_not_a_redirect(herald: Herald) -> None:
+    a = await herald.create_server()
+    for path in (PATH + "/", "/v2/os-server-external-events/"):
+        resp = await herald.post(path, {"events": [{"name": "network-changed", "server_uuid": a}]})
+        assert resp.status_code == 404, resp.text
+        assert resp.json() == {"itemNotFound": {"code": 404, "message": "The resource could not be found."}}
+    resp = await herald.get(f"/v2.1/servers/{a}/")
+    assert resp.status_code == 404
+
+
+@pytest.mark.parametrize("header", ["OpenStack-API-Version", "X-OpenStack-Nova-API-Version"])
+async def test_a_version_of_thousands_of_digits_is_406_never_500(herald: Herald, header: str) -> None:
+    huge = "2." + "1" * 5000
+    value = f"compute {huge}" if header == "OpenStack-API-Version" else huge
+    # The version document needs no token; the events API negotiates after authenticating.
+    for resp in (
+        await herald.client.get("/v2.1", headers={header: value}),
+        await herald.client.post(PATH, json={"events": []}, headers={header: value, **ADMIN}),
+    ):
+        assert resp.status_code == 406, resp.text
+        assert resp.json()["computeFault"]["message"].startswith(f"Version {huge} is not supported by the API.")

@@ -42,8 +42,8 @@ async def test_power_off_then_on(herald: Herald) -> None:
 
     records = await herald.records(server_uuid=server_id)
     assert [(r["name"], r["tag"], r["state"]) for r in records if r["name"] == "power-update"] == [
+        ("power-update", "POWER_ON", "handled"),  # newest first
         ("power-update", "POWER_OFF", "handled"),
-        ("power-update", "POWER_ON", "handled"),
     ]
 
 

@@ -9,10 +9,9 @@ import httpx
 import pytest
 from oslo_config import cfg
 from sqlalchemy import Engine
-from starlette.applications import Starlette
 
 from herald import bootstrap
-from herald.api.app import compute_deps
+from herald.api.app import compute_deps, starlette_app
 from herald.api.auth import NoAuth2Authenticator
 from herald.api.compute import compute_routes
 from herald.api.edge import Edge
@@ -58,7 +57,7 @@ async def cloud(engine: Engine, db_url: str) -> AsyncIterator[Cloud]:
     conf = cfg.ConfigOpts()
     conf([], project="herald", default_config_files=[], default_config_dirs=[])
     edge = Edge(settings=settings, authenticator=NoAuth2Authenticator(), policy=PolicyEnforcer(conf))
-    app = Starlette(routes=compute_routes(edge, compute), exception_handlers=exception_handlers(edge))  # type: ignore[arg-type]
+    app = starlette_app(compute_routes(edge, compute), exception_handlers(edge))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
             yield Cloud(client, deps)

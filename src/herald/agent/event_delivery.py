@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from herald.agent.context import Backends, EventContext, Outcome, Prepared, ServerLocks
 from herald.agent.event_handlers import EVENT_HANDLERS, WAITER_EVENTS, EventHandler
+from herald.agent.failure_text import failure_text
 from herald.agent.transitions import IsTransient, retrying
 from herald.agent.waiters import Delivery, WaiterRegistry
 from herald.domain.events import DeliveryState, EventName
@@ -149,7 +150,7 @@ class ApplyEvents:
                 raise  # the database's fault, not the event's: the whole write is tried again
             # NOTE: one event's failure never blocks the rest of its batch (Nova's does).
             logger.exception("Event %s for instance %s failed", event.name, event.server_uuid)
-            return Outcome.failed(f"{type(exc).__name__}: {exc}")
+            return Outcome.failed(failure_text(exc))
         logger.debug("Event %s for instance %s: %s", event.name, event.server_uuid, outcome.text)
         return outcome
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from oslo_config import cfg
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
+from starlette.types import ExceptionHandler, Lifespan
 
 from herald import bootstrap
 from herald.api.auth import make_authenticator
@@ -73,8 +75,13 @@ def create_app(deps: Deps, conf: cfg.ConfigOpts | None = None, *, manage_lifecyc
             if manage_lifecycle:
                 await bootstrap.stop(deps)
 
-    return Starlette(
-        routes=api_routes(edge, deps),
-        exception_handlers=exception_handlers(edge),
-        lifespan=lifespan,
-    )
+    return starlette_app(api_routes(edge, deps), exception_handlers(edge), lifespan)
+
+
+def starlette_app(
+    routes: Sequence[BaseRoute], handlers: Mapping[Any, ExceptionHandler], lifespan: Lifespan[Starlette] | None = None
+) -> Starlette:
+    """A Starlette app on ``routes`` that never redirects a path with a trailing slash (Nova answers 404)."""
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.router.redirect_slashes = False
+    return app

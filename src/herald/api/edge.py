@@ -42,6 +42,7 @@ from herald.api.request import (
     ApiResponse,
     ClientDisconnected,
     check_content_type,
+    check_query_string,
     parse_json,
     read_body,
     too_large,
@@ -222,6 +223,7 @@ class Endpoint:
         content_type: bytes | None,
     ) -> ApiRequest:
         check_content_type(content_type)
+        check_query_string(scope.get("query_string", b""))
         body = None
         if scope["method"] in BODY_METHODS:
             body = parse_json(await read_body(receive, self._edge.max_body))

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from herald.api.deps import limit_and_marker
 from herald.api.edge import ApiRequest, ApiResponse
 from herald.api.faults import ApiFault
 from herald.api.policies import EXTERNAL_EVENTS_LIST
+from herald.api.views.common import next_link
+from herald.domain.errors import MarkerNotFound
 from herald.domain.events import DeliveryState
 from herald.domain.records import EventRecord
+from herald.domain.uuids import is_uuid_like
 from herald.service.ports import UnitOfWorkFactory
-
-MAX_LIMIT = 1000
 
 
 def _iso(value: object) -> str | None:
@@ -36,25 +40,58 @@ def record_view(record: EventRecord) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Filters:
+    server_uuid: str | None
+    request_id: str | None
+    state: str | None
+    limit: int
+    marker: str | None
+
+
 class EventRecordsController:
+    """Newest first, paged as Nova's lists are: ``limit`` (capped), ``marker`` (an event id), a next link."""
+
     def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
         self._uow_factory = uow_factory
 
     async def index(self, req: ApiRequest) -> ApiResponse:
         req.authorize(EXTERNAL_EVENTS_LIST)
-        query = req.query
-        state = query.get("state")
-        if state is not None and state not in {s.value for s in DeliveryState}:
-            raise ApiFault(400, f"Invalid state {state!r}; one of {', '.join(s.value for s in DeliveryState)}.")
-        try:
-            limit = min(int(query.get("limit", MAX_LIMIT)), MAX_LIMIT)
-        except ValueError:
-            raise ApiFault(400, "limit must be an integer.") from None
-        records = await asyncio.to_thread(self._query, query.get("server_uuid"), query.get("request_id"), state, limit)
-        return ApiResponse(200, {"events": [record_view(r) for r in records]})
+        filters = _filters(req)
+        records = await asyncio.to_thread(self._query, filters)
+        body: dict[str, Any] = {"events": [record_view(r) for r in records]}
+        if records and len(records) >= filters.limit:
+            body["events_links"] = next_link(req, "os-server-external-events", records[-1].uuid)
+        return ApiResponse(200, body)
 
-    def _query(
-        self, server_uuid: str | None, request_id: str | None, state: str | None, limit: int
-    ) -> list[EventRecord]:
+    def _query(self, filters: _Filters) -> list[EventRecord]:
         with self._uow_factory() as uow:
-            return uow.events.query(server_uuid=server_uuid, request_id=request_id, state=state, limit=limit)
+            return uow.events.query(
+                server_uuid=filters.server_uuid,
+                request_id=filters.request_id,
+                state=filters.state,
+                limit=filters.limit,
+                marker=filters.marker,
+            )
+
+
+def _filters(req: ApiRequest) -> _Filters:
+    query = req.query
+    state = query.get("state")
+    if state is not None and state not in {s.value for s in DeliveryState}:
+        raise ApiFault(400, f"Invalid state {state!r}; one of {', '.join(s.value for s in DeliveryState)}.")
+    server_uuid = query.get("server_uuid")
+    if server_uuid is not None:
+        if not is_uuid_like(server_uuid):
+            raise ApiFault(
+                400,
+                f"Invalid input for field/attribute server_uuid. Value: {server_uuid}. {server_uuid!r} is not a 'uuid'",
+            )
+        server_uuid = str(uuid.UUID(server_uuid))
+    request_id = query.get("request_id")
+    limit, marker = limit_and_marker(req)
+    if marker is not None:
+        if not is_uuid_like(marker):
+            raise MarkerNotFound(marker)
+        marker = str(uuid.UUID(marker))
+    return _Filters(server_uuid, request_id, state, limit, marker)

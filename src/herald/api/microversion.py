@@ -32,7 +32,9 @@ from herald.api.faults import ApiFault
 STANDARD_HEADER = b"openstack-api-version"
 LEGACY_HEADER = b"x-openstack-nova-api-version"
 
-_VERSION_RE = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
+_VERSION_RE = re.compile(r"([1-9][0-9]*)\.([1-9][0-9]*|0)")
+# A longer number is a well-formed version no API will ever reach (and int() refuses 4,300 digits).
+_MAX_DIGITS = 9
 
 
 class APIVersion(NamedTuple):
@@ -43,10 +45,15 @@ class APIVersion(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> APIVersion:
-        """Parse ``X.Y``; raise a 400 ApiFault like Nova's ``InvalidAPIVersionString``."""
-        match = _VERSION_RE.match(text)
+        """Parse ``X.Y``; raise a 400 ApiFault like Nova's ``InvalidAPIVersionString``.
+
+        :raises UnsupportedVersion: a well-formed version with a number too long to be supported.
+        """
+        match = _VERSION_RE.fullmatch(text)
         if match is None:
             raise ApiFault(400, f"API Version String {text} is of invalid format. Must be of format MajorNum.MinorNum.")
+        if max(len(match.group(1)), len(match.group(2))) > _MAX_DIGITS:
+            raise UnsupportedVersion(text)
         return cls(int(match.group(1)), int(match.group(2)))
 
     def __str__(self) -> str:
@@ -60,7 +67,7 @@ DEFAULT_VERSION = MIN_VERSION
 LEGACY_V2_VERSION = APIVersion(2, 0)
 
 
-def version_headers(version: APIVersion) -> list[tuple[bytes, bytes]]:
+def version_headers(version: APIVersion | str) -> list[tuple[bytes, bytes]]:
     """The response headers of a versioned resource (Nova adds them to successes and faults)."""
     text = str(version).encode("latin-1")
     return [
@@ -74,7 +81,7 @@ def version_headers(version: APIVersion) -> list[tuple[bytes, bytes]]:
 class UnsupportedVersion(ApiFault):
     """406: a well-formed version outside [MIN_VERSION, MAX_VERSION]; the reply echoes it."""
 
-    def __init__(self, version: APIVersion) -> None:
+    def __init__(self, version: APIVersion | str) -> None:
         super().__init__(
             406,
             f"Version {version} is not supported by the API. Minimum is {MIN_VERSION} and maximum is {MAX_VERSION}.",

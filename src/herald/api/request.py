@@ -182,6 +182,15 @@ def check_content_type(value: bytes | None) -> None:
         raise ApiFault(415, "Unsupported Content-Type")
 
 
+def check_query_string(query_string: bytes) -> None:
+    """No query parameter may hold a NUL character: no database compares text with one (PostgreSQL refuses).
+
+    :raises ApiFault: 400 badRequest.
+    """
+    if b"%00" in query_string or b"\x00" in query_string:
+        raise ApiFault(400, "Invalid input received: a query parameter holds a NUL character.")
+
+
 def too_large(limit: int) -> ApiFault:
     return ApiFault(413, f"Request is too large. Larger than max_request_body_size ({limit}).")
 

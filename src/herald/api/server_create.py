@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import string
-import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +14,7 @@ from herald.api.faults import ApiFault
 from herald.api.microversion import APIVersion
 from herald.api.schemas import servers as schemas
 from herald.api.validation import SchemaValidator
+from herald.domain.uuids import is_uuid_like
 from herald.service.servers import RequestedVolume, ServerSpec
 
 SERVERS = "os_compute_api:servers:"
@@ -190,10 +190,8 @@ def _networks(requested: object) -> str | tuple[dict[str, str], ...]:
 
 
 def _check_network_id(network_id: str) -> None:
-    try:
-        uuidlib.UUID(network_id)
-    except ValueError:
-        raise ApiFault(400, f"Bad networks format: network uuid is not in proper format ({network_id})") from None
+    if not is_uuid_like(network_id):
+        raise ApiFault(400, f"Bad networks format: network uuid is not in proper format ({network_id})")
 
 
 def _volumes(server: dict[str, Any]) -> tuple[RequestedVolume, ...]:

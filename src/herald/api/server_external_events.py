@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 POLICY_RULE = "os_compute_api:os-server-external-events:create"
 
-_CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# NOTE: matched whole (fullmatch): a "$" would also match before a final newline.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _EVENT_KEYS = frozenset({"server_uuid", "name", "status", "tag"})
 _STATUSES = {s.value: s for s in EventStatus}
 
@@ -87,11 +88,11 @@ def _fast_parse(body: object, names: dict[str, EventName]) -> list[IncomingEvent
             return None
         name = names.get(raw_name)
         server_uuid = item.get("server_uuid")
-        if name is None or type(server_uuid) is not str or not _CANONICAL_UUID.match(server_uuid):
+        if name is None or type(server_uuid) is not str or not _CANONICAL_UUID.fullmatch(server_uuid):
             return None
         status = _STATUSES.get(raw_status)
         tag = item.get("tag")
-        if status is None or (tag is not None and (type(tag) is not str or len(tag) > TAG_MAX_LENGTH)):
+        if status is None or (tag is not None and (type(tag) is not str or len(tag) > TAG_MAX_LENGTH or "\x00" in tag)):
             return None
         if "tag" in item and tag is None:
             return None

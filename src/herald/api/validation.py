@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid as uuidlib
 from typing import Any
 
 import jsonschema
@@ -12,6 +11,7 @@ from jsonschema.exceptions import best_match
 
 from herald.api.faults import ApiFault
 from herald.api.microversion import APIVersion
+from herald.domain.uuids import is_uuid_like
 
 FORMAT_CHECKER = jsonschema.FormatChecker()
 
@@ -29,15 +29,9 @@ def is_base64(value: object) -> bool:
 
 
 @FORMAT_CHECKER.checks("uuid")
-def is_uuid_like(value: object) -> bool:
-    """Accept what oslo.utils' is_uuid_like accepts: any spelling ``uuid.UUID`` parses."""
-    if not isinstance(value, str):
-        return True
-    try:
-        uuidlib.UUID(value)
-    except ValueError:
-        return False
-    return True
+def uuid_format(value: object) -> bool:
+    """The ``uuid`` format: a string must be UUID-like; other types are the ``type`` keyword's business."""
+    return not isinstance(value, str) or is_uuid_like(value)
 
 
 class SchemaValidator:

@@ -10,7 +10,8 @@ HeraldError
 │   ├── KeypairNotFound
 │   └── HostNotFound
 ├── Invalid                      (the caller asked for something malformed)
-│   └── ImageRefInvalid
+│   ├── ImageRefInvalid
+│   └── MarkerNotFound           (a listing's marker names nothing listed)
 ├── Conflict                     (the server's state does not allow it)
 │   ├── KeyPairExists
 │   ├── InvalidServerState
@@ -90,6 +91,11 @@ class Invalid(HeraldError):
 
 class ImageRefInvalid(Invalid):
     pass
+
+
+class MarkerNotFound(Invalid):
+    def __init__(self, marker: str) -> None:
+        super().__init__(f"Marker {marker} could not be found.")
 
 
 class Conflict(HeraldError):

@@ -9,6 +9,7 @@ from herald.domain.errors import ServerNotFound
 from herald.domain.messages import AgentMessage
 from herald.domain.model import Server
 from herald.domain.records import ActionEvent, ServerAction
+from herald.domain.uuids import is_uuid_like
 from herald.service.ports import UnitOfWork
 
 
@@ -43,8 +44,10 @@ def load_server(uow: UnitOfWork, caller: Caller, uuid: str, *, for_update: bool 
     Non-admins only see their project's servers; anyone else's is "not found", as Nova's
     project-only database queries make it.
 
-    :raises ServerNotFound: no such server, or not the caller's.
+    :raises ServerNotFound: no such server, or not the caller's; or ``uuid`` is no UUID.
     """
+    if not is_uuid_like(uuid):
+        raise ServerNotFound(uuid)
     server = uow.servers.get(uuid, for_update=for_update)
     if server is None or not visible(caller, server):
         raise ServerNotFound(uuid)

@@ -138,7 +138,12 @@ class EventJournal(Protocol):
         request_id: str | None = None,
         state: str | None = None,
         limit: int = 1000,
-    ) -> list[EventRecord]: ...
+        marker: str | None = None,
+    ) -> list[EventRecord]:
+        """Deliveries matching every filter, newest first, after the event ``marker``; never half an event.
+
+        :raises MarkerNotFound: no event has the id ``marker``.
+        """
 
 
 class PowerObservationRepository(Protocol):

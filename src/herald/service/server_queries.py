@@ -9,6 +9,7 @@ from datetime import datetime
 from herald.domain.errors import ActionNotFound, Invalid, ServerNotFound
 from herald.domain.model import ComputeHost, Server, server_status
 from herald.domain.records import ServerAction
+from herald.domain.uuids import is_uuid_like
 from herald.service import scheduler
 from herald.service.common import Caller, load_server, visible
 from herald.service.ports import UnitOfWork
@@ -153,6 +154,8 @@ def _page(servers: list[Server], limit: int | None, marker: str | None) -> list[
 
 def _server_for_actions(uow: UnitOfWork, caller: Caller, uuid: str, *, include_deleted: bool) -> Server:
     """The server whose actions are read; from 2.21 a deleted one too."""
+    if not is_uuid_like(uuid):
+        raise ServerNotFound(uuid)
     server = uow.servers.get(uuid)
     if server is None and include_deleted:
         # NOTE: the repository port has no "get including deleted"; look in the caller's list.
@@ -181,7 +184,8 @@ def get_action(
     """
     with uow:
         server = _server_for_actions(uow, caller, uuid, include_deleted=include_deleted)
-        action = uow.actions.get(uuid, request_id)
+        # NOTE: no request id holds a NUL, and PostgreSQL refuses to compare text with one.
+        action = None if "\x00" in request_id else uow.actions.get(uuid, request_id)
         if action is None:
             raise ActionNotFound(request_id, uuid)
         return server, action

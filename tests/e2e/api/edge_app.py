@@ -5,6 +5,7 @@ from __future__ import annotations
 from oslo_config import cfg
 from starlette.applications import Starlette
 
+from herald.api.app import starlette_app
 from herald.api.auth import Authenticator, NoAuth2Authenticator
 from herald.api.edge import ApiRequest, ApiResponse, Edge
 from herald.api.faults import ApiFault
@@ -85,4 +86,4 @@ def build_app(
         *edge.routes("/fail", fail, methods=["GET"]),
         *edge.routes("/accepted", accepted, methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers=exception_handlers(edge))
+    return starlette_app(routes, exception_handlers(edge))

@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 from oslo_config import cfg
-from starlette.applications import Starlette
 
 from herald.adapters.bus.memory import InMemoryBus
 from herald.adapters.network.memory import InMemoryNetwork
 from herald.adapters.sql.uow import SqlUnitOfWork
 from herald.adapters.volume.memory import InMemoryVolumes
+from herald.api.app import starlette_app
 from herald.api.auth import NoAuth2Authenticator
 from herald.api.compute import ComputeDeps, compute_routes
 from herald.api.edge import Edge
@@ -167,7 +167,7 @@ async def compute(uow_factory: UowFactory, settings: Settings) -> AsyncIterator[
         settings=settings,
     )
     edge = Edge(settings=settings, authenticator=NoAuth2Authenticator(), policy=PolicyEnforcer(_conf()))
-    app = Starlette(routes=compute_routes(edge, deps), exception_handlers=exception_handlers(edge))  # type: ignore[arg-type]
+    app = starlette_app(compute_routes(edge, deps), exception_handlers(edge))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://compute.test:8774") as client:
         harness = Compute(client, clock, bus, uow_factory, network, volumes, settings)

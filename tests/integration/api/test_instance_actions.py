@@ -82,6 +82,8 @@ async def test_unknown_action(compute: Compute) -> None:
     uuid = await compute.active_server()
     response = await compute.get(f"/v2.1/servers/{uuid}/os-instance-actions/req-nope")
     assert response.json() == {"itemNotFound": {"code": 404, "message": "Action req-nope not found"}}
+    response = await compute.get(f"/v2.1/servers/{uuid}/os-instance-actions/req%00")
+    assert response.json() == {"itemNotFound": {"code": 404, "message": "Action req\x00 not found"}}
 
 
 async def test_deleted_servers_actions_from_2_21(compute: Compute) -> None:

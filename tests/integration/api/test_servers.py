@@ -576,3 +576,27 @@ async def test_user_data_must_be_base64(compute: Compute) -> None:
     response = await compute.client.post("/v2.1/servers", json=body, headers=ALICE)
     assert response.status_code == 400
     assert "is not a 'base64'" in response.json()["badRequest"]["message"]
+
+
+@pytest.mark.parametrize("server_id", ["\x00", "\u0660" * 32, "7e3f8c62-5c4c-4e9e-a0b6-2f0d8b6d8c11\n"])
+async def test_a_server_id_that_is_no_uuid_is_404_on_every_route(compute: Compute, server_id: str) -> None:
+    quoted = server_id.replace("\n", "%0A").replace("\x00", "%00")
+    for method, path, body in (
+        ("GET", f"/v2.1/servers/{quoted}", None),
+        ("DELETE", f"/v2.1/servers/{quoted}", None),
+        ("POST", f"/v2.1/servers/{quoted}/action", {"os-stop": None}),
+        ("GET", f"/v2.1/servers/{quoted}/os-instance-actions", None),
+    ):
+        response = await compute.client.request(method, path, json=body, headers=ADMIN)
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.json()["itemNotFound"]["message"] == f"Instance {server_id} could not be found."
+
+
+@pytest.mark.parametrize("query", ["host=%00", "all_tenants=1&project_id=%00", "name=a%00", "marker=%00"])
+async def test_a_nul_character_in_a_list_filter_is_400(compute: Compute, query: str) -> None:
+    for path in ("/v2.1/servers", "/v2.1/servers/detail"):
+        response = await compute.client.get(f"{path}?{query}", headers=ADMIN)
+        assert response.status_code == 400, response.text
+        assert response.json() == {
+            "badRequest": {"code": 400, "message": "Invalid input received: a query parameter holds a NUL character."}
+        }

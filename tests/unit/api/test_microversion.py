@@ -105,3 +105,19 @@ def test_requested_version_is_raw() -> None:
     assert requested_version(h(("OpenStack-API-Version", "compute  2.5 "))) == "2.5"
     assert requested_version(h(("OpenStack-API-Version", "compute"))) is None
     assert requested_version([]) is None
+
+
+@pytest.mark.parametrize("text", ["2." + "9" * 5000, "9" * 5000 + ".1", "1234567890.1", "2.1234567890"])
+def test_a_version_with_a_huge_number_is_406_not_a_crash(text: str) -> None:
+    for header in (("OpenStack-API-Version", f"compute {text}"), ("X-OpenStack-Nova-API-Version", text)):
+        with pytest.raises(UnsupportedVersion) as info:
+            negotiate(h(header))
+        assert info.value.status == 406
+        assert info.value.message.startswith(f"Version {text} is not supported by the API.")
+
+
+@pytest.mark.parametrize("text", ["2.1\n", "\u0662.1", "2.\u0661"])
+def test_a_version_is_ascii_digits_only(text: str) -> None:
+    with pytest.raises(ApiFault) as info:
+        APIVersion.parse(text)
+    assert info.value.status == 400

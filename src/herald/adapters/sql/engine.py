@@ -8,6 +8,8 @@ locked" when a reader later tries to upgrade its lock.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,16 @@ def is_sqlite_memory(url: URL) -> bool:
 READ_ONLY_OPTION = "herald_read_only"
 
 
+def create_private_file(path: Path) -> None:
+    """Create the database file (and its directory) readable by its owner only, unless it exists.
+
+    SQLite gives its -wal and -shm files the database file's permissions, so they are private too.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _sqlite_engine(url: URL, synchronous: str, manual_checkpoints: bool) -> Engine:
     if synchronous not in SQLITE_SYNCHRONOUS_MODES:
         raise ValueError(f"sqlite_synchronous must be one of {SQLITE_SYNCHRONOUS_MODES}, not {synchronous!r}")
@@ -65,7 +77,7 @@ def _sqlite_engine(url: URL, synchronous: str, manual_checkpoints: bool) -> Engi
         engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
     else:
         if not (url.database or "").startswith("file:"):
-            Path(url.database or "").expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(url.database or "").expanduser().resolve())
         engine = create_engine(url, connect_args=connect_args)
 
     def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

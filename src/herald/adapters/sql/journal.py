@@ -13,12 +13,14 @@ from sqlalchemy import (
     RowMapping,
     Select,
     bindparam,
+    func,
     select,
 )
 
 from herald.adapters.sql.driver_sql import executemany, fetchall, placeholders, timestamp
 from herald.adapters.sql.servers import MAX_IN_LIST
 from herald.adapters.sql.tables import external_events
+from herald.domain.errors import MarkerNotFound
 from herald.domain.events import DeliveryState
 from herald.domain.records import EventEnvelope, EventRecord
 
@@ -218,13 +220,34 @@ class SqlEventJournal:
         request_id: str | None = None,
         state: str | None = None,
         limit: int = 1000,
+        marker: str | None = None,
     ) -> list[EventRecord]:
-        """:returns: deliveries matching every given filter, in the order they were recorded."""
-        stmt = select(_ev).order_by(_ev.c.id).limit(limit)
+        """Deliveries matching every given filter, newest first, after the event ``marker``.
+
+        A page never splits an event: when its last event went to several hosts, the rows of
+        the other hosts come with it (an event's rows have adjacent ids, reserved together).
+
+        :raises MarkerNotFound: no event has the id ``marker``.
+        """
+        stmt = select(_ev)
         if server_uuid is not None:
             stmt = stmt.where(_ev.c.server_uuid == server_uuid)
         if request_id is not None:
             stmt = stmt.where(_ev.c.request_id == request_id)
         if state is not None:
             stmt = stmt.where(_ev.c.state == state)
-        return [_record(row) for row in self._conn.execute(stmt).mappings()]
+        newest_first = stmt.order_by(_ev.c.id.desc())
+        page = newest_first if marker is None else newest_first.where(_ev.c.id < self._first_row(marker))
+        rows = list(self._conn.execute(page.limit(limit)).mappings())
+        if rows and len(rows) == limit:
+            last = rows[-1]
+            rows.extend(
+                self._conn.execute(newest_first.where(_ev.c.uuid == last["uuid"], _ev.c.id < last["id"])).mappings()
+            )
+        return [_record(row) for row in rows]
+
+    def _first_row(self, event_uuid: str) -> int:
+        first: int | None = self._conn.execute(select(func.min(_ev.c.id)).where(_ev.c.uuid == event_uuid)).scalar()
+        if first is None:
+            raise MarkerNotFound(event_uuid)
+        return first

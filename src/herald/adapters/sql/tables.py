@@ -179,3 +179,12 @@ power_observations = Table(
     Column("first_seen_at", DateTime, nullable=False),
     Index("ix_power_observations_host", "host"),
 )
+
+# The fake virt driver's machines, per compute host: what its "hypervisor" keeps across restarts.
+fake_machines = Table(
+    "fake_machines",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("server_uuid", String(36), primary_key=True),
+    Column("power_state", Integer, nullable=False),
+)

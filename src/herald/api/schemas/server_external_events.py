@@ -13,6 +13,8 @@ from herald.api.microversion import APIVersion
 from herald.domain.events import SCHEMA_VERSIONS, EventStatus, names_for_version
 
 TAG_MAX_LENGTH = 255
+# NOTE: stricter than Nova: a tag is stored, and PostgreSQL cannot store a NUL character.
+TAG_PATTERN = "^[^\\x00]*$"
 
 create: dict[str, Any] = {
     "type": "object",
@@ -26,7 +28,7 @@ create: dict[str, Any] = {
                     "server_uuid": {"type": "string", "format": "uuid"},
                     "name": {"type": "string", "enum": names_for_version((2, 0))},
                     "status": {"type": "string", "enum": [s.value for s in EventStatus]},
-                    "tag": {"type": "string", "maxLength": TAG_MAX_LENGTH},
+                    "tag": {"type": "string", "maxLength": TAG_MAX_LENGTH, "pattern": TAG_PATTERN},
                 },
                 "required": ["server_uuid", "name"],
                 "additionalProperties": False,

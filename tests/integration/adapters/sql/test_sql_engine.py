@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from pathlib import Path
 
@@ -28,6 +30,23 @@ def test_sqlite_file_pragmas_and_parent_directories(tmp_path: Path) -> None:
         assert path.exists()
     finally:
         engine.dispose()
+
+
+def test_sqlite_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    old_umask = os.umask(0o022)  # the usual umask: files would be world-readable
+    try:
+        path = tmp_path / "herald.sqlite"
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+            files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+            assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
+        finally:
+            engine.dispose()
+    finally:
+        os.umask(old_umask)
 
 
 def test_sqlite_synchronous_defaults_to_full(tmp_path: Path) -> None:

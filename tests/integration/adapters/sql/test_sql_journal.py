@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import exc
 
 from herald.adapters.sql.uow import SqlUnitOfWork
+from herald.domain.errors import MarkerNotFound
 from herald.domain.events import DeliveryState
 from herald.domain.records import EventEnvelope, EventRecord
 
@@ -91,10 +92,23 @@ def test_record_and_query_round_trip(uow_factory: UowFactory) -> None:
     _record_all(uow_factory, *records)
     _record_all(uow_factory)
     with uow_factory() as uow:
-        assert uow.events.query() == records
+        assert uow.events.query() == records[::-1]
         assert uow.events.query(request_id="req-2") == [records[2]]
         assert uow.events.query(server_uuid="s2") == []
-        assert uow.events.query(state=ACCEPTED, limit=2) == records[:2]
+        assert uow.events.query(state=ACCEPTED, limit=1) == [records[2]]
+
+
+def test_pages_are_newest_first_after_the_marker_and_never_split_an_event(uow_factory: UowFactory) -> None:
+    records = [_record("e1", "c1"), _record("e1", "c2"), _record("e2", "c1"), _record("e3", "c1")]
+    _record_all(uow_factory, *records)
+    with uow_factory() as uow:
+        assert uow.events.query(limit=2) == [records[3], records[2]]
+        # e1 went to two hosts: a page ending in it holds both of its rows.
+        assert uow.events.query(limit=1, marker="e2") == [records[1], records[0]]
+        assert uow.events.query(limit=2, marker="e3") == [records[2], records[1], records[0]]
+        assert uow.events.query(marker="e1") == []
+        with pytest.raises(MarkerNotFound):
+            uow.events.query(marker="e9")
 
 
 def test_recording_a_row_id_twice_fails(uow_factory: UowFactory) -> None:
