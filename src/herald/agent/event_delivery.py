@@ -174,7 +174,7 @@ class Prepare:
             return EffectItem(event, handler.prepare(self._backends, event, server), None, last_attempt)
         except Exception as exc:
             logger.exception("Event %s for instance %s failed", event.name, event.server_uuid)
-            return EffectItem(event, None, f"{type(exc).__name__}: {exc}", last_attempt)
+            return EffectItem(event, None, failure_text(exc), last_attempt)
 
 
 class EventDelivery:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from herald.agent.context import ServerLocks
+from herald.agent.failure_text import failure_text
 from herald.domain.events import EventName
 from herald.domain.messages import StopServer
 from herald.domain.model import Server, TaskState
@@ -282,8 +283,9 @@ class PowerSync:
         count = self._failures.get(server_uuid, 0) + 1
         self._failures[server_uuid] = count
         if count == self._max_failures:
-            message = f"Power state sync failed {count} times in a row: {exc}"
-            logger.error("Instance %s: %s", server_uuid, message)
+            # NOTE: the fault is shown to users: the detail of an unexpected error stays in the log.
+            message = f"Power state sync failed {count} times in a row: {failure_text(exc)}"
+            logger.error("Instance %s: %s (%s)", server_uuid, message, exc)
             await self._writer.submit(self._record_failure, (server_uuid, message))
 
     async def run(self, interval: float) -> None:
