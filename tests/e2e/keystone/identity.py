@@ -43,14 +43,13 @@ class Keystone:
     url: str
     password: str
 
-    def session(self, user: User) -> session.Session:
+    def session(self, user: User, *, system_scope: bool = False) -> session.Session:
+        """A session of ``user``, scoped to its project, or to the system (only ``User.ADMIN`` has a system role)."""
+        scope = {"project_name": user.project, "project_domain_id": "default"}
+        if system_scope:
+            scope = {"system_scope": "all"}
         auth = v3.Password(
-            auth_url=self.url,
-            username=user.username,
-            password=self.password,
-            project_name=user.project,
-            user_domain_id="default",
-            project_domain_id="default",
+            auth_url=self.url, username=user.username, password=self.password, user_domain_id="default", **scope
         )
         return session.Session(auth=auth)
 

@@ -172,6 +172,18 @@ def test_actions_and_delete_follow_novas_default_policy(api: Api) -> None:
     wait_until(lambda: api.call(MEMBER, "GET", f"/servers/{server_id}").status_code == 404)
 
 
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/os-server-external-events"), ("GET", "/servers"), ("GET", "/os-services")]
+)
+def test_a_system_scoped_admin_token_is_refused(
+    api: Api, keystone: Keystone, server: dict[str, str], method: str, path: str
+) -> None:
+    token = keystone.session(ADMIN, system_scope=True).get_token()
+    body = {"events": [{"name": "network-changed", "server_uuid": server["server"]}]} if method == "POST" else None
+    reply = api.http.request(method, path, json=body, headers={"X-Auth-Token": token})
+    assert reply.status_code == 403, reply.text
+
+
 AUTHENTICATED = [
     ("POST", "/os-server-external-events"),
     ("GET", "/os-server-external-events"),
