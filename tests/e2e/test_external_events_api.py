@@ -259,8 +259,21 @@ async def test_invalid_body_from_unauthorized_caller_is_400(herald: Herald) -> N
     assert resp.status_code == 400
 
 
-async def test_no_token_is_401(herald: Herald) -> None:
-    resp = await herald.client.post(PATH, json={"events": []})
+async def test_without_a_token_noauth2_answers_as_nova(herald: Herald) -> None:
+    server = await herald.create_server()
+    event = {"name": "network-changed", "server_uuid": server}
+    resp = await herald.client.post(PATH, json={"events": [event]}, headers={"X-Auth-Project-Id": "p1"})
+    assert (resp.status_code, resp.content) == (204, b"")
+    assert resp.headers["x-auth-token"] == "admin:p1"
+    assert resp.headers["x-server-management-url"] == f"http://herald.test{PATH}/p1"
+    assert resp.headers["content-type"] == "text/plain; charset=UTF-8"
+    assert resp.headers["x-compute-request-id"].startswith("req-")
+    records = await herald.client.get(f"{PATH}?server_uuid={server}", headers={"X-Auth-Token": "admin:admin"})
+    assert records.json()["events"] == []
+
+
+async def test_an_empty_token_is_401(herald: Herald) -> None:
+    resp = await herald.client.post(PATH, json={"events": []}, headers={"X-Auth-Token": ""})
     assert resp.status_code == 401
     assert resp.json()["unauthorized"]["code"] == 401
 

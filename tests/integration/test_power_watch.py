@@ -30,18 +30,11 @@ from herald.power_watch import (
     compute_api_adapter,
 )
 from tests.e2e.stack.process import HeraldProcess
+from tests.e2e.stack.process import wait_until as _until
 from tests.redfish_emulator import RedfishEmulator
 
 IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
 ADMIN = {"X-Auth-Token": "admin:admin", "OpenStack-API-Version": "compute 2.76"}
-
-
-def _until(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.1)
 
 
 @pytest.fixture

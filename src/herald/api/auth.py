@@ -18,11 +18,14 @@ from starlette.types import Scope
 
 from herald.api.context import RequestContext
 from herald.api.faults import ApiFault
+from herald.api.request import application_url
 from herald.config import Settings
 
 Headers = list[tuple[bytes, bytes]]
 # user_id, project_id, roles, system_scope, token
 _Identity = tuple[str, str | None, frozenset[str], str | None, str]
+
+_NOAUTH2_HEADERS = frozenset({b"x-auth-token", b"x-roles", b"x-system-scope", b"x-auth-user", b"x-auth-project-id"})
 
 UNAUTHORIZED_MESSAGE = "The request you have made requires authentication."
 
@@ -53,12 +56,33 @@ def _split_list(value: bytes) -> frozenset[str]:
     return frozenset(part.strip() for part in value.decode("latin-1").split(",") if part.strip())
 
 
+def noauth2_token_reply(scope: Scope, user: bytes | None, project: bytes | None) -> ApiFault:
+    """Nova's noauth2 answer to a request without ``X-Auth-Token``: 204 and a token to use.
+
+    The token is ``X-Auth-User:X-Auth-Project-Id`` (each ``admin`` when not sent), and
+    ``X-Server-Management-Url`` is the request's URL followed by that project.
+    """
+    user_id = user.decode("latin-1") if user is not None else "admin"
+    project_id = project.decode("latin-1") if project is not None else "admin"
+    url = application_url(scope) + scope.get("path", "")
+    query = scope.get("query_string", b"")
+    if query:
+        url += "?" + query.decode("latin-1")
+    headers = [
+        (b"x-auth-token", f"{user_id}:{project_id}".encode("latin-1")),
+        (b"x-server-management-url", f"{url.rstrip('/')}/{project_id}".encode("latin-1")),
+    ]
+    return ApiFault(204, "", headers, body=b"", content_type=b"text/plain; charset=UTF-8")
+
+
 class NoAuth2Authenticator:
     """Nova's ``noauth2``: trust ``X-Auth-Token: user[:project]`` (testing only).
 
     The user ``admin`` gets the roles admin, member and reader; anyone else member and reader.
     ``X-Roles`` (comma-separated), when sent, replaces those roles, and ``X-System-Scope``
-    makes the token system-scoped, so tests can act as any persona.
+    makes the token system-scoped, so tests can act as any persona. A request without
+    ``X-Auth-Token`` is answered as Nova's noauth2 does (:func:`noauth2_token_reply`); an
+    empty token is a 401.
     """
 
     ADMIN_ROLES = frozenset({"admin", "member", "reader"})
@@ -70,18 +94,14 @@ class NoAuth2Authenticator:
         self._identities: dict[tuple[bytes, bytes | None, bytes | None], _Identity] = {}
 
     async def authenticate(self, scope: Scope, request_id: str) -> RequestContext:
-        token: bytes | None = None
-        roles: bytes | None = None
-        system_scope: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"x-auth-token":
-                token = value
-            elif name == b"x-roles":
-                roles = value
-            elif name == b"x-system-scope":
-                system_scope = value
+        found = {name: value for name, value in scope["headers"] if name in _NOAUTH2_HEADERS}
+        token = found.get(b"x-auth-token")
+        if token is None:
+            raise noauth2_token_reply(scope, found.get(b"x-auth-user"), found.get(b"x-auth-project-id"))
         if not token:
             raise unauthorized()
+        roles = found.get(b"x-roles")
+        system_scope = found.get(b"x-system-scope")
         key = (token, roles, system_scope)
         identity = self._identities.get(key)
         if identity is None:

@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from herald.api.auth import Authenticator
 from herald.api.context import RequestContext
 from herald.api.errors import fault_for
-from herald.api.faults import FAULT_CONTENT_TYPE, ApiFault
+from herald.api.faults import ApiFault
 from herald.api.microversion import (
     DEFAULT_VERSION,
     LEGACY_V2_VERSION,
@@ -138,7 +138,7 @@ class Edge:
         self, scope: Scope, send: Send, fault: ApiFault, request_id: bytes, version: APIVersion | None
     ) -> None:
         """Answer a fault; once the version is known the version headers go with it (like Nova)."""
-        headers = [(b"content-type", FAULT_CONTENT_TYPE)]
+        headers = [(b"content-type", fault.content_type)]
         if version is not None:
             headers.extend(self._versioned_headers[version])
         headers.extend(fault.headers)

@@ -45,15 +45,29 @@ class ApiFault(Exception):
     :param status: the HTTP status code.
     :param message: the fault's ``message``.
     :param headers: extra response headers (lower-case byte names), e.g. ``www-authenticate``.
+    :param body: the body to answer instead of Nova's fault (the one a middleware in front of Nova gives).
+    :param content_type: the body's content type.
     """
 
-    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        *,
+        body: bytes | None = None,
+        content_type: bytes = FAULT_CONTENT_TYPE,
+    ) -> None:
         super().__init__(status, message)
         self.status = status
         self.message = message
         self.headers = headers or []
+        self.content_type = content_type
+        self._body = body
 
     def body(self) -> bytes:
+        if self._body is not None:
+            return self._body
         retry_after = next((v.decode("latin-1") for k, v in self.headers if k == b"retry-after"), None)
         return fault_body(self.status, self.message, retry_after)
 

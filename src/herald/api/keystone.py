@@ -5,7 +5,8 @@ builds a minimal WSGI environ from the ASGI scope and runs the middleware in a w
 thread in front of a tiny WSGI app that captures the environ it was handed. The identity
 headers the middleware set there (``X-Identity-Status``, ``X-User-Id``, ``X-Project-Id``,
 ``X-Roles``, ``X-Service-Roles``, ``OpenStack-System-Scope``, ``X-Domain-Id``...) become
-the :class:`RequestContext`. The middleware's own 401 becomes Nova's JSON 401 fault.
+the :class:`RequestContext`. The middleware's own 401 is answered as it is, as Nova does:
+``{"error": {"code": 401, "title": "Unauthorized", "message": ...}}`` (not Nova's fault format).
 Options come from ``[keystone_authtoken]`` of the ConfigOpts handed in.
 """
 
@@ -19,18 +20,22 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import anyio.to_thread
+import orjson
 from keystonemiddleware import auth_token
 from oslo_config import cfg
 from starlette.types import Scope
 
-from herald.api.auth import unauthorized
+from herald.api.auth import UNAUTHORIZED_MESSAGE
 from herald.api.context import RequestContext
+from herald.api.faults import ApiFault
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 
 _CAPTURED = "herald.captured"
 _EMPTY_INPUT = b""
+# auth_token's 401 body, for a request it let through that still failed.
+_UNAUTHORIZED_BODY = orjson.dumps({"error": {"code": 401, "title": "Unauthorized", "message": UNAUTHORIZED_MESSAGE}})
 
 
 def _captured_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -151,14 +156,14 @@ class KeystoneAuthenticator:
                     return dataclasses.replace(cached[1], request_id=request_id)
                 del self._identities[key]
         environ = wsgi_environ(scope)
-        status, headers = await anyio.to_thread.run_sync(self._validate, environ)
+        status, headers, body = await anyio.to_thread.run_sync(self._validate, environ)
         if not environ.get(_CAPTURED) or environ.get("HTTP_X_IDENTITY_STATUS") != "Confirmed":
             challenge = [
                 (b"www-authenticate", v.encode("latin-1")) for k, v in headers if k.lower() == "www-authenticate"
             ]
-            raise unauthorized(challenge)
+            raise _unauthorized(body if status[:3] == "401" and body else _UNAUTHORIZED_BODY, challenge)
         if status[:3] != "200":  # the middleware let the request through yet failed it: treat as 401
-            raise unauthorized()
+            raise _unauthorized(_UNAUTHORIZED_BODY)
         context = context_from_environ(environ, request_id)
         if key is not None and self._ttl > 0:
             self._remember(key, context, _expiry(environ))
@@ -172,19 +177,24 @@ class KeystoneAuthenticator:
             self._identities.clear()
         self._identities[key] = (deadline, context)
 
-    def _validate(self, environ: Environ) -> tuple[str, list[tuple[str, str]]]:
+    def _validate(self, environ: Environ) -> tuple[str, list[tuple[str, str]], bytes]:
         reply: list[Any] = ["500 Internal Server Error", []]
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:
             reply[0], reply[1] = status, headers
 
         body = self._middleware(environ, start_response)
-        for _chunk in body:  # drain (and close) the middleware's reply
-            pass
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
-        return reply[0], reply[1]
+        try:
+            content = b"".join(body)
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        return reply[0], reply[1], content
+
+
+def _unauthorized(body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> ApiFault:
+    return ApiFault(401, UNAUTHORIZED_MESSAGE, headers, body=body)
 
 
 def _token_key(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None] | None:

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from starlette.types import ExceptionHandler
 
 from herald.api.edge import ApiRequest, ApiResponse, Edge, new_request_id
-from herald.api.faults import FAULT_CONTENT_TYPE, ApiFault
+from herald.api.faults import ApiFault
 from herald.api.microversion import MAX_VERSION, MIN_VERSION
 from herald.api.request import application_url, apply_link_prefix
 
@@ -161,4 +161,4 @@ async def fallback_response(edge: Edge, request: Request, status: int, extra: di
         raise ApiFault(404, "The resource could not be found.")
     except ApiFault as fault:
         headers.update((k.decode("latin-1"), v.decode("latin-1")) for k, v in fault.headers)
-        return Response(fault.body(), fault.status, headers, FAULT_CONTENT_TYPE.decode("latin-1"))
+        return Response(fault.body(), fault.status, headers, fault.content_type.decode("latin-1"))

@@ -114,6 +114,10 @@ async def test_keystone_bad_token_is_401(
     client, _ = keystone_client
     r = await client.post(URL, json={"events": []}, headers=headers)
     assert r.status_code == 401
-    assert r.json() == {"unauthorized": {"code": 401, "message": "The request you have made requires authentication."}}
+    # As Nova: keystonemiddleware's own body, not Nova's fault format.
+    assert r.json() == {
+        "error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}
+    }
+    assert r.headers["content-type"] == "application/json; charset=UTF-8"
     assert r.headers["www-authenticate"] == 'Keystone uri="https://keystone.example.com"'
     assert r.headers["x-openstack-request-id"].startswith("req-")

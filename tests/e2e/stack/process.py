@@ -13,14 +13,13 @@ from pathlib import Path
 import httpx
 
 
-def until(check: Callable[[], bool], timeout: float = 30.0) -> None:
+def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
     """Poll ``check`` until it holds; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.1)
 
 
 def free_port() -> int:
@@ -34,6 +33,8 @@ class HeraldProcess:
     """``herald serve`` on a free loopback port; its log goes to ``log_path``.
 
     :param config_file: a herald.conf to read first (the command-line flags still win).
+
+    As a context manager it waits until the process answers, and stops it on the way out.
     """
 
     def __init__(
@@ -64,6 +65,17 @@ class HeraldProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"herald serve did not answer in {timeout} s: {self.log_path.read_text()}")
+
+    def __enter__(self) -> HeraldProcess:
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         self.process.terminate()

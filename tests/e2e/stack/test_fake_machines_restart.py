@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.stack.process import HeraldProcess, until
+from tests.e2e.stack.process import HeraldProcess, wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -37,11 +37,11 @@ def test_power_states_survive_kill_9(db_url: str, tmp_path: Path) -> None:
         resp = httpx.post(f"{first.url}/v2.1/servers", json={"server": server}, headers=HEADERS)
         assert resp.status_code == 202, resp.text
         server_id: str = resp.json()["server"]["id"]
-        until(lambda: _server(first, server_id)["status"] == "ACTIVE")
+        wait_until(lambda: _server(first, server_id)["status"] == "ACTIVE")
         # Said to be off while the machine still runs: the next power sync powers the machine off.
         _power_update(first, server_id, "POWER_OFF")
-        until(lambda: "has a pending power state change" in first.log_path.read_text())
-        until(lambda: _server(first, server_id)["OS-EXT-STS:task_state"] is None)
+        wait_until(lambda: "has a pending power state change" in first.log_path.read_text())
+        wait_until(lambda: _server(first, server_id)["OS-EXT-STS:task_state"] is None)
     finally:
         first.process.kill()
         first.stop()
@@ -52,8 +52,8 @@ def test_power_states_survive_kill_9(db_url: str, tmp_path: Path) -> None:
         # Said to be on while the machine is off: the sync stops the server again, and its power
         # state is the machine's (4), not NOSTATE (0) as when the restart had forgotten the machine.
         _power_update(second, server_id, "POWER_ON")
-        until(lambda: "record 1, driver" in second.log_path.read_text())
-        until(lambda: _server(second, server_id)["status"] == "SHUTOFF")
+        wait_until(lambda: "record 1, driver" in second.log_path.read_text())
+        wait_until(lambda: _server(second, server_id)["status"] == "SHUTOFF")
         assert _server(second, server_id)["OS-EXT-STS:power_state"] == 4
         assert "record 1, driver 4" in second.log_path.read_text()
     finally:

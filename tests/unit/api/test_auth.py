@@ -50,10 +50,25 @@ async def test_system_scope_header_makes_a_system_scoped_token() -> None:
     assert (ctx.system_scope, ctx.project_id) == ("all", None)
 
 
-@pytest.mark.parametrize("headers", [{}, {"x_auth_token": ""}])
-async def test_missing_token_is_401(headers: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("headers", "token", "url"),
+    [
+        ({}, b"admin:admin", b"http://compute.test/v2.1/servers/admin"),
+        ({"x_auth_user": "bob", "x_auth_project_id": "p1"}, b"bob:p1", b"http://compute.test/v2.1/servers/p1"),
+    ],
+)
+async def test_without_a_token_header_noauth2_hands_out_a_token_as_nova(
+    headers: dict[str, str], token: bytes, url: bytes
+) -> None:
     with pytest.raises(ApiFault) as info:
-        await NoAuth2Authenticator().authenticate(scope(**headers), "r")
+        await NoAuth2Authenticator().authenticate(scope(host="compute.test", **headers), "r")
+    assert (info.value.status, info.value.body(), info.value.content_type) == (204, b"", b"text/plain; charset=UTF-8")
+    assert info.value.headers == [(b"x-auth-token", token), (b"x-server-management-url", url)]
+
+
+async def test_empty_token_is_401() -> None:
+    with pytest.raises(ApiFault) as info:
+        await NoAuth2Authenticator().authenticate(scope(x_auth_token=""), "r")
     assert info.value.status == 401
     assert info.value.body() == (
         b'{"unauthorized":{"code":401,"message":"The request you have made requires authentication."}}'

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import time
 from collections.abc import Iterator
 
@@ -103,6 +104,9 @@ async def test_invalid_or_missing_token_is_novas_401(
     assert info.value.status == 401
     assert info.value.message == "The request you have made requires authentication."
     assert info.value.headers == [(b"www-authenticate", f'Keystone uri="{KEYSTONE}"'.encode())]
+    assert json.loads(info.value.body()) == {
+        "error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}
+    }
 
 
 def test_wsgi_environ_from_scope() -> None:
