@@ -13,7 +13,7 @@ from keystoneauth1 import adapter, session
 from keystoneauth1.token_endpoint import Token
 from novaclient import client as nova_client
 
-from tests.e2e.stack.process import HeraldProcess, until
+from tests.e2e.stack.process import HeraldProcess, wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -26,7 +26,7 @@ def _session(process: HeraldProcess, token: str = "admin:admin") -> session.Sess
 
 def _boot(nova: Any, name: str = "vm") -> Any:
     server = nova.servers.create(name, IMAGE, "1", nics="none")
-    until(lambda: nova.servers.get(server.id).status == "ACTIVE")
+    wait_until(lambda: nova.servers.get(server.id).status == "ACTIVE")
     return nova.servers.get(server.id)
 
 
@@ -53,21 +53,21 @@ def test_novaclient_servers_and_events(herald_process: HeraldProcess) -> None:
         [{"name": "power-update", "server_uuid": server.id, "tag": "POWER_OFF"}]
     )
     assert replies[0]["code"] == 200
-    until(lambda: nova.servers.get(server.id).status == "SHUTOFF")
+    wait_until(lambda: nova.servers.get(server.id).status == "SHUTOFF")
     assert getattr(nova.servers.get(server.id), "OS-EXT-STS:power_state") == 4
     actions = nova.instance_action.list(server.id)
     assert sorted(a.action for a in actions) == ["create", "stop"]
 
     nova.servers.start(server.id)
-    until(lambda: nova.servers.get(server.id).status == "ACTIVE")
+    wait_until(lambda: nova.servers.get(server.id).status == "ACTIVE")
     nova.servers.shelve(server.id)
-    until(lambda: nova.servers.get(server.id).status == "SHELVED_OFFLOADED")
+    wait_until(lambda: nova.servers.get(server.id).status == "SHELVED_OFFLOADED")
     replies = nova.server_external_events.create([{"name": "network-changed", "server_uuid": server.id}])
     assert replies[0]["code"] == 422
     nova.servers.unshelve(server.id)
-    until(lambda: nova.servers.get(server.id).status == "ACTIVE")
+    wait_until(lambda: nova.servers.get(server.id).status == "ACTIVE")
     nova.servers.delete(server.id)
-    until(lambda: nova.servers.list() == [])
+    wait_until(lambda: nova.servers.list() == [])
 
 
 def test_keystoneauth_raw_posts_as_ironic_and_cinder_send_them(herald_process: HeraldProcess) -> None:
@@ -100,6 +100,6 @@ def test_keystoneauth_raw_posts_as_ironic_and_cinder_send_them(herald_process: H
     assert resp.status_code == 403
     assert "forbidden" in resp.json()
 
-    until(lambda: nova.servers.get(server.id).status == "SHUTOFF")
+    wait_until(lambda: nova.servers.get(server.id).status == "SHUTOFF")
     records = compute.get("/os-server-external-events", params={"server_uuid": server.id}).json()["events"]
     assert {(r["name"], r["state"]) for r in records} >= {("power-update", "handled")}
