@@ -39,7 +39,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from herald.adapters.bus.codec import CONTENT_TYPE, CodecError, decode, encode
 from herald.adapters.bus.transport_url import Broker, RabbitTransport, TlsOptions, ssl_context
-from herald.domain.errors import HeraldError
+from herald.domain.errors import BusUnavailable
 from herald.domain.messages import DeliverEvents
 from herald.service.ports import MessageHandler
 
@@ -49,10 +49,6 @@ QUEUE_PREFIX = "herald.compute."
 DEAD_LETTER_QUEUE = "herald.dead-letters"
 NACK_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 QUEUE_SETTLE_DELAY = 0.3
-
-
-class BusUnavailable(HeraldError):
-    """The broker could not take a message (unreachable, or it did not confirm)."""
 
 
 def queue_name(host: str) -> str:

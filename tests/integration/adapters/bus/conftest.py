@@ -6,12 +6,12 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 
-import aio_pika
 import pytest
 
 from herald.adapters.bus.memory import InMemoryBus
-from herald.adapters.bus.rabbit import RabbitBus, queue_name
+from herald.adapters.bus.rabbit import RabbitBus
 from herald.adapters.bus.transport_url import parse_rabbit_url
+from tests.amqp import delete_queues
 
 BusFactory = Callable[[], InMemoryBus | RabbitBus]
 
@@ -41,14 +41,6 @@ def rabbit_bus(url: str, **options: float | int) -> RabbitBus:
 def new_host() -> str:
     """A fresh host name (each test has its own queues on the shared node)."""
     return f"test-{uuid.uuid4().hex[:12]}"
-
-
-async def delete_queues(url: str, hosts: list[str]) -> None:
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        for host in hosts:
-            await channel.queue_delete(queue_name(host))
 
 
 @pytest.fixture(params=["memory", "rabbit"])

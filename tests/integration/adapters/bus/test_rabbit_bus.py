@@ -10,10 +10,12 @@ from urllib.parse import urlsplit
 import aio_pika
 import pytest
 
-from herald.adapters.bus.rabbit import BusUnavailable, RabbitBus, queue_name
+from herald.adapters.bus.rabbit import RabbitBus, queue_name
+from herald.domain.errors import BusUnavailable
 from herald.domain.messages import DeliverEvents, StopServer
 from herald.domain.records import EventEnvelope
-from tests.integration.adapters.bus.conftest import Recorder, delete_queues, new_host, rabbit_bus, until
+from tests.amqp import delete_queues
+from tests.integration.adapters.bus.conftest import Recorder, new_host, rabbit_bus, until
 
 SERVER = "0f8e2a51-5c1b-4f0e-9b76-3d2c1a0b9e8f"
 SECRET = "hunter2-not-in-logs"
