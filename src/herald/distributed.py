@@ -19,8 +19,7 @@ from oslo_config import cfg
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
-from herald.adapters.sql.engine import make_engine
-from herald.adapters.sql.schema_version import is_current
+from herald.adapters.sql.schema_version import url_is_current
 from herald.config import Settings, load_settings, new_conf
 
 logger = logging.getLogger(__name__)
@@ -37,12 +36,7 @@ class SchemaNotCurrent(SystemExit):
 
 def require_schema(url: str) -> None:
     """:raises SchemaNotCurrent: the database is not at this version's schema (run ``herald db upgrade``)."""
-    engine = make_engine(url)
-    try:
-        current = is_current(engine)
-    finally:
-        engine.dispose()
-    if not current:
+    if not url_is_current(url):
         shown = make_url(url).render_as_string(hide_password=True)
         raise SchemaNotCurrent(f"The database {shown} is not at this Herald's schema: run `herald db upgrade` first")
 
