@@ -36,7 +36,8 @@ class Broker:
     @property
     def display(self) -> str:
         """Where it is, for logs and errors: never the password."""
-        return f"{self.username}@{self.host}:{self.port}/{self.virtual_host}"
+        vhost = "" if self.virtual_host == "/" else self.virtual_host
+        return f"{self.username}@{self.host}:{self.port}/{vhost}"
 
 
 @dataclass(frozen=True, slots=True)
