@@ -4,6 +4,7 @@ and one ``herald agent`` per host, on PostgreSQL and RabbitMQ."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,12 +22,14 @@ IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
 HERALD = Path(sys.executable).with_name("herald")
 
 
-def write_config(path: Path, *, database_url: str, transport_url: str) -> Path:
-    """The herald.conf of the recipe (noauth2 on loopback, fast heartbeats and relay passes)."""
+def write_config(path: Path, *, database_url: str, transport_url: str, default: str = "") -> Path:
+    """The herald.conf of the recipe (noauth2 on loopback, fast heartbeats and relay passes), with
+    ``default`` added to its [DEFAULT] section."""
     path.write_text(
         "[DEFAULT]\n"
         f"transport_url = {transport_url}\n"
         "report_interval = 1\n"
+        f"{default}"
         "[database]\n"
         f"connection = {database_url}\n"
         "[api]\n"
@@ -69,9 +72,13 @@ class Command:
 class Cluster:
     """Two API workers and an agent per host, started as the README says."""
 
-    def __init__(self, tmp_path: Path, *, database_url: str, transport_url: str, hosts: int = 3) -> None:
+    def __init__(
+        self, tmp_path: Path, *, database_url: str, transport_url: str, hosts: int = 3, default: str = ""
+    ) -> None:
         self.tmp_path = tmp_path
-        self.config = write_config(tmp_path / "herald.conf", database_url=database_url, transport_url=transport_url)
+        self.config = write_config(
+            tmp_path / "herald.conf", database_url=database_url, transport_url=transport_url, default=default
+        )
         # NOTE: host names of their own: the RabbitMQ node (and its queues) is shared by test runs.
         prefix = f"c{uuid.uuid4().hex[:6]}"
         self.hosts = [f"{prefix}-compute-{n}" for n in range(1, hosts + 1)]
@@ -110,6 +117,11 @@ class Cluster:
     def stop(self) -> None:
         for command in [*self.agents.values(), *([self.api] if self.api else [])]:
             command.stop()
+
+    def api_workers(self) -> list[int]:
+        """Pids of the API worker processes started so far (uvicorn logs each)."""
+        text = (self.tmp_path / "api.log").read_text()
+        return [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", text)]
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.tmp_path.glob("*.log")))
@@ -159,3 +171,63 @@ class Cluster:
     def records(self, server_id: str) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = self.get(f"/os-server-external-events?server_uuid={server_id}")["events"]
         return records
+
+
+# -- power-update streams and what must hold after them ------------------------------------------
+
+Sent = dict[str, list[tuple[str, str]]]  # server -> [(request id, tag)] in the order accepted
+
+
+def boot_servers(cluster: Cluster, per_host: int) -> list[str]:
+    """``per_host`` ACTIVE servers on each of the cluster's hosts."""
+    servers = [cluster.create_server(f"vm-{host}-{n}", host) for host in cluster.hosts for n in range(per_host)]
+    cluster.wait_until(lambda: all(cluster.server(s)["status"] == "ACTIVE" for s in servers), what="servers ACTIVE")
+    assert {cluster.server(s)["OS-EXT-SRV-ATTR:host"] for s in servers} == set(cluster.hosts)
+    return servers
+
+
+def send_rounds(cluster: Cluster, servers: list[str], rounds: range, sent: Sent) -> None:
+    """One power-update per server per round, POWER_OFF on even rounds, POWER_ON on odd ones: each one
+    is a real transition if, and only if, the events of a server are applied in order."""
+    for n in rounds:
+        tag = "POWER_OFF" if n % 2 == 0 else "POWER_ON"
+        for server_id in servers:
+            body = {"events": [{"name": "power-update", "server_uuid": server_id, "tag": tag}]}
+            response = cluster.post("/os-server-external-events", body)
+            assert response.status_code == 200, response.text
+            assert response.json()["events"][0]["code"] == 200
+            sent.setdefault(server_id, []).append((response.headers["x-openstack-request-id"], tag))
+
+
+def check_exactly_once_in_order(cluster: Cluster, sent: Sent) -> dict[str, int]:
+    """Wait for every event to finish, then check: each handled, once (one instance-action step),
+    in accept order, and each server in the state of its last event. Returns the counts."""
+
+    def all_finished() -> bool:
+        return all(
+            len(records := cluster.records(s)) == len(stream)
+            and all(r["state"] in {"handled", "failed", "expired"} for r in records)
+            for s, stream in sent.items()
+        )
+
+    cluster.wait_until(all_finished, what="every event finished", limit=180)
+    counts = {"sent": 0, "acknowledged": 0, "handled": 0, "effects": 0, "in_final_state": 0}
+    for server_id, stream in sent.items():
+        counts["sent"] += len(stream)
+        counts["acknowledged"] += len(stream)  # every request above was answered 200
+        records = cluster.records(server_id)
+        assert [r["request_id"] for r in records] == [request_id for request_id, _ in stream]
+        assert {r["state"] for r in records} == {"handled"}, records
+        # Out of order, an event finds the server already in its target state: a no-op.
+        assert not [r for r in records if r["outcome"].startswith("no-op")], records
+        counts["handled"] += len(records)
+        for request_id, _ in stream:
+            action = cluster.get(f"/servers/{server_id}/os-instance-actions/{request_id}", version="2.84")
+            steps = [e for e in action["instanceAction"]["events"] if e["event"] == "compute_power_update"]
+            assert [e["result"] for e in steps] == ["Success"], action
+            counts["effects"] += len(steps)
+        server = cluster.server(server_id)
+        expected = ("SHUTOFF", 4) if stream[-1][1] == "POWER_OFF" else ("ACTIVE", 1)
+        assert (server["status"], server["OS-EXT-STS:power_state"]) == expected
+        counts["in_final_state"] += 1
+    return counts
