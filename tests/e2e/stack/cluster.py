@@ -58,6 +58,7 @@ class Command:
         """``kill -9``: no clean-up of any kind."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
+        self._log.close()
 
     def stop(self) -> None:
         if self.process.poll() is None:
