@@ -344,6 +344,8 @@ def build_agent(deps: AgentDeps, host: str) -> ComputeAgent:
         volumes=deps.volumes,
         locks=locks,
         notifications=notifications,
+        # NOTE: only a durable bus (several relays, re-sends) can bring a server's events out of order.
+        catch_up=not getattr(deps.bus, "volatile", False),
     )
     delivery = EventDelivery(writer=deps.writer, clock=deps.clock, apply=apply, waiters=waiters, notifier=deps.notifier)
     waiters.on_early_consumed = delivery.early_event_consumed

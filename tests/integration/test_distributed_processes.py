@@ -19,10 +19,14 @@ from herald import bootstrap
 from herald.adapters.sql import migrate
 from herald.api.app import create_app
 from herald.bootstrap import AgentProcess, Deps
+from herald.domain.events import EventName, EventStatus
 from herald.domain.messages import DeliverEvents
 from herald.domain.records import EventEnvelope
+from herald.service.accept import AcceptEvents, AcceptRequest, IncomingEvent
 from tests.amqp import delete_queues
 from tests.e2e.harness import ADMIN, IMAGE, settings_for
+
+POWER_UPDATE, DONE = EventName("power-update"), EventStatus("completed")
 
 
 @dataclass
@@ -88,16 +92,21 @@ async def _handled(pair: Pair, server_id: str, count: int) -> list[dict[str, Any
     return records
 
 
-async def test_a_delivery_published_twice_has_one_effect(pair: Pair) -> None:
+async def _boot(pair: Pair) -> str:
     body = {"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1", "networks": "none", "host": pair.host}}
     response = await pair.post("/servers", body, version="2.74")
     assert response.status_code == 202, response.text
-    server_id = response.json()["server"]["id"]
+    server_id: str = response.json()["server"]["id"]
 
     async def active() -> bool:
         return bool((await pair.get(f"/servers/{server_id}"))["server"]["status"] == "ACTIVE")
 
     await until(active)
+    return server_id
+
+
+async def test_a_delivery_published_twice_has_one_effect(pair: Pair) -> None:
+    server_id = await _boot(pair)
 
     first = await _power_update(pair, server_id, "POWER_OFF")
     (record,) = await _handled(pair, server_id, 1)
@@ -114,6 +123,22 @@ async def test_a_delivery_published_twice_has_one_effect(pair: Pair) -> None:
     for request_id in (first, second):
         action = (await pair.get(f"/servers/{server_id}/os-instance-actions/{request_id}"))["instanceAction"]
         assert [e["result"] for e in action["events"] if e["event"] == "compute_power_update"] == ["Success"]
+    server = (await pair.get(f"/servers/{server_id}"))["server"]
+    assert (server["status"], server["OS-EXT-STS:power_state"]) == ("ACTIVE", 1)
+
+
+async def test_an_event_that_overtook_an_older_one_waits_for_it(pair: Pair) -> None:
+    """The relay that accepted the older event could not publish it (it crashed, RabbitMQ was away):
+    the newer one, published by another relay, must not be applied first."""
+    server_id = await _boot(pair)
+    older = AcceptRequest("req-older", "admin", "admin", [IncomingEvent(POWER_UPDATE, server_id, "POWER_OFF", DONE)])
+    await pair.api.writer.submit(AcceptEvents(pair.api.clock), older)  # recorded, never handed to the relay
+
+    newer = await _power_update(pair, server_id, "POWER_ON")
+    records = await _handled(pair, server_id, 2)
+
+    assert [r["request_id"] for r in records] == ["req-older", newer]
+    assert not [r for r in records if r["outcome"].startswith("no-op")], records
     server = (await pair.get(f"/servers/{server_id}"))["server"]
     assert (server["status"], server["OS-EXT-STS:power_state"]) == ("ACTIVE", 1)
 

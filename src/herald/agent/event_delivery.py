@@ -54,8 +54,12 @@ class ApplyEvents:
         volumes: VolumeBackend,
         locks: ServerLocks,
         notifications: InstanceNotifications = NO_NOTIFICATIONS,
+        catch_up: bool = False,
     ) -> None:
+        """:param catch_up: before an event, apply the unfinished events of its server accepted
+        earlier, read from the journal (see :meth:`_older_first`)."""
         self._host = host
+        self._catch_up = catch_up
         self._clock = clock
         self._driver = driver
         self._network = network
@@ -65,10 +69,14 @@ class ApplyEvents:
 
     def run(self, uow: UnitOfWork, items: Sequence[EventEnvelope]) -> list[Outcome | None]:
         """One outcome per event; None for a delivery that was already finished."""
+        earlier = self._older_first(uow, items) if self._catch_up else []
         finished = uow.events.finished([ev.id for ev in items])
         now = self._clock.now()
         outcomes: list[Outcome | None] = []
         marks: list[tuple[int, str, str | None]] = []
+        for event in earlier:
+            outcome = self._apply(uow, event, now)
+            marks.append((event.id, outcome.state.value, outcome.text))
         for event in items:
             if event.id in finished:
                 logger.debug("Event %s for instance %s already handled; skipped", event.uuid, event.server_uuid)
@@ -79,6 +87,21 @@ class ApplyEvents:
             marks.append((event.id, outcome.state.value, outcome.text))
         uow.events.mark_finished(marks, now)
         return outcomes
+
+    def _older_first(self, uow: UnitOfWork, items: Sequence[EventEnvelope]) -> list[EventEnvelope]:
+        """Events with an effect, accepted before ``items`` for the same servers, that have not reached
+        this agent yet.
+
+        With a durable bus an event can arrive after a newer one of its server: several relays
+        publish, and one whose publish failed re-sends later. Applying the older ones first, from
+        the journal, keeps each server's events in accept order; their own message, when it comes,
+        finds them finished.
+        """
+        if not items:
+            return []
+        wanted = {ev.id for ev in items}
+        older = uow.events.unfinished_before(self._host, [ev.server_uuid for ev in items], max(wanted))
+        return [ev for ev in older if ev.id not in wanted and EventName(ev.name) not in WAITER_EVENTS]
 
     def _apply(self, uow: UnitOfWork, event: EventEnvelope, now: object) -> Outcome:
         try:

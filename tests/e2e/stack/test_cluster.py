@@ -7,16 +7,12 @@ was accepted for its server, and the servers must end in the state of their last
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from tests.amqp import delete_queues
-from tests.conftest import _pg_schema_url
 from tests.e2e.stack.cluster import Cluster, Sent, boot_servers, check_exactly_once_in_order, send_rounds
 
 pytestmark = [pytest.mark.stack, pytest.mark.postgres]
@@ -26,19 +22,8 @@ EVENTS_PER_SERVER = 8  # alternating POWER_OFF, POWER_ON: each one a real transi
 
 
 @pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    yield from _pg_schema_url(request)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, pg_url: str, amqp_url: str) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path, database_url=pg_url, transport_url=amqp_url)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
-        asyncio.run(delete_queues(amqp_url, cluster.hosts))
+def cluster(make_cluster: Callable[..., Cluster]) -> Cluster:
+    return make_cluster()
 
 
 def test_every_event_is_handled_once_in_order(cluster: Cluster) -> None:

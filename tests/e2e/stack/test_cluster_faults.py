@@ -7,15 +7,11 @@ persistent yet), and the checks read the records, never the driver.
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from tests.amqp import delete_queues
-from tests.conftest import _pg_schema_url
 from tests.e2e.stack.cluster import Cluster, Sent, boot_servers, check_exactly_once_in_order, send_rounds
 
 pytestmark = [pytest.mark.stack, pytest.mark.postgres]
@@ -25,19 +21,8 @@ ROUNDS = 6
 
 
 @pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    yield from _pg_schema_url(request)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, pg_url: str, amqp_url: str) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path, database_url=pg_url, transport_url=amqp_url, default="sync_power_state_interval = -1\n")
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
-        asyncio.run(delete_queues(amqp_url, cluster.hosts))
+def cluster(make_cluster: Callable[..., Cluster]) -> Cluster:
+    return make_cluster(default="sync_power_state_interval = -1\n")
 
 
 def test_an_agent_killed_mid_stream_then_restarted(cluster: Cluster) -> None:
