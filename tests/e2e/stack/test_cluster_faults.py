@@ -1,5 +1,5 @@
-"""Fault tests on the cluster recipe: a process killed with ``kill -9`` in the middle of power-update
-streams. Each reports its counts and fails on any loss, double effect, wrong order or final state.
+"""Fault tests on the cluster recipe: an agent, or RabbitMQ, killed with ``kill -9`` in the middle of
+power-update streams. Each reports its counts and fails on any loss, double effect, wrong order or final state.
 
 The power sync is off: after a restart the fake driver knows no machine (its state is not
 persistent yet), and the checks read the records, never the driver.
@@ -7,8 +7,12 @@ persistent yet), and the checks read the records, never the driver.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +20,7 @@ from tests.e2e.stack.cluster import Cluster, Sent, boot_servers, check_exactly_o
 
 pytestmark = [pytest.mark.stack, pytest.mark.postgres]
 
+REPO = Path(__file__).resolve().parents[3]
 SERVERS_PER_HOST = 10
 ROUNDS = 6
 
@@ -44,4 +49,36 @@ def test_an_agent_killed_mid_stream_then_restarted(cluster: Cluster) -> None:
     send_rounds(cluster, servers, range(4, ROUNDS), sent)
     counts = check_exactly_once_in_order(cluster, sent)
     print(f"agent kill -9: {counts}")
+    assert counts["handled"] == counts["effects"] == counts["sent"] == len(servers) * ROUNDS
+
+
+def _broker_pid() -> int:
+    pid_file = os.environ.get("HERALD_TEST_AMQP_PID_FILE")
+    if not pid_file:
+        pytest.skip('HERALD_TEST_AMQP_PID_FILE is not set: run `eval "$(scripts/test-services)"` first')
+    return int(Path(pid_file).read_text().strip())
+
+
+def _restart_broker() -> None:
+    """scripts/test-services starts the node again on the same data directory (durable queues kept)."""
+    subprocess.run([str(REPO / "scripts" / "test-services")], check=True, capture_output=True, timeout=300)
+
+
+def test_rabbitmq_killed_mid_stream_then_restarted(cluster: Cluster) -> None:
+    servers = boot_servers(cluster, SERVERS_PER_HOST)
+    pid = _broker_pid()
+    probe = servers[0]
+    sent: Sent = {}
+    sender = threading.Thread(target=send_rounds, args=(cluster, servers, range(4), sent))
+    sender.start()
+    try:
+        cluster.wait_until(lambda: any(r["state"] == "handled" for r in cluster.records(probe)), what="events flowing")
+        os.kill(pid, signal.SIGKILL)  # confirmed messages are in quorum queues; the rest stays in the outbox
+        sender.join()  # the API keeps answering 200 while RabbitMQ is away
+    finally:
+        sender.join()
+        _restart_broker()
+    send_rounds(cluster, servers, range(4, ROUNDS), sent)
+    counts = check_exactly_once_in_order(cluster, sent)
+    print(f"RabbitMQ kill -9: {counts}")
     assert counts["handled"] == counts["effects"] == counts["sent"] == len(servers) * ROUNDS
