@@ -109,6 +109,7 @@ class Cluster:
         for host in self.hosts:
             self.start_agent(host)
         self.wait_until(self._all_up, what="the API and every agent up")
+        self.wait_until(lambda: self._api_log().count("Application startup complete") == 2, what="both API workers")
 
     def start_agent(self, host: str) -> None:
         self.agents[host] = Command(
@@ -121,8 +122,10 @@ class Cluster:
 
     def api_workers(self) -> list[int]:
         """Pids of the API worker processes started so far (uvicorn logs each)."""
-        text = (self.tmp_path / "api.log").read_text()
-        return [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", text)]
+        return [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", self._api_log())]
+
+    def _api_log(self) -> str:
+        return (self.tmp_path / "api.log").read_text()
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.tmp_path.glob("*.log")))
@@ -227,6 +230,71 @@ def check_exactly_once_in_order(cluster: Cluster, sent: Sent) -> dict[str, int]:
             steps = [e for e in action["instanceAction"]["events"] if e["event"] == "compute_power_update"]
             assert [e["result"] for e in steps] == ["Success"], action
             counts["effects"] += len(steps)
+        server = cluster.server(server_id)
+        expected = ("SHUTOFF", 4) if stream[-1][1] == "POWER_OFF" else ("ACTIVE", 1)
+        assert (server["status"], server["OS-EXT-STS:power_state"]) == expected
+        counts["in_final_state"] += 1
+    return counts
+
+
+def send_rounds_retrying(cluster: Cluster, servers: list[str], rounds: range, sent: Sent, retried: set[str]) -> None:
+    """:func:`send_rounds` as a real client does it: a request that got no answer is sent again (a new
+    event; the first one may have been committed). ``retried`` collects "server/round" of those."""
+    for n in rounds:
+        tag = "POWER_OFF" if n % 2 == 0 else "POWER_ON"
+        for server_id in servers:
+            body = {"events": [{"name": "power-update", "server_uuid": server_id, "tag": tag}]}
+            while True:
+                try:
+                    response = cluster.post("/os-server-external-events", body)
+                except httpx.TransportError:
+                    retried.add(f"{server_id}/{n}")
+                    continue
+                if response.status_code == 200:
+                    break
+                assert response.status_code >= 500, response.text
+                retried.add(f"{server_id}/{n}")
+            sent.setdefault(server_id, []).append((response.headers["x-openstack-request-id"], tag))
+
+
+def check_with_client_retries(cluster: Cluster, sent: Sent, retried: set[str]) -> dict[str, int]:
+    """Like :func:`check_exactly_once_in_order`, where a retried request may have been accepted twice:
+    its second copy must then be a recorded no-op (the state is already the target), nothing else."""
+
+    def all_finished() -> bool:
+        return all(
+            len(records := cluster.records(s)) >= len(stream)
+            and all(r["state"] in {"handled", "failed", "expired"} for r in records)
+            for s, stream in sent.items()
+        )
+
+    cluster.wait_until(all_finished, what="every event finished", limit=180)
+    counts = {"sent": 0, "retried": len(retried), "handled": 0, "effects": 0, "no_op_copies": 0, "in_final_state": 0}
+    for server_id, stream in sent.items():
+        counts["sent"] += len(stream)
+        records = cluster.records(server_id)
+        assert {r["state"] for r in records} == {"handled"}, records
+        answered = {request_id for request_id, _ in stream}
+        assert answered <= {r["request_id"] for r in records}  # nothing answered 200 was lost
+        rounds: list[list[dict[str, Any]]] = []
+        for record in records:  # consecutive records of one tag are one round
+            if rounds and rounds[-1][0]["tag"] == record["tag"]:
+                rounds[-1].append(record)
+            else:
+                rounds.append([record])
+        assert [group[0]["tag"] for group in rounds] == [tag for _, tag in stream], records
+        for n, group in enumerate(rounds):
+            assert len(group) == 1 or f"{server_id}/{n}" in retried, group
+            first, *copies = group
+            assert not first["outcome"].startswith("no-op"), group
+            assert all(copy["outcome"].startswith("no-op") for copy in copies), group
+            counts["no_op_copies"] += len(copies)
+            for record in group:
+                action = cluster.get(f"/servers/{server_id}/os-instance-actions/{record['request_id']}", version="2.84")
+                steps = [e for e in action["instanceAction"]["events"] if e["event"] == "compute_power_update"]
+                assert len(steps) == 1, action
+                counts["effects"] += steps[0]["result"] == "Success"
+        counts["handled"] += len(records)
         server = cluster.server(server_id)
         expected = ("SHUTOFF", 4) if stream[-1][1] == "POWER_OFF" else ("ACTIVE", 1)
         assert (server["status"], server["OS-EXT-STS:power_state"]) == expected

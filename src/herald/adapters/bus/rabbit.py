@@ -49,6 +49,7 @@ QUEUE_PREFIX = "herald.compute."
 DEAD_LETTER_QUEUE = "herald.dead-letters"
 NACK_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 QUEUE_SETTLE_DELAY = 0.3
+CLOSE_TIMEOUT = 5.0  # seconds a connection may take to close
 
 
 def queue_name(host: str) -> str:
@@ -130,8 +131,9 @@ class _Link:
     async def _drop(self) -> None:
         connection, self.connection = self.connection, None
         if connection is not None:
+            # NOTE: a broker that does not answer must not hold up a stop: the socket goes anyway.
             with contextlib.suppress(Exception):
-                await connection.close()
+                await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT)
 
 
 class RabbitBus:
@@ -177,6 +179,7 @@ class RabbitBus:
         self._channel: AbstractChannel | None = None
         self._broker: Broker | None = None
         self._declared: set[str] = set()
+        self._host_locks: dict[str, asyncio.Lock] = {}
         self._publisher = _Link(self, "publishing", self._open_publisher, self._publisher_lost)
         self._consumer = _Link(self, "consuming", self._open_consumers, self._stop_consumers)
 
@@ -207,12 +210,16 @@ class RabbitBus:
         """
         bodies = [encode(message) for message in messages]
         channel = await self._ready_channel()
+        # NOTE: one publish at a time per host, so that two calls never overtake each other
+        # (a declare or a nack retry would let a later call pass an earlier one).
+        lock = self._host_locks.setdefault(host, asyncio.Lock())
         try:
-            if host not in self._declared:
-                await self._declare(channel, host)
-                self._declared.add(host)
-            for body in bodies:
-                await self._publish_one(channel, host, body)
+            async with lock:
+                if host not in self._declared:
+                    await self._declare(channel, host)
+                    self._declared.add(host)
+                for body in bodies:
+                    await self._publish_one(channel, host, body)
         except Exception as exc:
             raise BusUnavailable(
                 f"RabbitMQ ({self.where_connected}) did not confirm messages for host {host}: {self.scrub(exc)}"
@@ -319,7 +326,9 @@ class RabbitBus:
         consumers = list(self._consumers.values())
         for task in consumers:
             task.cancel()
-        await asyncio.gather(*consumers, return_exceptions=True)
+        if consumers:
+            # A consumer's unacknowledged message is given back by the broker when its channel goes.
+            await asyncio.wait(consumers, timeout=CLOSE_TIMEOUT)
         self._consumers.clear()
 
     async def _declare(self, channel: AbstractChannel, host: str) -> AbstractQueue:
