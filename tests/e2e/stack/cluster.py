@@ -203,6 +203,18 @@ def send_rounds(cluster: Cluster, servers: list[str], rounds: range, sent: Sent)
             sent.setdefault(server_id, []).append((response.headers["x-openstack-request-id"], tag))
 
 
+def _power_update_steps(cluster: Cluster, server_id: str, request_id: str) -> list[str]:
+    """Results of the agent's power-update steps under the event's instance action (one per effect)."""
+    action = cluster.get(f"/servers/{server_id}/os-instance-actions/{request_id}", version="2.84")
+    return [e["result"] for e in action["instanceAction"]["events"] if e["event"] == "compute_power_update"]
+
+
+def _in_final_state(cluster: Cluster, server_id: str, stream: list[tuple[str, str]]) -> bool:
+    server = cluster.server(server_id)
+    expected = ("SHUTOFF", 4) if stream[-1][1] == "POWER_OFF" else ("ACTIVE", 1)
+    return (server["status"], server["OS-EXT-STS:power_state"]) == expected
+
+
 def check_exactly_once_in_order(cluster: Cluster, sent: Sent) -> dict[str, int]:
     """Wait for every event to finish, then check: each handled, once (one instance-action step),
     in accept order, and each server in the state of its last event. Returns the counts."""
@@ -226,13 +238,10 @@ def check_exactly_once_in_order(cluster: Cluster, sent: Sent) -> dict[str, int]:
         assert not [r for r in records if r["outcome"].startswith("no-op")], records
         counts["handled"] += len(records)
         for request_id, _ in stream:
-            action = cluster.get(f"/servers/{server_id}/os-instance-actions/{request_id}", version="2.84")
-            steps = [e for e in action["instanceAction"]["events"] if e["event"] == "compute_power_update"]
-            assert [e["result"] for e in steps] == ["Success"], action
+            steps = _power_update_steps(cluster, server_id, request_id)
+            assert steps == ["Success"], (request_id, steps)
             counts["effects"] += len(steps)
-        server = cluster.server(server_id)
-        expected = ("SHUTOFF", 4) if stream[-1][1] == "POWER_OFF" else ("ACTIVE", 1)
-        assert (server["status"], server["OS-EXT-STS:power_state"]) == expected
+        assert _in_final_state(cluster, server_id, stream)
         counts["in_final_state"] += 1
     return counts
 
@@ -290,13 +299,10 @@ def check_with_client_retries(cluster: Cluster, sent: Sent, retried: set[str]) -
             assert all(copy["outcome"].startswith("no-op") for copy in copies), group
             counts["no_op_copies"] += len(copies)
             for record in group:
-                action = cluster.get(f"/servers/{server_id}/os-instance-actions/{record['request_id']}", version="2.84")
-                steps = [e for e in action["instanceAction"]["events"] if e["event"] == "compute_power_update"]
-                assert len(steps) == 1, action
-                counts["effects"] += steps[0]["result"] == "Success"
+                steps = _power_update_steps(cluster, server_id, record["request_id"])
+                assert len(steps) == 1, (record, steps)
+                counts["effects"] += steps[0] == "Success"
         counts["handled"] += len(records)
-        server = cluster.server(server_id)
-        expected = ("SHUTOFF", 4) if stream[-1][1] == "POWER_OFF" else ("ACTIVE", 1)
-        assert (server["status"], server["OS-EXT-STS:power_state"]) == expected
+        assert _in_final_state(cluster, server_id, stream)
         counts["in_final_state"] += 1
     return counts
