@@ -246,7 +246,7 @@ def build_agent_process(
         checkpointer=Checkpointer(engine) if is_sqlite(settings.database_url) else None,
     )
     process.drivers[host] = DRIVERS[settings.compute_driver](settings, host)
-    process.agents[host] = build_agent(process, host)
+    process.agents[host] = build_agent(process, host, catch_up=True)
     return process
 
 
@@ -324,7 +324,9 @@ class AgentDeps(Protocol):
     def drivers(self) -> dict[str, VirtDriver]: ...
 
 
-def build_agent(deps: AgentDeps, host: str) -> ComputeAgent:
+def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> ComputeAgent:
+    """:param catch_up: the bus is shared by several relays that may re-send (RabbitMQ): an event
+    first applies its server's older unfinished events from the journal (see ``ApplyEvents``)."""
     settings = deps.settings
     waiters = WaiterRegistry(
         clock=deps.clock.monotonic,
@@ -344,8 +346,7 @@ def build_agent(deps: AgentDeps, host: str) -> ComputeAgent:
         volumes=deps.volumes,
         locks=locks,
         notifications=notifications,
-        # NOTE: only a durable bus (several relays, re-sends) can bring a server's events out of order.
-        catch_up=not getattr(deps.bus, "volatile", False),
+        catch_up=catch_up,
     )
     delivery = EventDelivery(writer=deps.writer, clock=deps.clock, apply=apply, waiters=waiters, notifier=deps.notifier)
     waiters.on_early_consumed = delivery.early_event_consumed
