@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from herald.adapters.sql.schema_version import url_is_current
 from herald.config import Settings, load_settings, new_conf
+from herald.domain.errors import HeraldError
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,17 @@ def require_schema(url: str) -> None:
         raise SchemaNotCurrent(f"The database {shown} is not at this Herald's schema: run `herald db upgrade` first")
 
 
+def require_transport(settings: Settings) -> None:
+    """:raises SystemExit: ``[DEFAULT] transport_url`` (or the TLS options) cannot carry the distributed
+    shape's messages; the message names the problem, never the password."""
+    from herald.bootstrap import build_rabbit_bus
+
+    try:
+        build_rabbit_bus(settings, role="check")  # parses and builds only: no connection yet
+    except (ValueError, HeraldError, OSError) as exc:
+        raise SystemExit(f"herald: {exc}") from None
+
+
 def serve_api(settings: Settings, conf: cfg.ConfigOpts) -> None:
     """Run ``settings.workers`` API worker processes on ``settings.listen:port``; a worker that dies
     is replaced (uvicorn's supervisor)."""
@@ -48,8 +60,9 @@ def serve_api(settings: Settings, conf: cfg.ConfigOpts) -> None:
     from herald.serve import uvicorn_options
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    require_schema(settings.database_url)
     # NOTE: refuse a configuration every worker would refuse, once, before starting any.
+    require_transport(settings)
+    require_schema(settings.database_url)
     make_authenticator(settings, conf)
     os.environ[CONFIG_ENV] = json.dumps(
         {"config_files": list(settings.config_files), "listen": settings.listen, "port": settings.port}
@@ -90,6 +103,7 @@ def api_app() -> Starlette:
 def run_agent(settings: Settings, host: str) -> int:
     """``herald agent``: run ``host``'s agent until SIGTERM or SIGINT."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    require_transport(settings)
     require_schema(settings.database_url)
     asyncio.run(_agent_main(settings, host))
     return 0
