@@ -23,11 +23,15 @@ from herald.adapters.virt.fake import FakeVirtDriver
 from herald.adapters.volume.memory import InMemoryVolumes
 from herald.agent.context import ServerLocks
 from herald.agent.event_delivery import ApplyEvents, EventDelivery
+from herald.agent.event_handlers import WAITER_EVENTS
 from herald.agent.main import ComputeAgent
 from herald.agent.power_sync import PowerSync
 from herald.agent.server_ops import BuildPolicy, ServerOps
 from herald.agent.waiters import WaiterRegistry
 from herald.config import Settings
+from herald.domain.events import EventName
+from herald.domain.messages import DeliverEvents
+from herald.domain.records import EventEnvelope
 from herald.service.external_events import ExternalEventsService
 from herald.service.notifications import InstanceNotifications
 from herald.service.ports import Bus, Clock, Notifier, UnitOfWork, UnitOfWorkFactory, VirtDriver
@@ -39,6 +43,8 @@ if TYPE_CHECKING:
     from herald.adapters.virt.redfish_client import RedfishClient
 
 logger = logging.getLogger(__name__)
+
+UNFINISHED_LIMIT = 5000  # events an agent process takes back from the journal at start
 
 
 def redfish_client(settings: Settings) -> RedfishClient:
@@ -256,8 +262,20 @@ async def start_agent_process(process: AgentProcess) -> None:
     process.writer.start()
     if process.checkpointer is not None:
         process.checkpointer.start()
-    for agent in process.agents.values():
+    for host, agent in process.agents.items():
         await agent.start()
+        waiting = await asyncio.to_thread(_unfinished_waiter_events, process.read_uow_factory, host)
+        if waiting:
+            # NOTE: an earlier run acknowledged them but kept them in memory for a waiter that never
+            # came: held again, each meets a waiter or expires with its reason, never stays open.
+            logger.info("Host %s: %d external events still wait for an operation", host, len(waiting))
+            await agent.handle(DeliverEvents(tuple(waiting), redelivery=True))
+
+
+def _unfinished_waiter_events(read_uow_factory: UnitOfWorkFactory, host: str) -> list[EventEnvelope]:
+    with read_uow_factory() as uow:
+        unfinished = uow.events.undelivered(include_dispatched=True, older_than=None, limit=UNFINISHED_LIMIT)
+    return [ev for ev in unfinished if ev.host == host and EventName(ev.name) in WAITER_EVENTS]
 
 
 async def stop_agent_process(process: AgentProcess) -> None:

@@ -7,6 +7,7 @@ relays, or a relay re-send after a lost confirm) has one effect.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -141,6 +142,29 @@ async def test_an_event_that_overtook_an_older_one_waits_for_it(pair: Pair) -> N
     assert not [r for r in records if r["outcome"].startswith("no-op")], records
     server = (await pair.get(f"/servers/{server_id}"))["server"]
     assert (server["status"], server["OS-EXT-STS:power_state"]) == ("ACTIVE", 1)
+
+
+async def test_an_event_kept_for_a_waiter_is_not_forgotten_by_a_restart(pair: Pair) -> None:
+    """The agent acknowledged it and kept it in memory for an operation that has not started
+    waiting yet; after a restart it is held again, and expires with its reason."""
+    server_id = await _boot(pair)
+    event = {"name": "network-vif-plugged", "server_uuid": server_id, "tag": "port-1"}
+    response = await pair.post("/os-server-external-events", {"events": [event]})
+    assert response.status_code == 200, response.text
+
+    async def state_is(state: str) -> bool:
+        records = (await pair.get(f"/os-server-external-events?server_uuid={server_id}"))["events"]
+        return [r["state"] for r in records] == [state]
+
+    await until(lambda: state_is("dispatched"))  # held for a waiter: not finished
+    await bootstrap.stop_agent_process(pair.agent)
+    settings = dataclasses.replace(pair.agent.settings, early_event_ttl=1)
+    pair.agent = bootstrap.build_agent_process(settings, pair.host)
+    await bootstrap.start_agent_process(pair.agent)
+
+    await until(lambda: state_is("expired"))
+    (record,) = (await pair.get(f"/os-server-external-events?server_uuid={server_id}"))["events"]
+    assert record["outcome"] == "no operation waited for it before it expired"
 
 
 async def test_the_agent_registers_as_a_compute_service(pair: Pair) -> None:
