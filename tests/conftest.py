@@ -4,6 +4,7 @@
 ``search_path`` in the URL) on the server from ``scripts/test-services``, dropped after the test.
 Without ``HERALD_TEST_PG_URL`` the PostgreSQL cases are skipped, unless ``CI`` or
 ``HERALD_REQUIRE_PG=1`` is set: then they fail, so CI cannot silently skip PostgreSQL.
+``amqp_url`` (RabbitMQ, ``HERALD_TEST_AMQP_URL``) follows the same rule.
 """
 
 from __future__ import annotations
@@ -23,14 +24,25 @@ from herald.adapters.sql.engine import make_engine
 from herald.adapters.sql.uow import SqlUnitOfWork
 
 
-def _pg_base_url() -> str:
-    url = os.environ.get("HERALD_TEST_PG_URL")
+def _service_url(variable: str) -> str:
+    """The URL of a service of ``scripts/test-services``; skips the test (fails it under CI) without it."""
+    url = os.environ.get(variable)
     if url:
         return url
-    message = 'HERALD_TEST_PG_URL is not set: run `eval "$(scripts/test-services)"` first'
+    message = f'{variable} is not set: run `eval "$(scripts/test-services)"` first'
     if os.environ.get("CI") or os.environ.get("HERALD_REQUIRE_PG") == "1":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def _pg_base_url() -> str:
+    return _service_url("HERALD_TEST_PG_URL")
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    """The RabbitMQ node of ``scripts/test-services`` (``amqp://guest:guest@127.0.0.1:55672/``)."""
+    return _service_url("HERALD_TEST_AMQP_URL")
 
 
 @pytest.fixture(scope="session")

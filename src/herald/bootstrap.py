@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.engine import Engine
 
@@ -24,13 +25,17 @@ from herald.adapters.virt.fake import FakeVirtDriver
 from herald.adapters.volume.memory import InMemoryVolumes
 from herald.agent.build import BuildPolicy
 from herald.agent.context import Backends, ServerLocks
-from herald.agent.event_delivery import ApplyEvents, EventDelivery, Prepare
+from herald.agent.event_delivery import ApplyEvents, EventDelivery, OlderUnfinished, Prepare
+from herald.agent.event_handlers import WAITER_EVENTS
 from herald.agent.main import ComputeAgent
 from herald.agent.operation import OperationTools
 from herald.agent.power_sync import PowerSync
 from herald.agent.server_ops import ServerOps
 from herald.agent.waiters import WaiterRegistry
 from herald.config import Settings
+from herald.domain.events import EventName
+from herald.domain.messages import DeliverEvents
+from herald.domain.records import EventEnvelope
 from herald.service.external_events import ExternalEventsService
 from herald.service.notifications import InstanceNotifications
 from herald.service.ports import Bus, Clock, Notifier, UnitOfWork, UnitOfWorkFactory, VirtDriver
@@ -38,9 +43,12 @@ from herald.service.relay import Relay
 from herald.service.writer import Writer
 
 if TYPE_CHECKING:
+    from herald.adapters.bus.rabbit import RabbitBus
     from herald.adapters.virt.redfish_client import RedfishClient
 
 logger = logging.getLogger(__name__)
+
+UNFINISHED_LIMIT = 5000  # events an agent process takes back from the journal at start
 
 
 def redfish_client(settings: Settings) -> RedfishClient:
@@ -145,6 +153,149 @@ def build_embedded(
     return deps
 
 
+def _engine_and_units(settings: Settings) -> tuple[Engine, UnitOfWorkFactory, UnitOfWorkFactory]:
+    """The engine of ``[database] connection`` and its read-write and read-only units of work."""
+    engine = make_engine(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        manual_checkpoints=is_sqlite(settings.database_url),
+    )
+
+    def uow_factory() -> UnitOfWork:
+        return SqlUnitOfWork(engine)
+
+    def read_uow_factory() -> UnitOfWork:
+        return SqlUnitOfWork(engine, read_only=True)
+
+    return engine, uow_factory, read_uow_factory
+
+
+def build_rabbit_bus(settings: Settings, *, role: str) -> RabbitBus:
+    """The bus of ``[DEFAULT] transport_url`` for the distributed shape (it must name RabbitMQ).
+
+    :raises ValueError: the transport URL is ``memory://``, which cannot join separate processes.
+    """
+    from herald.adapters.bus.rabbit import RabbitBus
+    from herald.adapters.bus.transport_url import TlsOptions, is_memory, parse_rabbit_url
+
+    if is_memory(settings.transport_url):
+        raise ValueError(
+            "[DEFAULT] transport_url must name RabbitMQ (rabbit://USER:PASS@HOST:PORT/VHOST) for herald api and "
+            "herald agent; memory:// only joins the parts of one process (herald serve)"
+        )
+    rabbit = settings.rabbit
+    tls = TlsOptions(rabbit.ssl, rabbit.ssl_ca_file, rabbit.ssl_cert_file, rabbit.ssl_key_file)
+    return RabbitBus(parse_rabbit_url(settings.transport_url, tls), tls, connection_name=f"herald-{role}")
+
+
+def build_api_process(settings: Settings, *, clock: Clock | None = None, bus: Bus | None = None) -> Deps:
+    """One API worker of the distributed shape: the API, its writer and its relay; no agent.
+
+    Every worker runs a relay: one publishes what its own requests accepted; all of them re-send,
+    now and then, what nobody delivered. A delivery sent twice is recognised by id by its agent.
+    """
+    settings = dataclasses.replace(settings, hosts=())
+    engine, uow_factory, read_uow_factory = _engine_and_units(settings)
+    clock = clock or SystemClock()
+    bus = bus or build_rabbit_bus(settings, role="api")
+    writer = Writer(uow_factory, gather_delay=settings.commit_gather_delay)
+    relay = Relay(bus, writer, read_uow_factory, clock, interval=settings.relay_interval, volatile_bus=False)
+    return Deps(
+        settings=settings,
+        engine=engine,
+        uow_factory=uow_factory,
+        read_uow_factory=read_uow_factory,
+        clock=clock,
+        bus=bus,
+        network=InMemoryNetwork(),
+        volumes=InMemoryVolumes(),
+        writer=writer,
+        relay=relay,
+        events=ExternalEventsService(writer, clock, relay),
+        notifier=NullNotifier(),
+        checkpointer=Checkpointer(engine) if is_sqlite(settings.database_url) else None,
+    )
+
+
+@dataclass
+class AgentProcess:
+    """One compute host's agent in a process of its own (``herald agent``), with its own writer."""
+
+    settings: Settings
+    engine: Engine
+    uow_factory: UnitOfWorkFactory
+    read_uow_factory: UnitOfWorkFactory
+    clock: Clock
+    bus: Bus
+    network: InMemoryNetwork
+    volumes: InMemoryVolumes
+    writer: Writer
+    notifier: Notifier
+    checkpointer: Checkpointer | None = None
+    executor: ThreadPoolExecutor | None = None
+    drivers: dict[str, VirtDriver] = field(default_factory=dict)
+    agents: dict[str, ComputeAgent] = field(default_factory=dict)
+
+
+def build_agent_process(
+    settings: Settings, host: str, *, clock: Clock | None = None, bus: Bus | None = None
+) -> AgentProcess:
+    """``herald agent --host HOST``: the agent of one compute host, consuming its queue."""
+    settings = dataclasses.replace(settings, host=host, hosts=(host,))
+    engine, uow_factory, read_uow_factory = _engine_and_units(settings)
+    process = AgentProcess(
+        settings=settings,
+        engine=engine,
+        uow_factory=uow_factory,
+        read_uow_factory=read_uow_factory,
+        clock=clock or SystemClock(),
+        bus=bus or build_rabbit_bus(settings, role=f"agent-{host}"),
+        network=InMemoryNetwork(),
+        volumes=InMemoryVolumes(),
+        writer=Writer(uow_factory, gather_delay=settings.commit_gather_delay),
+        notifier=build_notifier(settings),
+        checkpointer=Checkpointer(engine) if is_sqlite(settings.database_url) else None,
+    )
+    process.drivers[host] = DRIVERS[settings.compute_driver](settings, host, engine)
+    process.agents[host] = build_agent(process, host, catch_up=True)
+    return process
+
+
+async def start_agent_process(process: AgentProcess) -> None:
+    process.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="herald")
+    asyncio.get_running_loop().set_default_executor(process.executor)
+    process.writer.start()
+    if process.checkpointer is not None:
+        process.checkpointer.start()
+    for host, agent in process.agents.items():
+        await agent.start()
+        waiting = await asyncio.to_thread(_unfinished_waiter_events, process.read_uow_factory, host)
+        if waiting:
+            # NOTE: an earlier run acknowledged them but kept them in memory for a waiter that never
+            # came: held again, each meets a waiter or expires with its reason, never stays open.
+            logger.info("Host %s: %d external events still wait for an operation", host, len(waiting))
+            await agent.handle(DeliverEvents(tuple(waiting), redelivery=True))
+
+
+def _unfinished_waiter_events(read_uow_factory: UnitOfWorkFactory, host: str) -> list[EventEnvelope]:
+    with read_uow_factory() as uow:
+        unfinished = uow.events.undelivered(include_dispatched=True, older_than=None, limit=UNFINISHED_LIMIT)
+    return [ev for ev in unfinished if ev.host == host and EventName(ev.name) in WAITER_EVENTS]
+
+
+async def stop_agent_process(process: AgentProcess) -> None:
+    for agent in process.agents.values():
+        await agent.stop()
+    await process.bus.close()
+    process.writer.stop()
+    if process.executor is not None:
+        process.executor.shutdown(wait=True)
+    if process.checkpointer is not None:
+        process.checkpointer.stop()
+    process.notifier.close()
+    process.engine.dispose()
+
+
 def build_notifier(settings: Settings) -> Notifier:
     """Nova's versioned notifier from ``[notifications]`` and ``[oslo_messaging_notifications]``.
 
@@ -162,7 +313,43 @@ def build_notifier(settings: Settings) -> Notifier:
     )
 
 
-def build_agent(deps: Deps, host: str) -> ComputeAgent:
+class AgentDeps(Protocol):
+    """What :func:`build_agent` takes from its process (:class:`Deps` or :class:`AgentProcess`)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def uow_factory(self) -> UnitOfWorkFactory: ...
+
+    @property
+    def read_uow_factory(self) -> UnitOfWorkFactory: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def bus(self) -> Bus: ...
+
+    @property
+    def network(self) -> InMemoryNetwork: ...
+
+    @property
+    def volumes(self) -> InMemoryVolumes: ...
+
+    @property
+    def writer(self) -> Writer: ...
+
+    @property
+    def notifier(self) -> Notifier: ...
+
+    @property
+    def drivers(self) -> dict[str, VirtDriver]: ...
+
+
+def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> ComputeAgent:
+    """:param catch_up: the bus is shared by several relays that may re-send (RabbitMQ): an event
+    first applies its server's older unfinished events from the journal (see ``OlderUnfinished``)."""
     settings = deps.settings
     waiters = WaiterRegistry(
         clock=deps.clock.monotonic,
@@ -195,6 +382,7 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
         waiters=waiters,
         is_transient=is_transient,
         notifier=deps.notifier,
+        catch_up=OlderUnfinished(host=host, read_uow_factory=deps.read_uow_factory) if catch_up else None,
     )
     waiters.on_early_consumed = delivery.early_event_consumed
     tools = OperationTools(

@@ -137,6 +137,40 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_file_argument(parser)
+    parser.add_argument("--bind", metavar="ADDRESS", help="Listen address; overrides osapi_compute_listen.")
+    parser.add_argument("--port", type=int, help="Listen port; overrides osapi_compute_listen_port.")
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="API worker processes; overrides osapi_compute_workers."
+    )
+
+
+def api(args: argparse.Namespace) -> int:
+    from herald.distributed import serve_api
+
+    conf = new_conf()
+    settings = settings_from_args(args, conf)
+    if args.workers is not None:
+        if args.workers < 1:
+            raise SystemExit("herald api: --workers must be at least 1")
+        settings = dataclasses.replace(settings, workers=args.workers)
+    serve_api(settings, conf)
+    return 0
+
+
+def _agent_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_file_argument(parser)
+    parser.add_argument("--host", metavar="NAME", help="This compute host's name; overrides [DEFAULT] host.")
+
+
+def agent(args: argparse.Namespace) -> int:
+    from herald.distributed import run_agent
+
+    settings = settings_from_args(args)
+    return run_agent(settings, args.host or settings.host)
+
+
 def _power_watch_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_file_argument(parser)
     parser.add_argument(
@@ -161,6 +195,16 @@ COMMANDS: dict[str, Command] = {
         "Run embedded Herald: the API and an agent per compute host in one process (SQLite, in-process bus).",
         lambda args: serve(args),
         add_server_arguments,
+    ),
+    "api": Command(
+        "Run the compute API alone (distributed shape): N worker processes; agents run as herald agent.",
+        api,
+        _api_arguments,
+    ),
+    "agent": Command(
+        "Run the compute agent of one host (distributed shape): its queue, server operations, power sync.",
+        agent,
+        _agent_arguments,
     ),
     "power-watch": Command(
         "Post power-update events for servers whose Redfish node changed power (Ironic's role).",

@@ -22,7 +22,14 @@ DEFAULT_OPTS: list[cfg.Opt] = [
     ),
     cfg.StrOpt("osapi_compute_listen", default="0.0.0.0", help="IP address on which the API listens."),
     cfg.PortOpt("osapi_compute_listen_port", default=8774, help="Port on which the API listens."),
-    cfg.IntOpt("osapi_compute_workers", min=1, default=1, help="Number of API worker processes."),
+    cfg.IntOpt("osapi_compute_workers", min=1, default=1, help="Number of API worker processes (herald api)."),
+    cfg.StrOpt(
+        "transport_url",
+        secret=True,
+        default="memory://",
+        help="Message bus between the API and the agents: rabbit://USER:PASS@HOST:PORT[,USER:PASS@HOST2:PORT]/VHOST "
+        "(herald api and herald agent; amqps:// for TLS), or memory:// (herald serve, one process).",
+    ),
     cfg.IntOpt(
         "vif_plugging_timeout",
         default=300,
@@ -178,6 +185,14 @@ HERALD_OPTS: list[cfg.Opt] = [
     ),
 ]
 
+# NOTE: the TLS options of oslo.messaging's rabbit driver, with its names, for Herald's own RabbitMQ client.
+OSLO_MESSAGING_RABBIT_OPTS: list[cfg.Opt] = [
+    cfg.BoolOpt("ssl", default=False, help="Connect to RabbitMQ over TLS (also implied by an amqps:// URL)."),
+    cfg.StrOpt("ssl_ca_file", default="", help="CA bundle to verify the broker's certificate (default: the system's)."),
+    cfg.StrOpt("ssl_cert_file", default="", help="Client certificate (PEM) to present to the broker."),
+    cfg.StrOpt("ssl_key_file", default="", help="Private key of the client certificate."),
+]
+
 REDFISH_OPTS: list[cfg.Opt] = [
     cfg.StrOpt(
         "address",
@@ -235,6 +250,7 @@ def _herald_opts() -> list[tuple[str, list[cfg.Opt]]]:
         ("herald", HERALD_OPTS),
         ("notifications", NOTIFICATIONS_OPTS),
         ("oslo_messaging_notifications", OSLO_MESSAGING_NOTIFICATIONS_OPTS),
+        ("oslo_messaging_rabbit", OSLO_MESSAGING_RABBIT_OPTS),
         ("redfish", REDFISH_OPTS),
         ("power_watch", POWER_WATCH_OPTS),
     ]
@@ -294,11 +310,22 @@ class NotificationSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RabbitSettings:
+    """``[oslo_messaging_rabbit]`` TLS options (empty strings: not set)."""
+
+    ssl: bool = False
+    ssl_ca_file: str | None = None
+    ssl_cert_file: str | None = None
+    ssl_key_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "compute-1"
     listen: str = "127.0.0.1"
     port: int = 8774
     workers: int = 1
+    transport_url: str = field(default="memory://", repr=False)  # may hold a password
     database_url: str = "sqlite:///herald.sqlite"
     sqlite_synchronous: str = "FULL"
     auth_strategy: str = "noauth2"
@@ -324,6 +351,7 @@ class Settings:
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     redfish: RedfishSettings = field(default_factory=RedfishSettings)
     power_watch_interval: int = 10
+    rabbit: RabbitSettings = field(default_factory=RabbitSettings)
 
     def __repr__(self) -> str:
         # NOTE: Settings get logged, and a database URL may hold a password.
@@ -363,6 +391,7 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         listen=conf.osapi_compute_listen,
         port=conf.osapi_compute_listen_port,
         workers=conf.osapi_compute_workers,
+        transport_url=conf.transport_url,
         database_url=conf.database.connection,
         sqlite_synchronous=conf.database.sqlite_synchronous,
         auth_strategy=conf.api.auth_strategy,
@@ -388,6 +417,12 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         notifications=_notification_settings(conf),
         redfish=_redfish_settings(conf),
         power_watch_interval=conf.power_watch.interval,
+        rabbit=RabbitSettings(
+            ssl=conf.oslo_messaging_rabbit.ssl,
+            ssl_ca_file=conf.oslo_messaging_rabbit.ssl_ca_file or None,
+            ssl_cert_file=conf.oslo_messaging_rabbit.ssl_cert_file or None,
+            ssl_key_file=conf.oslo_messaging_rabbit.ssl_key_file or None,
+        ),
     )
 
 

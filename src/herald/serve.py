@@ -10,8 +10,7 @@ import uvicorn
 from oslo_config import cfg
 from sqlalchemy.engine import make_url
 
-from herald.adapters.sql.engine import make_engine
-from herald.adapters.sql.schema_version import is_current
+from herald.adapters.sql.schema_version import url_is_current
 from herald.api.app import create_app
 from herald.bootstrap import build_embedded
 from herald.config import Settings
@@ -33,12 +32,7 @@ def uvicorn_options() -> dict[str, object]:
 
 def ensure_schema(url: str) -> None:
     """Create or upgrade the schema if needed (alembic is only loaded then)."""
-    engine = make_engine(url)
-    try:
-        current = is_current(engine)
-    finally:
-        engine.dispose()
-    if not current:
+    if not url_is_current(url):
         from herald.adapters.sql.migrate import upgrade
 
         upgrade(url)

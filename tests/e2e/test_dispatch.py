@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import Engine
 
 from herald.adapters.bus.memory import InMemoryBus
 from herald.adapters.sql.uow import SqlUnitOfWork
-from herald.domain.errors import HeraldError
+from herald.domain.errors import BusUnavailable, HeraldError
 from herald.domain.events import EventName, EventStatus
 from herald.domain.messages import DeliverEvents
 from herald.domain.model import Migration, PowerState
@@ -42,13 +44,14 @@ async def test_event_for_a_migrating_server_goes_to_both_hosts(herald: Herald) -
 class FlakyBus(InMemoryBus):
     """An in-memory bus whose publish to some hosts fails, like a broker that is down for them."""
 
-    def __init__(self, broken: set[str]) -> None:
+    def __init__(self, broken: set[str], error: type[HeraldError] = HeraldError) -> None:
         super().__init__()
         self.broken = broken
+        self.error = error
 
     async def publish(self, host: str, messages: Sequence[object]) -> None:
         if host in self.broken and any(isinstance(m, DeliverEvents) for m in messages):
-            raise HeraldError(f"cannot reach {host}")
+            raise self.error(f"cannot reach {host}")
         await super().publish(host, messages)
 
 
@@ -73,6 +76,23 @@ async def test_one_host_failing_does_not_block_another_and_the_relay_retries(db_
         assert states == {"compute-1": "handled", "compute-2": "handled"}
     finally:
         await stop_herald(herald)
+
+
+async def test_a_bus_that_is_away_is_a_warning_not_a_traceback_per_batch(
+    db_url: str, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    herald, _ = await start_herald(settings_for(db_url), bus=FlakyBus({"compute-1"}, BusUnavailable))
+    try:
+        server_id = await herald.create_server(host="compute-1")
+        resp = await herald.events([{"name": "network-changed", "server_uuid": server_id}])
+        assert resp.status_code == 200
+        await herald.settle()
+    finally:
+        await stop_herald(herald)
+    (failure,) = [r for r in caplog.records if "Could not dispatch" in r.getMessage()]
+    assert failure.levelno == logging.WARNING
+    assert failure.exc_info is None
+    assert "cannot reach compute-1" in failure.getMessage()
 
 
 async def test_events_recorded_before_a_crash_are_delivered_at_start(db_url: str, engine: Engine) -> None:

@@ -84,3 +84,34 @@ def test_power_state_change_grace_is_documented_and_read(tmp_path: Path, capsys:
     conf.write_text("[DEFAULT]\npower_state_change_grace = -1\n")
     with pytest.raises(ValueError, match="power_state_change_grace"):
         cli.settings_from_args(_server_args(["--config-file", str(conf)]))
+
+
+def _distributed_conf(tmp_path: Path, transport_url: str) -> str:
+    conf = tmp_path / "herald.conf"
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    conf.write_text(f"[DEFAULT]\ntransport_url = {transport_url}\n[database]\nconnection = {url}\n")
+    return str(conf)
+
+
+@pytest.mark.parametrize("command", [["agent", "--host", "compute-1"], ["api", "--bind", "127.0.0.1"]])
+def test_the_distributed_commands_refuse_the_in_memory_bus(tmp_path: Path, command: list[str]) -> None:
+    with pytest.raises(SystemExit, match="transport_url must name RabbitMQ"):
+        cli.main([*command, "--config-file", _distributed_conf(tmp_path, "memory://")])
+
+
+@pytest.mark.parametrize("command", [["agent", "--host", "compute-1"], ["api", "--bind", "127.0.0.1"]])
+def test_a_bad_transport_url_is_named_without_its_password(tmp_path: Path, command: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main([*command, "--config-file", _distributed_conf(tmp_path, "rabbit://nova:hunter2@rmq:99999/")])
+    assert "invalid port" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+def test_an_agent_needs_the_schema(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="herald db upgrade"):
+        cli.main(["agent", "--host", "c1", "--config-file", _distributed_conf(tmp_path, "rabbit://u:p@127.0.0.1/")])
+
+
+def test_api_workers_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="at least 1"):
+        cli.main(["api", "--workers", "0", "--config-file", _distributed_conf(tmp_path, "rabbit://u:p@127.0.0.1/")])

@@ -177,6 +177,28 @@ class Prepare:
             return EffectItem(event, None, failure_text(exc), last_attempt)
 
 
+class OlderUnfinished:
+    """The events with an effect, accepted before a batch's for the same servers, not finished yet.
+
+    With a durable bus shared by several relays an event can arrive after a newer one of its server
+    (a relay whose publish failed re-sends later). Handling those older ones first, read from the
+    journal, keeps each server's events in accept order; their own message, when it comes, finds
+    them finished.
+    """
+
+    def __init__(self, *, host: str, read_uow_factory: UnitOfWorkFactory) -> None:
+        self._host = host
+        self._read_uow_factory = read_uow_factory
+
+    def __call__(self, events: Sequence[EventEnvelope]) -> list[EventEnvelope]:
+        if not events:
+            return []
+        wanted = {ev.id for ev in events}
+        with self._read_uow_factory() as uow:
+            older = uow.events.unfinished_before(self._host, [ev.server_uuid for ev in events], max(wanted))
+        return [ev for ev in older if ev.id not in wanted and EventName(ev.name) not in WAITER_EVENTS]
+
+
 class EventDelivery:
     """The agent's handler for :class:`DeliverEvents` messages; returns once the outcomes are committed."""
 
@@ -190,7 +212,10 @@ class EventDelivery:
         waiters: WaiterRegistry,
         is_transient: IsTransient,
         notifier: Notifier | None = None,
+        catch_up: OlderUnfinished | None = None,
     ) -> None:
+        """:param catch_up: handle a batch's older unfinished events first (a bus several relays share)."""
+        self._catch_up = catch_up
         self._writer = writer
         self._apply = apply
         self._prepare = prepare
@@ -203,6 +228,8 @@ class EventDelivery:
     async def __call__(self, message: DeliverEvents) -> None:
         waiter_events = [ev for ev in message.events if EventName(ev.name) in WAITER_EVENTS]
         effect_events = [ev for ev in message.events if EventName(ev.name) not in WAITER_EVENTS]
+        if effect_events and self._catch_up is not None:
+            effect_events = [*await asyncio.to_thread(self._catch_up, effect_events), *effect_events]
         if effect_events:
             outcomes = await self._effects(effect_events)
             notes = [note for outcome in outcomes if outcome is not None for note in outcome.notifications]

@@ -24,6 +24,8 @@ STATUS_BY_ERROR: dict[type[errors.HeraldError], int] = {
     errors.Forbidden: 403,
     # Nova turns NotSupported into 400 for every API method.
     errors.NotSupportedByDriver: 400,
+    # The agents cannot be reached now; the client may try again.
+    errors.BusUnavailable: 503,
 }
 
 UNEXPECTED_MESSAGE = "Unexpected API Error. Please contact the Herald administrator and attach the API log.\n{cls}"

@@ -27,6 +27,7 @@ HeraldError
 ├── EventWaitTimeout             (a waited-for external event did not come in time)
 ├── EventWaitFailed              (a waited-for external event came with status failed)
 ├── ShuttingDown                 (no new waiters while the agent stops)
+├── BusUnavailable               (the message bus could not take a message)
 └── DriverError
     └── NotSupportedByDriver
 """
@@ -180,3 +181,7 @@ class DriverError(HeraldError):
 
 class NotSupportedByDriver(DriverError):
     message = "The virt driver does not support this operation."
+
+
+class BusUnavailable(HeraldError):
+    message = "The message bus is unavailable."

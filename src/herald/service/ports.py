@@ -128,6 +128,10 @@ class EventJournal(Protocol):
     def pending(self, server_uuid: str, name: str, host: str) -> bool:
         """Whether an event of this name for the server is accepted or dispatched to ``host`` but not finished."""
 
+    def unfinished_before(self, host: str, server_uuids: Sequence[str], before_id: int) -> list[EventEnvelope]:
+        """Deliveries to ``host`` for these servers, accepted or dispatched but not finished, whose id
+        is below ``before_id`` (accepted earlier), oldest first."""
+
     def undelivered(self, *, include_dispatched: bool, older_than: datetime | None, limit: int) -> list[EventEnvelope]:
         """Deliveries not yet finished, oldest first (the relay's re-read)."""
 

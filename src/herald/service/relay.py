@@ -12,6 +12,7 @@ from collections.abc import Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from herald.domain.errors import BusUnavailable
 from herald.domain.messages import DeliverEvents
 from herald.domain.records import EventEnvelope
 from herald.service.journal_jobs import MarkDispatched, MarkUndispatched
@@ -118,8 +119,12 @@ class Relay:
         keys = [envelope.id for envelope in envelopes]
         try:
             await self._bus.publish(host, [DeliverEvents(tuple(envelopes), redelivery=redelivery)])
-        except Exception:
-            logger.exception("Could not dispatch %d events to host %s; the relay will retry", len(envelopes), host)
+        except Exception as exc:
+            if isinstance(exc, BusUnavailable):
+                # NOTE: expected while the broker is away (the bus says so itself): no traceback per batch.
+                logger.warning("Could not dispatch %d events to host %s: %s; will retry", len(envelopes), host, exc)
+            else:
+                logger.exception("Could not dispatch %d events to host %s; the relay will retry", len(envelopes), host)
             if self.hands_off_at_commit:
                 await self._writer.submit(self._unmark, keys)
             return

@@ -199,6 +199,24 @@ class SqlEventJournal:
             for row in self._conn.execute(stmt, params).mappings()
         ]
 
+    _UNFINISHED_BEFORE_SQL = (
+        "SELECT id, uuid, request_id, server_uuid, name, tag, status, host FROM external_events"
+        " WHERE host = ? AND id < ? AND state IN ('accepted', 'dispatched') AND server_uuid IN ({}) ORDER BY id"
+    )
+
+    def unfinished_before(self, host: str, server_uuids: Sequence[str], before_id: int) -> list[EventEnvelope]:
+        """Unfinished deliveries to ``host`` for these servers with an id below ``before_id``, by id."""
+        wanted = list(dict.fromkeys(server_uuids))
+        found: list[EventEnvelope] = []
+        for start in range(0, len(wanted), MAX_IN_LIST):
+            chunk = wanted[start : start + MAX_IN_LIST]
+            sql = self._UNFINISHED_BEFORE_SQL.format(placeholders(len(chunk)))
+            for row_id, uuid, request_id, server_uuid, name, tag, status, to_host in fetchall(
+                self._conn, sql, [host, before_id, *chunk]
+            ):
+                found.append(EventEnvelope(uuid, request_id, server_uuid, name, tag, status, to_host, id=row_id))
+        return sorted(found, key=lambda envelope: envelope.id)
+
     def pending(self, server_uuid: str, name: str, host: str) -> bool:
         """Whether such an event is accepted or dispatched to ``host`` but not finished yet."""
         stmt = (

@@ -18,3 +18,14 @@ def is_current(engine: Engine) -> bool:
             return False
         versions = {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
     return versions == {HEAD_REVISION}
+
+
+def url_is_current(url: str) -> bool:
+    """:func:`is_current` for the database at ``url`` (a short-lived engine)."""
+    from herald.adapters.sql.engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        return is_current(engine)
+    finally:
+        engine.dispose()

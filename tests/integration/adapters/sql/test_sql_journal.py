@@ -248,3 +248,30 @@ def test_mark_undispatched_puts_only_dispatched_rows_back(uow_factory: UowFactor
             "e1",
             "e3",
         ]
+
+
+def test_unfinished_before_finds_earlier_deliveries_of_the_servers(uow_factory: UowFactory) -> None:
+    _record_all(
+        uow_factory,
+        _record("e1"),
+        _record("e2", state=HANDLED),
+        _record("e3", server_uuid="s2"),
+        _record("e4", host="c2"),
+        _record("e5", server_uuid="s3"),
+        _record("e6", state=DISPATCHED),
+        _record("e7"),
+    )
+    with uow_factory() as uow:
+        ids = {r.uuid: r.id for r in uow.events.query()}
+        found = uow.events.unfinished_before("c1", ["s1", "s2"], ids["e7"])  # type: ignore[arg-type]
+    assert [(e.uuid, e.server_uuid, e.host, e.id) for e in found] == [
+        ("e1", "s1", "c1", ids["e1"]),
+        ("e3", "s2", "c1", ids["e3"]),
+        ("e6", "s1", "c1", ids["e6"]),
+    ]
+    assert (found[0].name, found[0].tag, found[0].status, found[0].request_id) == (
+        "network-vif-plugged",
+        "port-1",
+        "completed",
+        "req-1",
+    )
