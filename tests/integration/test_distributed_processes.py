@@ -120,7 +120,8 @@ async def test_a_delivery_published_twice_has_one_effect(pair: Pair) -> None:
     second = await _power_update(pair, server_id, "POWER_ON")
     records = await _handled(pair, server_id, 2)
 
-    assert records[0]["outcome"] == record["outcome"]
+    # The listing is newest first: the first event's record is the older one.
+    assert [r["outcome"] for r in records if r["request_id"] == first] == [record["outcome"]]
     for request_id in (first, second):
         action = (await pair.get(f"/servers/{server_id}/os-instance-actions/{request_id}"))["instanceAction"]
         assert [e["result"] for e in action["events"] if e["event"] == "compute_power_update"] == ["Success"]
@@ -138,7 +139,7 @@ async def test_an_event_that_overtook_an_older_one_waits_for_it(pair: Pair) -> N
     newer = await _power_update(pair, server_id, "POWER_ON")
     records = await _handled(pair, server_id, 2)
 
-    assert [r["request_id"] for r in records] == ["req-older", newer]
+    assert [r["request_id"] for r in records] == [newer, "req-older"]  # newest first
     assert not [r for r in records if r["outcome"].startswith("no-op")], records
     server = (await pair.get(f"/servers/{server_id}"))["server"]
     assert (server["status"], server["OS-EXT-STS:power_state"]) == ("ACTIVE", 1)

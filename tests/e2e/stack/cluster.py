@@ -173,8 +173,9 @@ class Cluster:
         return server
 
     def records(self, server_id: str) -> list[dict[str, Any]]:
+        """The server's event records in accept order (the listing is newest first)."""
         records: list[dict[str, Any]] = self.get(f"/os-server-external-events?server_uuid={server_id}")["events"]
-        return records
+        return records[::-1]
 
 
 # -- power-update streams and what must hold after them ------------------------------------------
