@@ -17,6 +17,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 SQLITE_BUSY_TIMEOUT_S = 10
 SQLITE_SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+SQLITE_WAL_SIZE_LIMIT = 4 * 1024 * 1024
 PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 10
 
@@ -79,6 +80,8 @@ def _sqlite_engine(url: URL, synchronous: str, manual_checkpoints: bool) -> Engi
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
             if manual_checkpoints:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")
+                # NOTE: a WAL that a checkpoint has emptied is cut back to this size when reused.
+                cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_SIZE_LIMIT}")
         finally:
             cursor.close()
 
