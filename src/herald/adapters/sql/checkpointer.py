@@ -51,7 +51,7 @@ class Checkpointer:
             if log_pages > self._truncate_pages:
                 busy, log_pages, _copied = self._pragma("TRUNCATE")
                 if busy:
-                    logger.warning("WAL checkpoint: the log holds %d pages and readers kept it from shrinking", log_pages)
+                    logger.warning("WAL checkpoint: readers kept the log (%d pages) from shrinking", log_pages)
         except Exception as exc:
             # NOTE: a checkpoint is only ever deferred (the next one catches up), but one that keeps
             # failing lets the WAL grow without bound: say so where operators look.
