@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ from herald.adapters.network.memory import InMemoryNetwork
 from herald.adapters.notifications import NullNotifier, make_notifier
 from herald.adapters.sql.checkpointer import Checkpointer
 from herald.adapters.sql.engine import is_sqlite, make_engine
+from herald.adapters.sql.errors import is_transient
 from herald.adapters.sql.uow import SqlUnitOfWork
 from herald.adapters.virt.fake import FakeVirtDriver
 from herald.adapters.volume.memory import InMemoryVolumes
@@ -32,6 +32,7 @@ from herald.service.notifications import InstanceNotifications
 from herald.service.ports import Bus, Clock, Notifier, UnitOfWork, UnitOfWorkFactory, VirtDriver
 from herald.service.relay import Relay
 from herald.service.writer import Writer
+from herald.workers import WorkerPools
 
 if TYPE_CHECKING:
     from herald.adapters.virt.redfish_client import RedfishClient
@@ -91,7 +92,8 @@ class Deps:
     events: ExternalEventsService
     notifier: Notifier = field(default_factory=NullNotifier)
     checkpointer: Checkpointer | None = None
-    executor: ThreadPoolExecutor | None = None  # the loop's worker threads, set by start()
+    # API work vs agent operations and driver calls; start() makes the driver pool the loop's default.
+    workers: WorkerPools = field(default_factory=WorkerPools)
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
     agents: dict[str, ComputeAgent] = field(default_factory=dict)
 
@@ -116,9 +118,18 @@ def build_embedded(
         return SqlUnitOfWork(engine, read_only=True)
 
     clock = clock or SystemClock()
-    bus = bus or InMemoryBus()
-    writer = Writer(uow_factory, gather_delay=settings.commit_gather_delay)
-    relay = Relay(bus, writer, read_uow_factory, clock, interval=settings.relay_interval, volatile_bus=bus.volatile)
+    bus = bus or InMemoryBus(settings.host_queue_events)
+    writer = build_writer(settings, uow_factory)
+    workers = WorkerPools(settings.api_threads, settings.driver_threads)
+    relay = Relay(
+        bus,
+        writer,
+        read_uow_factory,
+        clock,
+        interval=settings.relay_interval,
+        volatile_bus=bus.volatile,
+        executor=workers.api,
+    )
     deps = Deps(
         settings=settings,
         engine=engine,
@@ -133,11 +144,23 @@ def build_embedded(
         events=ExternalEventsService(writer, clock, relay),
         notifier=notifier or build_notifier(settings),
         checkpointer=Checkpointer(engine) if sqlite else None,
+        workers=workers,
     )
     for host in settings.hosts:
         deps.drivers[host] = DRIVERS[settings.compute_driver](settings, host)
         deps.agents[host] = build_agent(deps, host)
     return deps
+
+
+def build_writer(settings: Settings, uow_factory: UnitOfWorkFactory) -> Writer:
+    """The process's database writer, bounded by ``[herald] writer_pass_rows`` and ``writer_queue_rows``."""
+    return Writer(
+        uow_factory,
+        gather_delay=settings.commit_gather_delay,
+        max_pass_rows=settings.writer_pass_rows,
+        max_queue_rows=settings.writer_queue_rows,
+        transient=is_transient,
+    )
 
 
 def build_notifier(settings: Settings) -> Notifier:
@@ -219,9 +242,7 @@ def build_agent(deps: Deps, host: str) -> ComputeAgent:
 
 
 async def start(deps: Deps) -> None:
-    # NOTE: a few threads are enough (the writer has its own); each extra one costs memory arenas.
-    deps.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="herald")
-    asyncio.get_running_loop().set_default_executor(deps.executor)
+    deps.workers.install(asyncio.get_running_loop())
     deps.writer.start()
     if deps.checkpointer is not None:
         deps.checkpointer.start()
@@ -238,8 +259,7 @@ async def stop(deps: Deps) -> None:
     deps.writer.stop()
     # NOTE: a worker thread may still be finishing an operation the cancelled tasks started:
     # wait for it, so that it gives its database connection back before the pool is disposed.
-    if deps.executor is not None:
-        deps.executor.shutdown(wait=True)
+    deps.workers.shutdown()
     if deps.checkpointer is not None:
         deps.checkpointer.stop()
     deps.notifier.close()

@@ -43,12 +43,13 @@ def compute_deps(deps: Deps) -> ComputeDeps:
         network=deps.network,
         volumes=deps.volumes,
         settings=deps.settings,
+        executor=deps.workers.api,
     )
 
 
 def api_routes(edge: Edge, deps: Deps) -> list[BaseRoute]:
-    events = ServerExternalEventsController(deps.events)
-    records = EventRecordsController(deps.read_uow_factory)
+    events = ServerExternalEventsController(deps.events, commit_timeout=deps.settings.commit_timeout)
+    records = EventRecordsController(deps.read_uow_factory, deps.workers.api)
     compute = compute_deps(deps)
     return [
         # NOTE: the hot route first: Starlette tries routes in order.

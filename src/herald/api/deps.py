@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
@@ -31,6 +33,7 @@ class ComputeDeps:
     :param network: ports for new servers and local deletes.
     :param volumes: sizes of the volumes a new server boots from.
     :param settings: ``service_down_time`` and ``shelved_offload_time``.
+    :param executor: the API's worker threads (None: the loop's default executor).
     """
 
     uow_factory: UnitOfWorkFactory
@@ -40,6 +43,12 @@ class ComputeDeps:
     network: NetworkBackend
     volumes: VolumeBackend
     settings: Settings
+    executor: Executor | None = None
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a synchronous use case (one transaction) on one of the API's worker threads."""
+        call = functools.partial(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
 
 
 def caller(req: ApiRequest) -> Caller:
@@ -59,11 +68,6 @@ def can(req: ApiRequest, rule: str, target: Mapping[str, object] | None = None) 
 def own_target(req: ApiRequest) -> dict[str, object]:
     """The target Nova uses when it passes none: the caller's own project and user."""
     return {"project_id": req.context.project_id, "user_id": req.context.user_id}
-
-
-async def run(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a synchronous use case (one transaction) on a worker thread."""
-    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 async def publish(deps: ComputeDeps, outcome: Outcome) -> None:

@@ -12,6 +12,7 @@ import logging
 
 from herald.api.faults import ApiFault
 from herald.domain import errors
+from herald.service.writer import Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ def fault_for(exc: BaseException) -> ApiFault:
     """The fault to answer for an exception raised while handling a request."""
     if isinstance(exc, ApiFault):
         return exc
+    if isinstance(exc, Unavailable):
+        # NOTE: nothing of the request was recorded; the client may send it again as it is.
+        logger.warning("Answering 503: %s", exc)
+        return ApiFault(503, str(exc), [(b"retry-after", str(exc.retry_after).encode("ascii"))])
     if isinstance(exc, errors.HeraldError):
         status = status_for(exc)
         if status is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from concurrent.futures import Executor
 from typing import Any
 
 from herald.api.edge import ApiRequest, ApiResponse
@@ -37,8 +39,10 @@ def record_view(record: EventRecord) -> dict[str, Any]:
 
 
 class EventRecordsController:
-    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+    def __init__(self, uow_factory: UnitOfWorkFactory, executor: Executor | None = None) -> None:
+        """:param executor: where the query runs (None: the loop's default executor)."""
         self._uow_factory = uow_factory
+        self._executor = executor
 
     async def index(self, req: ApiRequest) -> ApiResponse:
         req.authorize(EXTERNAL_EVENTS_LIST)
@@ -50,7 +54,8 @@ class EventRecordsController:
             limit = min(int(query.get("limit", MAX_LIMIT)), MAX_LIMIT)
         except ValueError:
             raise ApiFault(400, "limit must be an integer.") from None
-        records = await asyncio.to_thread(self._query, query.get("server_uuid"), query.get("request_id"), state, limit)
+        query_records = functools.partial(self._query, query.get("server_uuid"), query.get("request_id"), state, limit)
+        records = await asyncio.get_running_loop().run_in_executor(self._executor, query_records)
         return ApiResponse(200, {"events": [record_view(r) for r in records]})
 
     def _query(
