@@ -53,12 +53,12 @@ class AcceptEvents:
         new_uuid: Callable[[], str] = new_uuid4,
         *,
         handed_off: bool = False,
-        has_room: Callable[[str], bool] | None = None,
+        has_room: Callable[[str, int], bool] | None = None,
     ) -> None:
         """:param handed_off: the deliveries go to an in-process bus right after the commit: record
         them ``dispatched`` at once instead of writing every row a second time.
-        :param has_room: whether a host's delivery queue takes more events; a request with an
-        event for a host without room is refused whole (admission control)."""
+        :param has_room: whether a host's delivery queue should be given so many more events; a
+        request with events for a host without room is refused whole (admission control)."""
         self._clock = clock
         self._new_uuid = new_uuid
         self._handed_off = handed_off
@@ -95,12 +95,13 @@ def judge_and_record(
     new_uuid: Callable[[], str],
     *,
     handed_off: bool = False,
-    has_room: Callable[[str], bool] | None = None,
+    has_room: Callable[[str, int], bool] | None = None,
 ) -> list[AcceptResult]:
     """Judge every event in request order and record the accepted ones (no commit)."""
     targets = uow.servers.targets({ev.server_uuid for req in requests for ev in req.events})
     judged = [_judge_request(req, targets) for req in requests]
-    busy: list[tuple[str, ...]] = [_busy_hosts(accepted, has_room) for _, accepted in judged]
+    planned: dict[str, int] = {}  # events this pass gives each host so far
+    busy: list[tuple[str, ...]] = [_busy_hosts(accepted, has_room, planned) for _, accepted in judged]
     judged = [(verdicts, [] if hosts else accepted) for (verdicts, accepted), hosts in zip(judged, busy, strict=True)]
     ids = iter(uow.events.reserve_ids(sum(len(t.hosts) for _, accepted in judged for _, t, _ in accepted)))
     records: list[EventRecord] = []
@@ -142,12 +143,28 @@ def judge_and_record(
 
 
 def _busy_hosts(
-    accepted: list[tuple[IncomingEvent, ServerTargets, Verdict]], has_room: Callable[[str], bool] | None
+    accepted: list[tuple[IncomingEvent, ServerTargets, Verdict]],
+    has_room: Callable[[str, int], bool] | None,
+    planned: dict[str, int],
 ) -> tuple[str, ...]:
+    """The hosts without room for this request's events, counting those the pass already gives them."""
     if has_room is None:
         return ()
-    hosts = dict.fromkeys(host for _, target, _ in accepted for host in target.hosts)
-    return tuple(host for host in hosts if not has_room(host))
+    wanted: dict[str, int] = {}
+    for _, target, _ in accepted:
+        for host in target.hosts:
+            wanted[host] = wanted.get(host, 0) + 1
+    busy = tuple(host for host, events in wanted.items() if not _fits(has_room, host, planned.get(host, 0), events))
+    if not busy:
+        for host, events in wanted.items():
+            planned[host] = planned.get(host, 0) + events
+    return busy
+
+
+def _fits(has_room: Callable[[str, int], bool], host: str, planned: int, events: int) -> bool:
+    # NOTE: the pass's first request for a host goes whenever the host has any room, or a request
+    # larger than the room could never go; the queue's hard bound leaves slack for it.
+    return has_room(host, planned + events) or (not planned and has_room(host, 1))
 
 
 def _judge_request(

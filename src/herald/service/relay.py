@@ -31,7 +31,7 @@ class HostQueueFull(Exception):
 class BoundedBus(Protocol):
     """A bus whose host queues are bounded says whether a host takes more events."""
 
-    def has_room(self, host: str) -> bool: ...
+    def has_room(self, host: str, events: int) -> bool: ...
 
 
 class Relay:
@@ -76,9 +76,9 @@ class Relay:
         self._tasks: set[asyncio.Task[None]] = set()
         self._periodic: asyncio.Task[None] | None = None
 
-    def has_room(self, host: str) -> bool:
-        """Whether ``host``'s queue takes more events now (any thread may ask)."""
-        return self._bounded is None or self._bounded.has_room(host)
+    def has_room(self, host: str, events: int) -> bool:
+        """Whether ``host``'s queue should be given ``events`` more now (any thread may ask)."""
+        return self._bounded is None or self._bounded.has_room(host, events)
 
     def hand_off(self, deliveries: Sequence[EventEnvelope]) -> None:
         """Queue committed deliveries for publication at the end of this loop turn."""

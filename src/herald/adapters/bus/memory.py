@@ -38,7 +38,7 @@ class InMemoryBus:
     Event deliveries are bounded: a host holding ``max_events`` events not yet handled
     refuses more with :class:`HostQueueFull` (their journal rows stay ``accepted`` and the
     relay sends them again later), and :meth:`has_room` tells the accept path to stop taking
-    events for it. Other messages (one per server operation, which nothing would send again)
+    events for it before that. Other messages (one per server operation, which nothing would send again)
     are always taken.
     """
 
@@ -56,9 +56,13 @@ class InMemoryBus:
             self._queues[host] = asyncio.Queue()
         return self._queues[host]
 
-    def has_room(self, host: str) -> bool:
-        """Whether ``host`` takes more events (read from any thread: a plain int read)."""
-        return self._events.get(host, 0) < self._max_events
+    def has_room(self, host: str, events: int) -> bool:
+        """Whether ``host`` should be given ``events`` more (asked from any thread: a plain int read).
+
+        Admission stops at three quarters of the bound: the rest is room for the events admitted
+        by write passes whose hand-off has not reached the queue yet.
+        """
+        return self._events.get(host, 0) + events <= self._max_events * 3 // 4
 
     async def publish(self, host: str, messages: Sequence[object]) -> None:
         """:raises HostQueueFull: the events would overflow ``host``'s queue; nothing was queued."""
