@@ -159,6 +159,7 @@ class Writer:
         self._ready = threading.Condition(self._lock)
         self._queue: deque[object] = deque()
         self._queued_rows = 0
+        self._idle = False  # the thread waits for work (only then does a submit wake it)
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._name = name
@@ -205,17 +206,23 @@ class Writer:
             if self._queued_rows and self._queued_rows + entry.weight > self._max_queue_rows:
                 raise WriterOverloaded(f"The database writer is overloaded ({self._queued_rows} rows queued).")
             self._append(entry)
-        wait = seconds
-        while True:
-            try:
-                return await asyncio.wait_for(asyncio.shield(future), wait)
-            except TimeoutError:
-                if self._abandon(entry):
-                    raise WriteTimedOut(
-                        f"The database did not commit within {seconds:g} s.", retry_after=max(1, math.ceil(seconds))
-                    ) from None
+        timers: list[asyncio.TimerHandle] = []
+
+        def expire() -> None:
+            if future.done():
+                return
+            if self._abandon(entry):
+                retry_after = max(1, math.ceil(seconds))
+                future.set_exception(WriteTimedOut(f"The database did not commit within {seconds:g} s.", retry_after))
+            else:
                 # NOTE: sealed: its commit is under way; its outcome comes in a moment.
-                wait = RETRY_FIRST_S
+                timers.append(loop.call_later(RETRY_FIRST_S, expire))
+
+        timers.append(loop.call_later(seconds, expire))
+        try:
+            return await future
+        finally:
+            timers[-1].cancel()
 
     async def flush(self) -> None:
         """Wait until everything queued before this call is committed."""
@@ -238,7 +245,8 @@ class Writer:
         self._queue.append(entry)
         if isinstance(entry, _Entry):
             self._queued_rows += entry.weight
-        self._ready.notify()
+        if self._idle:
+            self._ready.notify()
 
     def _abandon(self, entry: _Entry[Any, Any]) -> bool:
         """Give ``entry`` up unless its pass is committing; True when given up."""
@@ -290,7 +298,9 @@ class Writer:
         pending: list[object] = []
         with self._lock:
             while not self._queue:
+                self._idle = True
                 self._ready.wait()
+                self._idle = False
             rows = self._take(pending, 0)
         self._gather(pending, rows)
         return pending
