@@ -9,19 +9,21 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from herald.adapters.sql import engine as sql_engine
 from herald.adapters.sql.engine import make_engine
-from tests.e2e.harness import Herald, settings_for, start_herald, stop_herald
+from tests.e2e.harness import IMAGE, Herald, settings_for, start_herald, stop_herald
 
 WAIT = 0.5  # [api] commit_timeout for these tests
 HANG = 60.0  # without a bound the requests wait for the lock forever: this turns that into a failure
 
 
 @contextmanager
-def write_lock(db_url: str) -> Iterator[None]:
-    """Another client holds the journal's write lock: SQLite's database lock, PostgreSQL's table lock."""
+def write_lock(db_url: str, table: str = "external_events") -> Iterator[None]:
+    """Another client holds the write lock: SQLite's database lock, PostgreSQL's lock on ``table``."""
     url = make_url(db_url)
     if url.get_backend_name() == "sqlite":
         other = sqlite3.connect(url.database or "", isolation_level=None)
@@ -35,7 +37,7 @@ def write_lock(db_url: str) -> Iterator[None]:
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
-            conn.exec_driver_sql("LOCK TABLE external_events IN EXCLUSIVE MODE")
+            conn.exec_driver_sql(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
             yield
             conn.rollback()
     finally:
@@ -99,3 +101,21 @@ def _exhaust_pool(engine: Engine) -> list[Any]:
     """Check out every connection the pool will give (its size plus its overflow)."""
     pool: Any = engine.pool
     return [engine.connect() for _ in range(pool.size() + pool._max_overflow)]
+
+
+async def test_a_server_create_on_a_locked_database_answers_503(
+    db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database layer's own lock waits (SQLite's busy timeout, PostgreSQL's lock_timeout), shortened.
+    monkeypatch.setattr(sql_engine, "SQLITE_BUSY_TIMEOUT_S", 1)
+    monkeypatch.setattr(sql_engine, "PG_LOCK_TIMEOUT_S", 1)
+    herald, _ = await start_herald(settings_for(db_url))
+    try:
+        body = {"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1", "networks": "none"}}
+        with write_lock(db_url, "servers"):
+            resp = await asyncio.wait_for(herald.post("/v2.1/servers", body, version="2.76"), HANG)
+        assert_unavailable(resp)
+        assert (await herald.get("/v2.1/servers", version="2.76")).json()["servers"] == []
+        assert (await herald.post("/v2.1/servers", body, version="2.76")).status_code == 202
+    finally:
+        await stop_herald(herald)

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from herald import bootstrap
+from herald.adapters.sql.errors import is_transient
 from herald.api.auth import make_authenticator
 from herald.api.compute import compute_routes
 from herald.api.deps import ComputeDeps
@@ -44,13 +45,14 @@ def compute_deps(deps: Deps) -> ComputeDeps:
         volumes=deps.volumes,
         settings=deps.settings,
         executor=deps.workers.api,
+        transient=is_transient,
     )
 
 
 def api_routes(edge: Edge, deps: Deps) -> list[BaseRoute]:
     events = ServerExternalEventsController(deps.events, commit_timeout=deps.settings.commit_timeout)
-    records = EventRecordsController(deps.read_uow_factory, deps.workers.api)
     compute = compute_deps(deps)
+    records = EventRecordsController(deps.read_uow_factory, compute.run)
     return [
         # NOTE: the hot route first: Starlette tries routes in order.
         *edge.routes("/os-server-external-events", events.create, methods=["POST"]),

@@ -14,6 +14,7 @@ from herald.api.faults import ApiFault
 from herald.config import Settings
 from herald.service.common import Caller, Outcome
 from herald.service.ports import Bus, Clock, NetworkBackend, UnitOfWorkFactory, VolumeBackend
+from herald.service.writer import Unavailable
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -34,6 +35,8 @@ class ComputeDeps:
     :param volumes: sizes of the volumes a new server boots from.
     :param settings: ``service_down_time`` and ``shelved_offload_time``.
     :param executor: the API's worker threads (None: the loop's default executor).
+    :param transient: whether a use case's exception means the database is unavailable for now
+        (the request is then answered 503 with Retry-After).
     """
 
     uow_factory: UnitOfWorkFactory
@@ -44,11 +47,20 @@ class ComputeDeps:
     volumes: VolumeBackend
     settings: Settings
     executor: Executor | None = None
+    transient: Callable[[BaseException], bool] = lambda exc: False
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a synchronous use case (one transaction) on one of the API's worker threads."""
+        """Run a synchronous use case (one transaction) on one of the API's worker threads.
+
+        :raises Unavailable: the database was unavailable (its transaction did not commit).
+        """
         call = functools.partial(fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        except Exception as exc:
+            if self.transient(exc):
+                raise Unavailable(f"The database is unavailable ({type(exc).__name__}); try again later.") from exc
+            raise
 
 
 def caller(req: ApiRequest) -> Caller:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from herald.api.edge import ApiRequest, ApiResponse
@@ -15,6 +13,8 @@ from herald.domain.records import EventRecord
 from herald.service.ports import UnitOfWorkFactory
 
 MAX_LIMIT = 1000
+
+Runner = Callable[..., Awaitable[Any]]
 
 
 def _iso(value: object) -> str | None:
@@ -39,10 +39,10 @@ def record_view(record: EventRecord) -> dict[str, Any]:
 
 
 class EventRecordsController:
-    def __init__(self, uow_factory: UnitOfWorkFactory, executor: Executor | None = None) -> None:
-        """:param executor: where the query runs (None: the loop's default executor)."""
+    def __init__(self, uow_factory: UnitOfWorkFactory, run: Runner) -> None:
+        """:param run: runs the query on a worker thread (:meth:`herald.api.deps.ComputeDeps.run`)."""
         self._uow_factory = uow_factory
-        self._executor = executor
+        self._run = run
 
     async def index(self, req: ApiRequest) -> ApiResponse:
         req.authorize(EXTERNAL_EVENTS_LIST)
@@ -54,8 +54,7 @@ class EventRecordsController:
             limit = min(int(query.get("limit", MAX_LIMIT)), MAX_LIMIT)
         except ValueError:
             raise ApiFault(400, "limit must be an integer.") from None
-        query_records = functools.partial(self._query, query.get("server_uuid"), query.get("request_id"), state, limit)
-        records = await asyncio.get_running_loop().run_in_executor(self._executor, query_records)
+        records = await self._run(self._query, query.get("server_uuid"), query.get("request_id"), state, limit)
         return ApiResponse(200, {"events": [record_view(r) for r in records]})
 
     def _query(
