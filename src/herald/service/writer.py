@@ -178,10 +178,6 @@ class Writer:
             self._thread.join(timeout=30)
             self._thread = None
 
-    @property
-    def queued_rows(self) -> int:
-        return self._queued_rows
-
     def submit(self, job: WriteJob[T, R], item: T) -> asyncio.Future[R]:
         """Queue ``item`` for ``job``; the future resolves on the caller's loop after the commit."""
         loop = asyncio.get_running_loop()
