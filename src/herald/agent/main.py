@@ -68,6 +68,7 @@ class ComputeAgent:
         self._sync_interval = None if sync_power_state_interval < 0 else (sync_power_state_interval or 60.0)
         self._early_ttl = early_ttl
         self._unlogged_expiries = 0
+        self._delivered_since_expiry = 0
         self._expiry_sample: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._periodic: list[asyncio.Task[None]] = []
@@ -142,10 +143,14 @@ class ComputeAgent:
     async def _deliver(self, message: object) -> None:
         assert isinstance(message, DeliverEvents)
         await self._delivery(message)
-        # NOTE: the early events this delivery pushed out of the full buffer are recorded before the
-        # next message: until then the host's queue counts them, so a host whose records fall behind
-        # gets no more events (admission control) instead of a growing list of them in memory.
-        await self.expire_early(log=False)
+        # NOTE: once a slice's worth of events came in, the early events they pushed out of the full
+        # buffer are recorded before the next message: until then the host's queue counts them, so a
+        # host whose records fall behind gets no more events (admission control) instead of a
+        # growing list of them in memory.
+        self._delivered_since_expiry += len(message.events)
+        if self._delivered_since_expiry >= EXPIRE_SLICE:
+            self._delivered_since_expiry = 0
+            await self.expire_early(log=False)
 
     async def _spawn_build(self, message: object) -> None:
         assert isinstance(message, BuildServer)
