@@ -346,11 +346,16 @@ class Writer:
                 if not self._transient(exc):
                     return self._split(entries, exc)
                 if self._closing.is_set():
-                    logger.warning("Database unavailable while stopping; %d writes fail: %s", len(entries), exc)
+                    logger.warning(
+                        "Database unavailable while stopping; %d writes fail: %s", len(entries), _first_line(exc)
+                    )
                     failure = _Failure(DatabaseUnavailable(f"The database is unavailable: {type(exc).__name__}"))
                     return [(entry, failure) for entry in entries]
                 logger.warning(
-                    "Database unavailable (%s); retrying a pass of %d writes in %.2f s", exc, len(entries), delay
+                    "Database unavailable (%s); retrying a pass of %d writes in %.2f s",
+                    _first_line(exc),
+                    len(entries),
+                    delay,
                 )
                 self._closing.wait(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
@@ -398,6 +403,10 @@ class Writer:
                 loop.call_soon_threadsafe(_settle_on_loop, settled)
             except RuntimeError:
                 logger.warning("An event loop closed before its %d writes were settled", len(settled))
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).partition("\n")[0]
 
 
 def _groups(entries: list[_Entry[Any, Any]]) -> list[tuple[WriteJob[Any, Any], list[_Entry[Any, Any]]]]:
