@@ -32,6 +32,7 @@ class Scenario:
     server_cpu: float
     wrk_cpu: float
     other_cpu: float
+    connections: int = 0
 
     @property
     def events_per_s(self) -> float | None:
@@ -141,9 +142,14 @@ def verdicts(run: Run) -> list[Verdict]:
     if batch1 and hello:
         ratio = 100 * batch1.result.accepted_per_s / hello.result.requests_per_s
         lines.append(Verdict("batch 1 events/s / hello-world req/s", ratio, ">=", 50, "%"))
-    api = [s.memory.hwm_mb for name, s in found.items() if name != "hello"]
+    api = [s.memory.hwm_mb for name, s in found.items() if name not in ("hello", "overload")]
     if api:
         lines.append(Verdict("API peak RSS (VmHWM)", max(api), "<=", 80, "MB"))
+    overload = found.get("overload")
+    if overload:
+        lines.append(Verdict("overload peak RSS (VmHWM)", overload.memory.hwm_mb, "<=", 150, "MB"))
+        admitted_p99 = overload.result.admitted_p99_us / 1000
+        lines.append(Verdict("overload p99 of the admitted requests", admitted_p99, "<=", 1000, "ms"))
     if run.durability:
         lines.extend(run.durability.verdicts())
     return lines
@@ -161,6 +167,16 @@ def text(run: Run) -> str:
         "",
         *(f"- {verdict.line()}" for verdict in verdicts(run)),
     ]
+    overload = run.scenarios.get("overload")
+    if overload:
+        result = overload.result
+        refused = result.statuses.get(503, 0)
+        parts.append(
+            f"\nOverload ({overload.connections} connections, batch 100, one wrk thread each): "
+            f"{result.admitted_n:,} requests admitted (p50 {result.admitted_p50_us / 1000:.2f} ms, "
+            f"p99 {result.admitted_p99_us / 1000:.2f} ms), {refused:,} refused with 503; "
+            f"the p99 column covers both. wrk ignores Retry-After and sends again at once."
+        )
     if run.durability:
         parts.append(
             f"\nDurability: {run.durability.rows:,} new `external_events` rows after SIGKILL of the API; "

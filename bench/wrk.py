@@ -31,12 +31,30 @@ local EVENT_NAME = {event_name}
 local BATCH = {batch}
 local POOL = {pool}
 local SERVERS = {servers}
+-- With one connection per thread, request() and response() alternate on each thread, so the
+-- time between them is one request's latency: kept for the admitted (200/207) answers only.
+local TRACK_ADMITTED = {track_admitted}
+local now_us = nil
+if TRACK_ADMITTED then
+  local ffi = require("ffi")
+  ffi.cdef[[
+    typedef struct {{ long tv_sec; long tv_nsec; }} herald_timespec;
+    int clock_gettime(int clock_id, herald_timespec *tp);
+  ]]
+  local ts = ffi.new("herald_timespec")
+  now_us = function()
+    ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+    return tonumber(ts.tv_sec) * 1000000 + tonumber(ts.tv_nsec) / 1000
+  end
+end
 
 local threads = {{}}
 local requests = {{}}
 local cursor = 0
+local sent_at = nil
 statuses = {{}}
 accepted = 0
+admitted_us = {{}}
 
 function setup(thread)
   table.insert(threads, thread)
@@ -70,10 +88,14 @@ end
 
 function request()
   cursor = cursor % POOL + 1
+  if TRACK_ADMITTED then sent_at = now_us() end
   return requests[cursor]
 end
 
 function response(status, headers, body)
+  if TRACK_ADMITTED and sent_at and (status == 200 or status == 207) then
+    admitted_us[#admitted_us + 1] = now_us() - sent_at
+  end
   local key = tostring(status)
   statuses[key] = (statuses[key] or 0) + 1
   if status == 200 then
@@ -83,18 +105,26 @@ function response(status, headers, body)
   end
 end
 
+local function percentile(sorted, p)
+  if #sorted == 0 then return 0 end
+  return sorted[math.max(1, math.ceil(#sorted * p / 100))]
+end
+
 function done(summary, latency, requests)
-  local totals, total_accepted = {{}}, 0
+  local totals, total_accepted, admitted = {{}}, 0, {{}}
   for _, thread in ipairs(threads) do
     for key, n in pairs(thread:get("statuses")) do totals[key] = (totals[key] or 0) + n end
     total_accepted = total_accepted + thread:get("accepted")
+    for _, us in ipairs(thread:get("admitted_us")) do admitted[#admitted + 1] = us end
   end
+  table.sort(admitted)
   local out = {{
     requests = summary.requests, duration_us = summary.duration, accepted = total_accepted,
     p50_us = latency:percentile(50), p90_us = latency:percentile(90), p99_us = latency:percentile(99),
     max_us = latency.max, mean_us = latency.mean,
     err_connect = summary.errors.connect, err_read = summary.errors.read,
     err_write = summary.errors.write, err_timeout = summary.errors.timeout,
+    admitted_n = #admitted, admitted_p50_us = percentile(admitted, 50), admitted_p99_us = percentile(admitted, 99),
   }}
   for key, n in pairs(totals) do out["status_" .. key] = n end
   for key, value in pairs(out) do io.write(string.format("BENCH %s %d\\n", key, value)) end
@@ -128,6 +158,9 @@ class WrkResult:
     mean_us: int
     statuses: dict[int, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    admitted_n: int = 0  # admitted (200/207) requests timed one by one (one connection per thread only)
+    admitted_p50_us: int = 0
+    admitted_p99_us: int = 0
 
     @property
     def seconds(self) -> float:
@@ -143,7 +176,10 @@ class WrkResult:
 
     @property
     def bad_statuses(self) -> dict[int, int]:
-        return {code: n for code, n in self.statuses.items() if code not in OK_STATUSES}
+        return self.statuses_outside(OK_STATUSES)
+
+    def statuses_outside(self, allowed: frozenset[int]) -> dict[int, int]:
+        return {code: n for code, n in self.statuses.items() if code not in allowed}
 
     @property
     def socket_errors(self) -> dict[str, int]:
@@ -163,11 +199,15 @@ def lua_table(values: dict[str, str] | list[str]) -> str:
     return "{" + ", ".join(items) + "}"
 
 
-def events_script(scenario: str, server_uuids: list[str], batch: int) -> str:
-    """A script POSTing ``batch`` events per request, server_uuids drawn round-robin."""
+def events_script(scenario: str, server_uuids: list[str], batch: int, *, time_admitted: bool = False) -> str:
+    """A script POSTing ``batch`` events per request, server_uuids drawn round-robin.
+
+    :param time_admitted: time each admitted request (needs wrk run with one connection per thread).
+    """
     if not server_uuids:
         raise ValueError("need at least one server")
-    pool = max(MIN_POOL, math.ceil(len(server_uuids) / batch))
+    # NOTE: timing needs a thread per connection; then each thread builds a few bodies, not MIN_POOL.
+    pool = max(4 if time_admitted else MIN_POOL, math.ceil(len(server_uuids) / batch))
     return LUA_TEMPLATE.format(
         scenario=scenario,
         method=lua_string("POST"),
@@ -177,6 +217,7 @@ def events_script(scenario: str, server_uuids: list[str], batch: int) -> str:
         batch=batch,
         pool=pool,
         servers=lua_table(server_uuids),
+        track_admitted="true" if time_admitted else "false",
     )
 
 
@@ -191,6 +232,7 @@ def get_script(scenario: str, path: str = "/") -> str:
         batch=0,
         pool=1,
         servers="{}",
+        track_admitted="false",
     )
 
 
@@ -238,4 +280,7 @@ def parse(output: str) -> WrkResult:
         mean_us=values["mean_us"],
         statuses=statuses,
         errors=errors,
+        admitted_n=values.get("admitted_n", 0),
+        admitted_p50_us=values.get("admitted_p50_us", 0),
+        admitted_p99_us=values.get("admitted_p99_us", 0),
     )

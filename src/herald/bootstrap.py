@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -41,6 +40,7 @@ from herald.service.notifications import InstanceNotifications
 from herald.service.ports import Bus, Clock, Notifier, UnitOfWork, UnitOfWorkFactory, VirtDriver
 from herald.service.relay import Relay
 from herald.service.writer import Writer
+from herald.workers import WorkerPools
 
 if TYPE_CHECKING:
     from herald.adapters.bus.rabbit import RabbitBus
@@ -104,7 +104,8 @@ class Deps:
     events: ExternalEventsService
     notifier: Notifier = field(default_factory=NullNotifier)
     checkpointer: Checkpointer | None = None
-    executor: ThreadPoolExecutor | None = None  # the loop's worker threads, set by start()
+    # API work vs agent operations and driver calls; start() makes the driver pool the loop's default.
+    workers: WorkerPools = field(default_factory=WorkerPools)
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
     agents: dict[str, ComputeAgent] = field(default_factory=dict)
 
@@ -129,9 +130,18 @@ def build_embedded(
         return SqlUnitOfWork(engine, read_only=True)
 
     clock = clock or SystemClock()
-    bus = bus or InMemoryBus()
-    writer = Writer(uow_factory, gather_delay=settings.commit_gather_delay)
-    relay = Relay(bus, writer, read_uow_factory, clock, interval=settings.relay_interval, volatile_bus=bus.volatile)
+    bus = bus or InMemoryBus(settings.host_queue_events)
+    writer = build_writer(settings, uow_factory)
+    workers = WorkerPools(settings.api_threads, settings.driver_threads)
+    relay = Relay(
+        bus,
+        writer,
+        read_uow_factory,
+        clock,
+        interval=settings.relay_interval,
+        volatile_bus=bus.volatile,
+        executor=workers.api,
+    )
     deps = Deps(
         settings=settings,
         engine=engine,
@@ -146,6 +156,7 @@ def build_embedded(
         events=ExternalEventsService(writer, clock, relay),
         notifier=notifier or build_notifier(settings),
         checkpointer=Checkpointer(engine) if sqlite else None,
+        workers=workers,
     )
     for host in settings.hosts:
         deps.drivers[host] = DRIVERS[settings.compute_driver](settings, host, engine)
@@ -198,8 +209,17 @@ def build_api_process(settings: Settings, *, clock: Clock | None = None, bus: Bu
     engine, uow_factory, read_uow_factory = _engine_and_units(settings)
     clock = clock or SystemClock()
     bus = bus or build_rabbit_bus(settings, role="api")
-    writer = Writer(uow_factory, gather_delay=settings.commit_gather_delay)
-    relay = Relay(bus, writer, read_uow_factory, clock, interval=settings.relay_interval, volatile_bus=False)
+    writer = build_writer(settings, uow_factory)
+    workers = WorkerPools(settings.api_threads, settings.driver_threads)
+    relay = Relay(
+        bus,
+        writer,
+        read_uow_factory,
+        clock,
+        interval=settings.relay_interval,
+        volatile_bus=False,
+        executor=workers.api,
+    )
     return Deps(
         settings=settings,
         engine=engine,
@@ -214,6 +234,7 @@ def build_api_process(settings: Settings, *, clock: Clock | None = None, bus: Bu
         events=ExternalEventsService(writer, clock, relay),
         notifier=NullNotifier(),
         checkpointer=Checkpointer(engine) if is_sqlite(settings.database_url) else None,
+        workers=workers,
     )
 
 
@@ -231,8 +252,8 @@ class AgentProcess:
     volumes: InMemoryVolumes
     writer: Writer
     notifier: Notifier
+    workers: WorkerPools
     checkpointer: Checkpointer | None = None
-    executor: ThreadPoolExecutor | None = None
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
     agents: dict[str, ComputeAgent] = field(default_factory=dict)
 
@@ -252,8 +273,9 @@ def build_agent_process(
         bus=bus or build_rabbit_bus(settings, role=f"agent-{host}"),
         network=InMemoryNetwork(),
         volumes=InMemoryVolumes(),
-        writer=Writer(uow_factory, gather_delay=settings.commit_gather_delay),
+        writer=build_writer(settings, uow_factory),
         notifier=build_notifier(settings),
+        workers=WorkerPools(settings.api_threads, settings.driver_threads),
         checkpointer=Checkpointer(engine) if is_sqlite(settings.database_url) else None,
     )
     process.drivers[host] = DRIVERS[settings.compute_driver](settings, host, engine)
@@ -262,8 +284,7 @@ def build_agent_process(
 
 
 async def start_agent_process(process: AgentProcess) -> None:
-    process.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="herald")
-    asyncio.get_running_loop().set_default_executor(process.executor)
+    process.workers.install(asyncio.get_running_loop())
     process.writer.start()
     if process.checkpointer is not None:
         process.checkpointer.start()
@@ -288,12 +309,22 @@ async def stop_agent_process(process: AgentProcess) -> None:
         await agent.stop()
     await process.bus.close()
     process.writer.stop()
-    if process.executor is not None:
-        process.executor.shutdown(wait=True)
+    process.workers.shutdown()
     if process.checkpointer is not None:
         process.checkpointer.stop()
     process.notifier.close()
     process.engine.dispose()
+
+
+def build_writer(settings: Settings, uow_factory: UnitOfWorkFactory) -> Writer:
+    """The process's database writer, bounded by ``[herald] writer_pass_rows`` and ``writer_queue_rows``."""
+    return Writer(
+        uow_factory,
+        gather_delay=settings.commit_gather_delay,
+        max_pass_rows=settings.writer_pass_rows,
+        max_queue_rows=settings.writer_queue_rows,
+        transient=is_transient,
+    )
 
 
 def build_notifier(settings: Settings) -> Notifier:
@@ -429,9 +460,7 @@ def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> Comput
 
 
 async def start(deps: Deps) -> None:
-    # NOTE: a few threads are enough (the writer has its own); each extra one costs memory arenas.
-    deps.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="herald")
-    asyncio.get_running_loop().set_default_executor(deps.executor)
+    deps.workers.install(asyncio.get_running_loop())
     deps.writer.start()
     if deps.checkpointer is not None:
         deps.checkpointer.start()
@@ -448,8 +477,7 @@ async def stop(deps: Deps) -> None:
     deps.writer.stop()
     # NOTE: a worker thread may still be finishing an operation the cancelled tasks started:
     # wait for it, so that it gives its database connection back before the pool is disposed.
-    if deps.executor is not None:
-        deps.executor.shutdown(wait=True)
+    deps.workers.shutdown()
     if deps.checkpointer is not None:
         deps.checkpointer.stop()
     deps.notifier.close()

@@ -111,6 +111,16 @@ API_OPTS: list[cfg.Opt] = [
         help="Allow noauth2 on a non-loopback bind address. Anyone who can reach the port is admin.",
     ),
     cfg.StrOpt("compute_link_prefix", help="Base URL to use in links instead of the request's own."),
+    cfg.FloatOpt(
+        "commit_timeout",
+        default=5.0,
+        min=0.1,
+        help="Seconds POST /os-server-external-events waits for the database to commit its events. Past it "
+        "the answer is 503 with Retry-After and nothing of the request is recorded (a commit already under way "
+        "is waited for and answered). Requests are also answered 503 at once while the database writer's queue "
+        "is full ([herald] writer_queue_rows) or a named server's host has too many events waiting "
+        "([herald] host_queue_events).",
+    ),
 ]
 
 MIDDLEWARE_OPTS: list[cfg.Opt] = [
@@ -182,6 +192,40 @@ HERALD_OPTS: list[cfg.Opt] = [
         min=0,
         help="Seconds the database writer waits for more work when a commit would carry little "
         "(fewer, fuller commits under load); 0 commits at once.",
+    ),
+    cfg.IntOpt(
+        "writer_pass_rows",
+        default=5000,
+        min=1,
+        help="Most rows (events, marks) the database writer puts in one commit; a request with more goes alone.",
+    ),
+    cfg.IntOpt(
+        "writer_queue_rows",
+        default=20000,
+        min=1,
+        help="Rows waiting for the database writer beyond which new event requests are answered 503 (Retry-After) "
+        "instead of queued.",
+    ),
+    cfg.IntOpt(
+        "host_queue_events",
+        default=10000,
+        min=1,
+        help="Embedded shape: events queued for one host's agent beyond which requests with events for that host's "
+        "servers are answered 503 (Retry-After); events for other hosts still go through.",
+    ),
+    cfg.IntOpt(
+        "api_threads",
+        default=4,
+        min=1,
+        help="Worker threads for the API's database work (reads, server creates and actions, the events listing) "
+        "and the relay's reads.",
+    ),
+    cfg.IntOpt(
+        "driver_threads",
+        default=8,
+        min=1,
+        help="Worker threads for the compute agents' operations and virt driver calls (power sync included): a "
+        "slow or hung driver holds only these, never the API's.",
     ),
 ]
 
@@ -331,6 +375,7 @@ class Settings:
     auth_strategy: str = "noauth2"
     allow_noauth_remote: bool = False
     compute_link_prefix: str | None = None
+    commit_timeout: float = 5.0
     max_request_body_size: int = 114688
     hosts: tuple[str, ...] = ("compute-1", "compute-2")
     vif_plugging_timeout: int = 300
@@ -346,6 +391,11 @@ class Settings:
     early_event_ttl: int = 300
     relay_interval: int = 5
     commit_gather_delay: float = 0.0005
+    writer_pass_rows: int = 5000
+    writer_queue_rows: int = 20000
+    host_queue_events: int = 10000
+    api_threads: int = 4
+    driver_threads: int = 8
     policy_file: str | None = None
     config_files: tuple[str, ...] = field(default_factory=tuple)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
@@ -397,6 +447,7 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         auth_strategy=conf.api.auth_strategy,
         allow_noauth_remote=conf.api.allow_noauth_remote,
         compute_link_prefix=conf.api.compute_link_prefix,
+        commit_timeout=conf.api.commit_timeout,
         max_request_body_size=conf.oslo_middleware.max_request_body_size,
         hosts=tuple(conf.herald.hosts),
         vif_plugging_timeout=conf.vif_plugging_timeout,
@@ -412,6 +463,11 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         early_event_ttl=conf.herald.early_event_ttl,
         relay_interval=conf.herald.relay_interval,
         commit_gather_delay=conf.herald.commit_gather_delay,
+        writer_pass_rows=conf.herald.writer_pass_rows,
+        writer_queue_rows=conf.herald.writer_queue_rows,
+        host_queue_events=conf.herald.host_queue_events,
+        api_threads=conf.herald.api_threads,
+        driver_threads=conf.herald.driver_threads,
         policy_file=policy_file,
         config_files=tuple(conf.config_file or ()),
         notifications=_notification_settings(conf),

@@ -150,8 +150,7 @@ async def crash_herald(herald: Herald) -> None:
     await herald.deps.bus.close()
     herald.deps.writer.stop()
     # The process is "dead"; its threads still hold pool connections until they return.
-    if herald.deps.executor is not None:
-        herald.deps.executor.shutdown(wait=True)
+    herald.deps.workers.shutdown()
     herald.deps.engine.dispose()
 
 

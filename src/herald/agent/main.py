@@ -68,6 +68,9 @@ class ComputeAgent:
         # Nova: negative disables the sync, 0 means the default periodic spacing (60 s).
         self._sync_interval = None if sync_power_state_interval < 0 else (sync_power_state_interval or 60.0)
         self._early_ttl = early_ttl
+        self._unlogged_expiries = 0
+        self._delivered_since_expiry = 0
+        self._expiry_sample: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._periodic: list[asyncio.Task[None]] = []
         self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
@@ -148,6 +151,14 @@ class ComputeAgent:
     async def _deliver(self, message: object) -> None:
         assert isinstance(message, DeliverEvents)
         await self._delivery(message)
+        # NOTE: once a slice's worth of events came in, the early events they pushed out of the full
+        # buffer are recorded before the next message: until then the host's queue counts them, so a
+        # host whose records fall behind gets no more events (admission control) instead of a
+        # growing list of them in memory.
+        self._delivered_since_expiry += len(message.events)
+        if self._delivered_since_expiry >= EXPIRE_SLICE:
+            self._delivered_since_expiry = 0
+            await self.expire_early(log=False)
 
     async def _spawn_build(self, message: object) -> None:
         assert isinstance(message, BuildServer)
@@ -178,22 +189,32 @@ class ComputeAgent:
         """Tell the database this host is alive (``GET /os-services`` shows it up)."""
         await self._writer.submit(self._heartbeat, self.host)
 
-    async def expire_early(self) -> None:
-        """Record the early events nobody waited for as ``expired`` (one log line per pass)."""
+    async def expire_early(self, *, log: bool = True) -> None:
+        """Record the early events nobody waited for as ``expired``.
+
+        :param log: log the expiries since the last logged call (one line; deliveries leave it to
+            the periodic call, once a second).
+        """
         expired = self.waiters.expire(self._clock.monotonic())
+        if expired:
+            self._unlogged_expiries += len(expired)
+            self._expiry_sample = self._expiry_sample or [
+                f"{ev.name}-{ev.tag} for instance {ev.server_uuid}" for ev in expired[:3]
+            ]
+        if log and self._unlogged_expiries:
+            logger.warning(
+                "Host %s: %d external events expired with nothing waiting for them (%s%s)",
+                self.host,
+                self._unlogged_expiries,
+                ", ".join(self._expiry_sample),
+                ", ..." if self._unlogged_expiries > 3 else "",
+            )
+            self._unlogged_expiries, self._expiry_sample = 0, []
         if not expired:
             return
         results = [
             (ev.id, DeliveryState.EXPIRED.value, "no operation waited for it before it expired") for ev in expired
         ]
-        sample = ", ".join(f"{ev.name}-{ev.tag} for instance {ev.server_uuid}" for ev in expired[:3])
-        logger.warning(
-            "Host %s: %d external events expired with nothing waiting for them (%s%s)",
-            self.host,
-            len(expired),
-            sample,
-            ", ..." if len(expired) > 3 else "",
-        )
         # NOTE: in slices, each in its own pass, so that a flood of expiries never stalls requests.
         for start in range(0, len(results), EXPIRE_SLICE):
             await self._writer.submit(self._mark_finished, results[start : start + EXPIRE_SLICE])

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ExceptionHandler, Lifespan
 
 from herald import bootstrap
+from herald.adapters.sql.errors import is_transient
 from herald.api.auth import make_authenticator
 from herald.api.compute import compute_routes
 from herald.api.deps import ComputeDeps
@@ -45,13 +46,15 @@ def compute_deps(deps: Deps) -> ComputeDeps:
         network=deps.network,
         volumes=deps.volumes,
         settings=deps.settings,
+        executor=deps.workers.api,
+        transient=is_transient,
     )
 
 
 def api_routes(edge: Edge, deps: Deps) -> list[BaseRoute]:
-    events = ServerExternalEventsController(deps.events)
-    records = EventRecordsController(deps.read_uow_factory)
+    events = ServerExternalEventsController(deps.events, commit_timeout=deps.settings.commit_timeout)
     compute = compute_deps(deps)
+    records = EventRecordsController(deps.read_uow_factory, compute.run)
     return [
         # NOTE: the hot route first: Starlette tries routes in order.
         *edge.routes("/os-server-external-events", events.create, methods=["POST"]),

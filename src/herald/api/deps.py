@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
@@ -14,6 +16,7 @@ from herald.domain.model import Server
 from herald.service import server_queries
 from herald.service.common import Caller, Outcome
 from herald.service.ports import Bus, Clock, NetworkBackend, UnitOfWorkFactory, VolumeBackend
+from herald.service.writer import Unavailable
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -33,6 +36,9 @@ class ComputeDeps:
     :param network: ports for new servers and local deletes.
     :param volumes: sizes of the volumes a new server boots from.
     :param settings: ``service_down_time`` and ``shelved_offload_time``.
+    :param executor: the API's worker threads (None: the loop's default executor).
+    :param transient: whether a use case's exception means the database is unavailable for now
+        (the request is then answered 503 with Retry-After).
     """
 
     uow_factory: UnitOfWorkFactory
@@ -42,6 +48,21 @@ class ComputeDeps:
     network: NetworkBackend
     volumes: VolumeBackend
     settings: Settings
+    executor: Executor | None = None
+    transient: Callable[[BaseException], bool] = lambda exc: False
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a synchronous use case (one transaction) on one of the API's worker threads.
+
+        :raises Unavailable: the database was unavailable (its transaction did not commit).
+        """
+        call = functools.partial(fn, *args, **kwargs)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        except Exception as exc:
+            if self.transient(exc):
+                raise Unavailable(f"The database is unavailable ({type(exc).__name__}); try again later.") from exc
+            raise
 
 
 def caller(req: ApiRequest) -> Caller:
@@ -63,11 +84,6 @@ def own_target(req: ApiRequest) -> dict[str, object]:
     return {"project_id": req.context.project_id, "user_id": req.context.user_id}
 
 
-async def run(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a synchronous use case (one transaction) on a worker thread."""
-    return await asyncio.to_thread(fn, *args, **kwargs)
-
-
 async def publish(deps: ComputeDeps, outcome: Outcome) -> None:
     """Send the committed use case's messages to their hosts' agents."""
     for dispatch in outcome.dispatch:
@@ -76,7 +92,7 @@ async def publish(deps: ComputeDeps, outcome: Outcome) -> None:
 
 async def server_for(deps: ComputeDeps, req: ApiRequest, rule: str) -> Server:
     """The path's server (404 unless the caller may see it), once ``rule`` allows acting on it (403)."""
-    detail = await run(
+    detail = await deps.run(
         server_queries.get_server,
         deps.read_uow_factory(),
         caller(req),

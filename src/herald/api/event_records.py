@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,8 @@ from herald.domain.events import DeliveryState
 from herald.domain.records import EventRecord
 from herald.domain.uuids import is_uuid_like
 from herald.service.ports import UnitOfWorkFactory
+
+Runner = Callable[..., Awaitable[Any]]
 
 
 def _iso(value: object) -> str | None:
@@ -52,13 +54,15 @@ class _Filters:
 class EventRecordsController:
     """Newest first, paged as Nova's lists are: ``limit`` (capped), ``marker`` (an event id), a next link."""
 
-    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+    def __init__(self, uow_factory: UnitOfWorkFactory, run: Runner) -> None:
+        """:param run: runs the query on a worker thread (:meth:`herald.api.deps.ComputeDeps.run`)."""
         self._uow_factory = uow_factory
+        self._run = run
 
     async def index(self, req: ApiRequest) -> ApiResponse:
         req.authorize(EXTERNAL_EVENTS_LIST)
         filters = _filters(req)
-        records = await asyncio.to_thread(self._query, filters)
+        records = await self._run(self._query, filters)
         body: dict[str, Any] = {"events": [record_view(r) for r in records]}
         if records and len(records) >= filters.limit:
             body["events_links"] = next_link(req, "os-server-external-events", records[-1].uuid)

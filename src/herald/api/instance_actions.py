@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from herald.api.deps import ComputeDeps, caller, can, limit_and_marker, run
+from herald.api.deps import ComputeDeps, caller, can, limit_and_marker
 from herald.api.edge import ApiRequest, ApiResponse, Edge
 from herald.api.faults import ApiFault
 from herald.api.microversion import APIVersion
@@ -70,7 +70,7 @@ class InstanceActionsController:
         self._deps = deps
 
     async def index(self, req: ApiRequest) -> ApiResponse:
-        server, actions = await run(
+        server, actions = await self._deps.run(
             server_queries.list_actions,
             self._deps.read_uow_factory(),
             caller(req),
@@ -88,7 +88,7 @@ class InstanceActionsController:
     async def show(self, req: ApiRequest) -> ApiResponse:
         request_id = req.path_params["request_id"]
         try:
-            server, action = await run(
+            server, action = await self._deps.run(
                 server_queries.get_action,
                 self._deps.read_uow_factory(),
                 caller(req),

@@ -7,7 +7,7 @@ from typing import Any
 from starlette.routing import BaseRoute
 
 from herald.api import key_material
-from herald.api.deps import ComputeDeps, limit_and_marker, run
+from herald.api.deps import ComputeDeps, limit_and_marker
 from herald.api.edge import ApiRequest, ApiResponse, Edge
 from herald.api.microversion import APIVersion
 from herald.api.schemas import keypairs as schemas
@@ -46,11 +46,11 @@ class KeyPairsController:
                 params["public_key"], key_material.fingerprint(params["public_key"], key_type)
             )
         else:
-            material = await run(key_material.generate, key_type, user_id)
+            material = await self._deps.run(key_material.generate, key_type, user_id)
         deps = self._deps
         name = params["name"].strip()
         new = KeyPair(user_id, name, key_type, material.fingerprint, material.public_key, deps.clock.now())
-        stored = await run(keypairs.create_keypair, deps.uow_factory(), new)
+        stored = await self._deps.run(keypairs.create_keypair, deps.uow_factory(), new)
         body: dict[str, Any] = {}
         if material.private_key is not None:
             body["private_key"] = material.private_key
@@ -64,7 +64,9 @@ class KeyPairsController:
         user_id = self._user(req, "index")
         paged = req.version >= V2_35
         limit, marker = limit_and_marker(req) if paged else (None, None)
-        found = await run(keypairs.list_keypairs, self._deps.read_uow_factory(), user_id, limit=limit, marker=marker)
+        found = await self._deps.run(
+            keypairs.list_keypairs, self._deps.read_uow_factory(), user_id, limit=limit, marker=marker
+        )
         body: dict[str, Any] = {"keypairs": [{"keypair": _listed(req, k)} for k in found]}
         if paged and found and len(found) == limit:
             body["keypairs_links"] = next_link(req, "os-keypairs", found[-1].name)
@@ -72,7 +74,9 @@ class KeyPairsController:
 
     async def show(self, req: ApiRequest) -> ApiResponse:
         user_id = self._user(req, "show")
-        found = await run(keypairs.get_keypair, self._deps.read_uow_factory(), user_id, req.path_params["name"])
+        found = await self._deps.run(
+            keypairs.get_keypair, self._deps.read_uow_factory(), user_id, req.path_params["name"]
+        )
         body = {
             **_basic(found),
             "user_id": found.user_id,
@@ -88,7 +92,7 @@ class KeyPairsController:
 
     async def delete(self, req: ApiRequest) -> ApiResponse:
         user_id = self._user(req, "delete")
-        await run(keypairs.delete_keypair, self._deps.uow_factory(), user_id, req.path_params["name"])
+        await self._deps.run(keypairs.delete_keypair, self._deps.uow_factory(), user_id, req.path_params["name"])
         return ApiResponse(204 if req.version >= V2_2 else 202)
 
 

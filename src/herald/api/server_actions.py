@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from herald.api.deps import ComputeDeps, caller, publish, run
+from herald.api.deps import ComputeDeps, caller, publish
 from herald.api.edge import ApiRequest, ApiResponse
 from herald.api.faults import ApiFault
 from herald.api.microversion import APIVersion
@@ -72,7 +72,7 @@ class ServerActionsController:
         rule, validator, handler = entry
         validator.validate(req.version, body)
         deps = self._deps
-        detail = await run(
+        detail = await self._deps.run(
             server_queries.get_server,
             deps.uow_factory(),
             caller(req),
@@ -106,7 +106,7 @@ class ServerActionsController:
         """A handler for an action whose body carries nothing: the use case on the server, now."""
 
         async def handle(req: ApiRequest, server: Server, _: Any) -> Outcome:
-            return await run(
+            return await self._deps.run(
                 use_case,
                 self._deps.uow_factory(),
                 caller(req),
@@ -131,7 +131,7 @@ class ServerActionsController:
                 host = args.get("host")
         if host:
             req.authorize(SHELVE + "unshelve_to_host", {"project_id": server.project_id, "user_id": server.user_id})
-        return await run(
+        return await self._deps.run(
             server_actions.unshelve_server,
             self._deps.uow_factory(),
             caller(req),

@@ -34,8 +34,10 @@ class _VersionRules:
 
 
 class ServerExternalEventsController:
-    def __init__(self, service: ExternalEventsService) -> None:
+    def __init__(self, service: ExternalEventsService, *, commit_timeout: float | None = None) -> None:
+        """:param commit_timeout: seconds to wait for the commit before answering 503 (None: no bound)."""
         self._service = service
+        self._commit_timeout = commit_timeout
         self._rules: dict[tuple[int, int], _VersionRules] = {}  # by request version
         self._by_since: dict[tuple[int, int], _VersionRules] = {}  # by schema version
 
@@ -58,7 +60,8 @@ class ServerExternalEventsController:
             events = _parse(body, rules.names)
         req.authorize(POLICY_RULE)
         ctx = req.context
-        result = await self._service.accept(AcceptRequest(req.request_id, ctx.user_id, ctx.project_id, events))
+        request = AcceptRequest(req.request_id, ctx.user_id, ctx.project_id, events)
+        result = await self._service.accept(request, commit_wait=self._commit_timeout)
         reply: list[dict[str, Any]] = body["events"]  # type: ignore[index]
         all_ok = True
         for event_dict, verdict in zip(reply, result.verdicts, strict=True):

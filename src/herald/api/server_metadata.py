@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from herald.api.deps import ComputeDeps, caller, run, server_for
+from herald.api.deps import ComputeDeps, caller, server_for
 from herald.api.edge import ApiRequest, ApiResponse, Edge
 from herald.api.faults import ApiFault
 from herald.api.schemas import servers as schemas
@@ -28,7 +28,7 @@ class ServerMetadataController:
 
     async def _write(self, req: ApiRequest, items: dict[str, str], *, replace: bool) -> dict[str, str]:
         deps = self._deps
-        return await run(
+        return await self._deps.run(
             server_updates.update_metadata,
             deps.uow_factory(),
             caller(req),
@@ -74,7 +74,7 @@ class ServerMetadataController:
     async def delete(self, req: ApiRequest) -> ApiResponse:
         await self._server(req, "delete")
         deps = self._deps
-        await run(
+        await self._deps.run(
             server_updates.delete_metadata_item,
             deps.uow_factory(),
             caller(req),

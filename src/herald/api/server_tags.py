@@ -5,7 +5,7 @@ from __future__ import annotations
 import jsonschema
 from starlette.routing import BaseRoute
 
-from herald.api.deps import ComputeDeps, caller, run, server_for
+from herald.api.deps import ComputeDeps, caller, server_for
 from herald.api.edge import ApiRequest, ApiResponse, Edge
 from herald.api.faults import ApiFault
 from herald.api.microversion import APIVersion
@@ -47,7 +47,7 @@ class ServerTagsController:
         await self._server(req, "update_all")
         assert isinstance(req.body, dict)
         deps = self._deps
-        tags = await run(
+        tags = await self._deps.run(
             server_updates.set_tags,
             deps.uow_factory(),
             caller(req),
@@ -63,7 +63,7 @@ class ServerTagsController:
         tag = req.path_params["tag"]
         _check_tag(tag)
         deps = self._deps
-        added = await run(
+        added = await self._deps.run(
             server_updates.add_tag, deps.uow_factory(), caller(req), server.uuid, tag, now=deps.clock.now()
         )
         if not added:
@@ -74,7 +74,7 @@ class ServerTagsController:
     async def delete(self, req: ApiRequest) -> ApiResponse:
         server = await self._server(req, "delete")
         deps = self._deps
-        await run(
+        await self._deps.run(
             server_updates.delete_tag,
             deps.uow_factory(),
             caller(req),
@@ -87,7 +87,9 @@ class ServerTagsController:
     async def delete_all(self, req: ApiRequest) -> ApiResponse:
         server = await self._server(req, "delete_all")
         deps = self._deps
-        await run(server_updates.delete_all_tags, deps.uow_factory(), caller(req), server.uuid, now=deps.clock.now())
+        await self._deps.run(
+            server_updates.delete_all_tags, deps.uow_factory(), caller(req), server.uuid, now=deps.clock.now()
+        )
         return ApiResponse(204)
 
 

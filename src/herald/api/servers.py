@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from herald.api.deps import ComputeDeps, bool_param, caller, can, limit_and_marker, own_target, publish, run
+from herald.api.deps import ComputeDeps, bool_param, caller, can, limit_and_marker, own_target, publish
 from herald.api.edge import ApiRequest, ApiResponse, Edge
 from herald.api.faults import ApiFault
 from herald.api.microversion import APIVersion
@@ -80,7 +80,7 @@ class ServersController:
         deps = self._deps
         policy = servers.CreatePolicy(service_down_time=self._down_time)
         try:
-            outcome = await run(
+            outcome = await self._deps.run(
                 servers.create_server,
                 deps.uow_factory(),
                 deps.network,
@@ -118,7 +118,7 @@ class ServersController:
             hostname=fields.get("hostname"),
         )
         deps = self._deps
-        await run(
+        await self._deps.run(
             server_updates.update_server, deps.uow_factory(), caller(req), server.uuid, update, now=deps.clock.now()
         )
         fresh = await self._get(req)
@@ -131,7 +131,7 @@ class ServersController:
         req.authorize(SERVERS + "delete", {"project_id": server.project_id, "user_id": server.user_id})
         deps = self._deps
         policy = server_actions.ActionPolicy(self._down_time, deps.settings.shelved_offload_time)
-        outcome = await run(
+        outcome = await self._deps.run(
             server_actions.delete_server,
             deps.uow_factory(),
             deps.network,
@@ -146,7 +146,7 @@ class ServersController:
 
     async def _get(self, req: ApiRequest) -> ServerDetail:
         deps = self._deps
-        return await run(
+        return await self._deps.run(
             server_queries.get_server,
             deps.read_uow_factory(),
             caller(req),
@@ -164,7 +164,7 @@ class ServersController:
                 raise ApiFault(400, "Invalid status value")
             return []
         deps = self._deps
-        return await run(
+        return await self._deps.run(
             server_queries.list_servers,
             deps.read_uow_factory(),
             caller(req),

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from herald.api.deps import ComputeDeps, run
+from herald.api.deps import ComputeDeps
 from herald.api.edge import ApiRequest, ApiResponse, Edge
 from herald.api.microversion import APIVersion
 from herald.api.views.common import strtime
@@ -50,7 +50,7 @@ class ServicesController:
     async def index(self, req: ApiRequest) -> ApiResponse:
         req.authorize(RULE, {})
         deps = self._deps
-        statuses = await run(
+        statuses = await self._deps.run(
             server_queries.list_hosts,
             deps.read_uow_factory(),
             now=deps.clock.now(),

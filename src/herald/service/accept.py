@@ -41,20 +41,38 @@ class AcceptResult:
 
     verdicts: list[Verdict]
     deliveries: list[EventEnvelope]
+    busy_hosts: tuple[str, ...] = ()  # not empty: nothing of the request was recorded (see ``has_room``)
 
 
 class AcceptEvents:
     """The accept write job: many requests judged with one query and recorded with one statement each."""
 
-    def __init__(self, clock: Clock, new_uuid: Callable[[], str] = new_uuid4, *, handed_off: bool = False) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        new_uuid: Callable[[], str] = new_uuid4,
+        *,
+        handed_off: bool = False,
+        has_room: Callable[[str, int], bool] | None = None,
+    ) -> None:
         """:param handed_off: the deliveries go to an in-process bus right after the commit: record
-        them ``dispatched`` at once instead of writing every row a second time."""
+        them ``dispatched`` at once instead of writing every row a second time.
+        :param has_room: whether a host's delivery queue should be given so many more events; a
+        request with events for a host without room is refused whole (admission control)."""
         self._clock = clock
         self._new_uuid = new_uuid
         self._handed_off = handed_off
+        self._has_room = has_room
 
     def run(self, uow: UnitOfWork, items: Sequence[AcceptRequest]) -> list[AcceptResult]:
-        return judge_and_record(uow, items, self._clock.now(), self._new_uuid, handed_off=self._handed_off)
+        return judge_and_record(
+            uow, items, self._clock.now(), self._new_uuid, handed_off=self._handed_off, has_room=self._has_room
+        )
+
+    @staticmethod
+    def weight(item: AcceptRequest) -> int:
+        """Rows the request writes, about: one per event."""
+        return len(item.events)
 
 
 def accept_external_events(
@@ -77,15 +95,19 @@ def judge_and_record(
     new_uuid: Callable[[], str],
     *,
     handed_off: bool = False,
+    has_room: Callable[[str, int], bool] | None = None,
 ) -> list[AcceptResult]:
     """Judge every event in request order and record the accepted ones (no commit)."""
     targets = uow.servers.targets({ev.server_uuid for req in requests for ev in req.events})
     judged = [_judge_request(req, targets) for req in requests]
+    planned: dict[str, int] = {}  # events this pass gives each host so far
+    busy: list[tuple[str, ...]] = [_busy_hosts(accepted, has_room, planned) for _, accepted in judged]
+    judged = [(verdicts, [] if hosts else accepted) for (verdicts, accepted), hosts in zip(judged, busy, strict=True)]
     ids = iter(uow.events.reserve_ids(sum(len(t.hosts) for _, accepted in judged for _, t, _ in accepted)))
     records: list[EventRecord] = []
     actions: list[ServerAction] = []
     results: list[AcceptResult] = []
-    for req, (verdicts, accepted) in zip(requests, judged, strict=True):
+    for req, (verdicts, accepted), busy_hosts in zip(requests, judged, busy, strict=True):
         deliveries: list[EventEnvelope] = []
         for ev, target, verdict in accepted:
             if verdict.action is not None:
@@ -108,7 +130,7 @@ def judge_and_record(
                 )
                 deliveries.append(envelope)
                 records.append(accepted_record(envelope, now))
-        results.append(AcceptResult(verdicts, deliveries))
+        results.append(AcceptResult(verdicts, deliveries, busy_hosts))
     if handed_off:
         for record in records:
             record.state = DeliveryState.DISPATCHED.value
@@ -118,6 +140,31 @@ def judge_and_record(
     if actions:
         uow.actions.start(actions)
     return results
+
+
+def _busy_hosts(
+    accepted: list[tuple[IncomingEvent, ServerTargets, Verdict]],
+    has_room: Callable[[str, int], bool] | None,
+    planned: dict[str, int],
+) -> tuple[str, ...]:
+    """The hosts without room for this request's events, counting those the pass already gives them."""
+    if has_room is None:
+        return ()
+    wanted: dict[str, int] = {}
+    for _, target, _ in accepted:
+        for host in target.hosts:
+            wanted[host] = wanted.get(host, 0) + 1
+    busy = tuple(host for host, events in wanted.items() if not _fits(has_room, host, planned.get(host, 0), events))
+    if not busy:
+        for host, events in wanted.items():
+            planned[host] = planned.get(host, 0) + events
+    return busy
+
+
+def _fits(has_room: Callable[[str, int], bool], host: str, planned: int, events: int) -> bool:
+    # NOTE: the pass's first request for a host goes whenever the host has any room, or a request
+    # larger than the room could never go; the queue's hard bound leaves slack for it.
+    return has_room(host, planned + events) or (not planned and has_room(host, 1))
 
 
 def _judge_request(

@@ -7,10 +7,12 @@ A crash between the accept commit and the publish loses nothing: the rows stay
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Coroutine, Sequence
+from concurrent.futures import Executor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from herald.domain.errors import BusUnavailable
 from herald.domain.messages import DeliverEvents
@@ -20,6 +22,17 @@ from herald.service.ports import Bus, Clock, UnitOfWorkFactory
 from herald.service.writer import Writer
 
 logger = logging.getLogger(__name__)
+
+
+class HostQueueFull(Exception):
+    """A bus refused events because the host's queue is full; the relay sends them again later."""
+
+
+@runtime_checkable
+class BoundedBus(Protocol):
+    """A bus whose host queues are bounded says whether a host takes more events."""
+
+    def has_room(self, host: str, events: int) -> bool: ...
 
 
 class Relay:
@@ -45,7 +58,9 @@ class Relay:
         interval: float,
         volatile_bus: bool,
         batch_limit: int = 5000,
+        executor: Executor | None = None,
     ) -> None:
+        """:param executor: where the relay's database reads run (None: the loop's default executor)."""
         self._bus = bus
         self._writer = writer
         self._uow_factory = uow_factory
@@ -53,12 +68,18 @@ class Relay:
         self._interval = interval
         self._volatile_bus = volatile_bus
         self._batch_limit = batch_limit
+        self._executor = executor
         self._mark = MarkDispatched(clock)
         self._unmark = MarkUndispatched()
         self.hands_off_at_commit = volatile_bus
+        self._bounded = bus if isinstance(bus, BoundedBus) else None
         self._pending: dict[str, list[EventEnvelope]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._periodic: asyncio.Task[None] | None = None
+
+    def has_room(self, host: str, events: int) -> bool:
+        """Whether ``host``'s queue should be given ``events`` more now (any thread may ask)."""
+        return self._bounded is None or self._bounded.has_room(host, events)
 
     def hand_off(self, deliveries: Sequence[EventEnvelope]) -> None:
         """Queue committed deliveries for publication at the end of this loop turn."""
@@ -92,7 +113,8 @@ class Relay:
     async def redeliver(self, *, include_dispatched: bool, older_than: float | None) -> int:
         """Publish every unfinished delivery again, oldest first; returns how many."""
         cutoff = None if older_than is None else self._clock.now() - timedelta(seconds=older_than)
-        envelopes = await asyncio.to_thread(self._read_undelivered, include_dispatched, cutoff)
+        read = functools.partial(self._read_undelivered, include_dispatched, cutoff)
+        envelopes = await asyncio.get_running_loop().run_in_executor(self._executor, read)
         by_host: dict[str, list[EventEnvelope]] = {}
         for envelope in envelopes:
             by_host.setdefault(envelope.host, []).append(envelope)
@@ -120,15 +142,19 @@ class Relay:
         try:
             await self._bus.publish(host, [DeliverEvents(tuple(envelopes), redelivery=redelivery)])
         except Exception as exc:
-            if isinstance(exc, BusUnavailable):
+            if isinstance(exc, HostQueueFull):
+                logger.warning("Host %s's queue is full; %d events wait for the relay's next pass", host, len(keys))
+            elif isinstance(exc, BusUnavailable):
                 # NOTE: expected while the broker is away (the bus says so itself): no traceback per batch.
-                logger.warning("Could not dispatch %d events to host %s: %s; will retry", len(envelopes), host, exc)
+                logger.warning("Could not dispatch %d events to host %s: %s; will retry", len(keys), host, exc)
             else:
-                logger.exception("Could not dispatch %d events to host %s; the relay will retry", len(envelopes), host)
+                logger.exception("Could not dispatch %d events to host %s; the relay will retry", len(keys), host)
             if self.hands_off_at_commit:
                 await self._writer.submit(self._unmark, keys)
             return
-        if not self.hands_off_at_commit:
+        # NOTE: a re-send of deliveries put back to ``accepted`` records its hand-off even when
+        # fresh ones are recorded at commit: otherwise every later pass would send them again.
+        if redelivery or not self.hands_off_at_commit:
             await self._writer.submit(self._mark, keys)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

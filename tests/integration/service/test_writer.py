@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import pytest
+from sqlalchemy import Engine
 
 from herald.adapters.sql.uow import SqlUnitOfWork
 from herald.domain.model import ComputeHost
 from herald.service.ports import UnitOfWork
-from herald.service.writer import Writer
+from herald.service.writer import Writer, WriterOverloaded, WriteTimedOut
 
 T0 = datetime(2026, 1, 1)
 
@@ -83,3 +86,162 @@ def test_run_now_commits_on_the_calling_thread(uow_factory: Callable[[], SqlUnit
     assert [h.host for h in _hosts(uow_factory)] == ["x"]
     with pytest.raises(ValueError, match="boom"):
         writer.run_now(Heartbeat(), ["boom"])
+
+
+class Gate:
+    """A job whose pass waits until released: the writer thread is busy meanwhile."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def run(self, uow: UnitOfWork, items: Sequence[str]) -> list[str]:
+        self.entered.set()
+        self.release.wait(30)
+        return list(items)
+
+
+async def _busy(writer: Writer) -> Gate:
+    """Occupy the writer thread until the returned gate is released."""
+    gate = Gate()
+    writer.submit_nowait(gate, "busy")
+    await asyncio.to_thread(gate.entered.wait, 30)
+    return gate
+
+
+async def test_a_pass_is_bounded_by_rows_not_requests(uow_factory: Callable[[], SqlUnitOfWork]) -> None:
+    writer = Writer(uow_factory, max_pass_rows=10)
+    job = Rows()
+    writer.start()
+    try:
+        gate = await _busy(writer)
+        # Five requests of four rows each queue up behind the busy pass.
+        futures = [writer.submit(job, [f"h{i}-{j}" for j in range(4)]) for i in range(5)]
+        gate.release.set()
+        await asyncio.gather(*futures)
+    finally:
+        writer.stop()
+    assert [sum(len(item) for item in call) for call in job.calls] == [8, 8, 4]
+    assert len(_hosts(uow_factory)) == 20
+
+
+async def test_an_item_heavier_than_a_pass_runs_alone(uow_factory: Callable[[], SqlUnitOfWork]) -> None:
+    writer = Writer(uow_factory, max_pass_rows=3)
+    job = Rows()
+    writer.start()
+    try:
+        await writer.submit(job, [f"h{j}" for j in range(7)])
+    finally:
+        writer.stop()
+    assert [len(call) for call in job.calls] == [1]
+    assert len(_hosts(uow_factory)) == 7
+
+
+async def test_a_full_queue_refuses_bounded_submits(uow_factory: Callable[[], SqlUnitOfWork]) -> None:
+    writer = Writer(uow_factory, max_queue_rows=3)
+    job = Heartbeat()
+    writer.start()
+    try:
+        gate = await _busy(writer)
+        admitted = [asyncio.ensure_future(writer.submit_within(job, f"h{i}", seconds=30)) for i in range(3)]
+        await asyncio.sleep(0)
+        with pytest.raises(WriterOverloaded) as refused:
+            await writer.submit_within(job, "one-too-many", seconds=30)
+        assert refused.value.retry_after >= 1
+        gate.release.set()
+        assert await asyncio.gather(*admitted) == ["ok h0", "ok h1", "ok h2"]
+    finally:
+        writer.stop()
+    assert sorted(h.host for h in _hosts(uow_factory)) == ["h0", "h1", "h2"]
+
+
+async def test_a_write_given_up_before_its_commit_is_never_committed(uow_factory: Callable[[], SqlUnitOfWork]) -> None:
+    writer = Writer(uow_factory)
+    job = Heartbeat()
+    writer.start()
+    try:
+        gate = await _busy(writer)
+        waited = asyncio.ensure_future(writer.submit(job, "patient"))
+        with pytest.raises(WriteTimedOut):
+            await writer.submit_within(job, "impatient", seconds=0.05)
+        gate.release.set()
+        assert await waited == "ok patient"
+        await writer.flush()
+    finally:
+        writer.stop()
+    assert [h.host for h in _hosts(uow_factory)] == ["patient"]
+
+
+class SlowCommit(SqlUnitOfWork):
+    """A unit of work whose commit waits for a signal: the pass is sealed and committing meanwhile."""
+
+    committing = threading.Event()
+    proceed = threading.Event()
+
+    def commit(self) -> None:
+        SlowCommit.committing.set()
+        SlowCommit.proceed.wait(30)
+        super().commit()
+
+
+async def test_a_write_committing_when_the_wait_ends_is_answered_with_its_result(engine: Engine) -> None:
+    SlowCommit.committing.clear()
+    SlowCommit.proceed.clear()
+    writer = Writer(functools.partial(SlowCommit, engine))
+    writer.start()
+    try:
+        answer = asyncio.ensure_future(writer.submit_within(Heartbeat(), "sealed", seconds=0.05))
+        await asyncio.to_thread(SlowCommit.committing.wait, 30)
+        await asyncio.sleep(0.2)  # well past the caller's wait
+        assert not answer.done()
+        SlowCommit.proceed.set()
+        assert await answer == "ok sealed"
+    finally:
+        SlowCommit.proceed.set()
+        writer.stop()
+    with SqlUnitOfWork(engine) as uow:
+        assert [h.host for h in uow.hosts.list()] == ["sealed"]
+
+
+class Flaky(Heartbeat):
+    """Fails its first ``failures`` passes as if the database were locked."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def run(self, uow: UnitOfWork, items: Sequence[str]) -> list[str]:
+        if self.failures:
+            self.failures -= 1
+            raise TimeoutError("database unavailable")
+        return super().run(uow, items)
+
+
+async def test_a_pass_the_database_could_not_take_is_retried_whole(uow_factory: Callable[[], SqlUnitOfWork]) -> None:
+    writer = Writer(uow_factory, transient=lambda exc: isinstance(exc, TimeoutError))
+    job = Flaky(failures=2)
+    writer.start()
+    try:
+        gate = await _busy(writer)
+        futures = [writer.submit(job, f"h{i}") for i in range(3)]
+        gate.release.set()
+        assert await asyncio.gather(*futures) == ["ok h0", "ok h1", "ok h2"]
+    finally:
+        writer.stop()
+    # Two failed attempts, then the whole pass again: never split item by item.
+    assert job.calls == [["h0", "h1", "h2"]]
+    assert sorted(h.host for h in _hosts(uow_factory)) == ["h0", "h1", "h2"]
+
+
+class Rows:
+    """Records one heartbeat per row of each item (an item is a list of host names)."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[list[str]]] = []
+
+    def run(self, uow: UnitOfWork, items: Sequence[list[str]]) -> list[None]:
+        self.calls.append(list(items))
+        for item in items:
+            for host in item:
+                uow.hosts.heartbeat(host, T0)
+        return [None] * len(items)

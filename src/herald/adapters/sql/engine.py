@@ -19,8 +19,13 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 SQLITE_BUSY_TIMEOUT_S = 10
 SQLITE_SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+SQLITE_WAL_SIZE_LIMIT = 4 * 1024 * 1024
 PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 10
+# Like SQLite's busy timeout: a statement waits this long for a lock, a checkout for a pooled
+# connection, then fails (the writer retries; an API request gets its 503 sooner anyway).
+PG_LOCK_TIMEOUT_S = 10
+PG_POOL_TIMEOUT_S = 10
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL", manual_checkpoints: bool = False) -> Engine:
@@ -36,13 +41,23 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", manual_checkpoint
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, sqlite_synchronous.upper(), manual_checkpoints)
-    return create_engine(
+    engine = create_engine(
         parsed,
         pool_pre_ping=True,
         pool_size=PG_POOL_SIZE,
         max_overflow=PG_MAX_OVERFLOW,
+        pool_timeout=PG_POOL_TIMEOUT_S,
         pool_recycle=3600,
     )
+    lock_timeout_ms = PG_LOCK_TIMEOUT_S * 1000
+
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {lock_timeout_ms}")
+        dbapi_connection.commit()
+
+    event.listen(engine, "connect", on_connect)
+    return engine
 
 
 def is_sqlite(url: str) -> bool:
@@ -91,6 +106,8 @@ def _sqlite_engine(url: URL, synchronous: str, manual_checkpoints: bool) -> Engi
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
             if manual_checkpoints:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")
+                # NOTE: a WAL that a checkpoint has emptied is cut back to this size when reused.
+                cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_SIZE_LIMIT}")
         finally:
             cursor.close()
 
