@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from herald import bootstrap
 from herald.config import Settings
@@ -74,8 +75,8 @@ def blocking_drivers(monkeypatch: pytest.MonkeyPatch, methods: set[str]) -> Iter
     gate = Gate(methods)
     usual = bootstrap.DRIVERS["fake"]
 
-    def build(settings: Settings, host: str) -> VirtDriver:
-        return BlockingDriver(usual(settings, host), gate)  # type: ignore[return-value]
+    def build(settings: Settings, host: str, engine: Engine) -> VirtDriver:
+        return BlockingDriver(usual(settings, host, engine), gate)  # type: ignore[return-value]
 
     monkeypatch.setitem(bootstrap.DRIVERS, "fake", build)
     try:
