@@ -42,6 +42,9 @@ R_co = TypeVar("R_co", covariant=True)
 # Pauses between two attempts at a pass while the database is unavailable.
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 1.0
+# Attempts at a whole pass before its writes are tried one job, then one item, at a time: a write
+# that keeps failing the same way must fail alone, never hold every other write back.
+PASS_ATTEMPTS = 8
 
 
 class WriteJob(Protocol[T_contra, R_co]):
@@ -333,8 +336,11 @@ class Writer:
             if stopping:
                 return
 
-    def _commit(self, entries: list[_Entry[Any, Any]]) -> list[tuple[_Entry[Any, Any], object]]:
-        """Commit ``entries`` (those not given up), retrying the whole while the database is unavailable."""
+    def _commit(
+        self, entries: list[_Entry[Any, Any]], attempts: int = PASS_ATTEMPTS
+    ) -> list[tuple[_Entry[Any, Any], object]]:
+        """Commit ``entries`` (those not given up), retrying the whole a few times while the database
+        is unavailable, then split (a caller of a write that still fails gets its error and retries)."""
         delay = RETRY_FIRST_S
         while True:
             entries = self._live(entries)
@@ -343,7 +349,8 @@ class Writer:
             try:
                 outcomes = self._attempt(entries)
             except Exception as exc:
-                if not self._transient(exc):
+                attempts -= 1
+                if not self._transient(exc) or attempts <= 0:
                     return self._split(entries, exc)
                 if self._closing.is_set():
                     logger.warning(
@@ -384,11 +391,11 @@ class Writer:
         groups = _groups(entries)
         if len(groups) > 1:
             logger.error("Write pass of %d items failed; retrying them one job at a time", len(entries), exc_info=exc)
-            return [outcome for _, group in groups for outcome in self._commit(group)]
+            return [outcome for _, group in groups for outcome in self._commit(group, attempts=1)]
         if len(entries) == 1:
             logger.error("Write %s failed", type(entries[0].job).__name__, exc_info=exc)
             return [(entries[0], _Failure(exc))]
-        return [outcome for entry in entries for outcome in self._commit([entry])]
+        return [outcome for entry in entries for outcome in self._commit([entry], attempts=1)]
 
     @staticmethod
     def _settle(outcomes: list[tuple[_Entry[Any, Any], object]]) -> None:

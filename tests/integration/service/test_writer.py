@@ -245,3 +245,32 @@ class Rows:
             for host in item:
                 uow.hosts.heartbeat(host, T0)
         return [None] * len(items)
+
+
+class Poisoned:
+    """A host named "stuck" fails as the database being unavailable would, on every attempt."""
+
+    def run(self, uow: UnitOfWork, items: Sequence[str]) -> list[str]:
+        for host in items:
+            if host == "stuck":
+                raise TimeoutError("could not obtain lock")
+            uow.hosts.heartbeat(host, T0)
+        return [f"ok {host}" for host in items]
+
+
+async def test_a_write_that_always_looks_transient_fails_alone(uow_factory: Callable[[], SqlUnitOfWork]) -> None:
+    writer = Writer(uow_factory, transient=lambda exc: isinstance(exc, TimeoutError))
+    job = Poisoned()
+    writer.start()
+    try:
+        gate = await _busy(writer)
+        futures = [writer.submit(job, host) for host in ("a", "stuck", "b")]
+        gate.release.set()
+        results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 30)
+    finally:
+        writer.stop()
+    # The pass is retried a bounded number of times, then split: the others commit.
+    assert results[0] == "ok a"
+    assert isinstance(results[1], TimeoutError)
+    assert results[2] == "ok b"
+    assert sorted(h.host for h in _hosts(uow_factory)) == ["a", "b"]
