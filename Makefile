@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_DB := sqlite:///$(CURDIR)/herald.sqlite
 
-.PHONY: venv run test lint services services-stop bench
+.PHONY: venv run test lint services services-stop bench tempest
 
 venv: $(VENV)/.installed
 
@@ -43,3 +43,7 @@ services-stop:
 bench: venv
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Tempest's compute tests against herald serve behind a real Keystone (about ten minutes; not part of test).
+tempest: venv
+	scripts/tempest
