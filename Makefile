@@ -22,7 +22,8 @@ run: venv
 	$(BIN)/herald db upgrade --database $(RUN_DB)
 	$(BIN)/herald serve --database $(RUN_DB)
 
-# The whole suite, PostgreSQL included (HERALD_REQUIRE_PG turns a missing server into a failure), then lint.
+# The whole suite with its services: PostgreSQL, RabbitMQ and Keystone (HERALD_REQUIRE_PG turns a missing
+# service into a failure), then lint.
 test: venv
 	pg_env="$$(scripts/test-services)"; eval "$$pg_env"; HERALD_REQUIRE_PG=1 $(BIN)/pytest
 	$(MAKE) lint
