@@ -10,7 +10,7 @@ from herald.api.deps import ComputeDeps, bool_param, caller, can, limit_and_mark
 from herald.api.edge import ApiRequest, ApiResponse, Edge
 from herald.api.faults import ApiFault
 from herald.api.microversion import APIVersion
-from herald.api.query import changes_time
+from herald.api.query import changes_time, server_sort
 from herald.api.schemas import servers as schemas
 from herald.api.server_actions import ServerActionsController
 from herald.api.server_create import parse_create
@@ -197,6 +197,7 @@ class ServersController:
             changes_since=changes_since,
             changes_before=changes_before,
             **_tag_filters(req),
+            sort=server_sort(req, admin=admin_filters, locked_is_a_key=req.version >= APIVersion(2, 73)),
             locked=bool_param(query["locked"]) if "locked" in query and req.version >= APIVersion(2, 73) else None,
             limit=limit,
             marker=marker,

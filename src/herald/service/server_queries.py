@@ -13,6 +13,7 @@ from herald.domain.uuids import is_uuid_like
 from herald.service import scheduler
 from herald.service.common import Caller, load_server, visible
 from herald.service.ports import UnitOfWork
+from herald.service.server_sorting import sort_servers
 
 
 class HostStatusName:
@@ -52,6 +53,8 @@ class ServerFilters:
     locked: bool | None = None  # 2.73
     limit: int | None = None
     marker: str | None = None
+    # (sort key, descending) pairs, Nova's names; empty: newest first.
+    sort: tuple[tuple[str, bool], ...] = ()
 
     @property
     def includes_deleted(self) -> bool:
@@ -97,6 +100,8 @@ def list_servers(
     with uow:
         servers = uow.servers.list(project_id=project, host=filters.host, include_deleted=filters.includes_deleted)
         servers = [s for s in servers if _matches(s, filters)]
+        if filters.sort:
+            servers = sort_servers(servers, filters.sort)
         servers = _page(servers, filters.limit, filters.marker)
         return _details(uow, servers, now, service_down_time)
 

@@ -600,3 +600,37 @@ async def test_a_nul_character_in_a_list_filter_is_400(compute: Compute, query: 
         assert response.json() == {
             "badRequest": {"code": 400, "message": "Invalid input received: a query parameter holds a NUL character."}
         }
+
+
+async def test_list_sorts_by_nova_sort_keys(compute: Compute) -> None:
+    b = await compute.create(name="b")
+    compute.clock.advance(1)
+    a = await compute.create(name="a")
+    compute.clock.advance(1)
+    c = await compute.create(name="c")
+
+    async def ids(query: str, headers: dict[str, str] | None = None) -> list[str]:
+        response = await compute.get(f"/v2.1/servers?{query}", headers)
+        assert response.status_code == 200, response.text
+        return [s["id"] for s in response.json()["servers"]]
+
+    assert await ids("") == [c, a, b]  # newest first
+    assert await ids("sort_key=display_name&sort_dir=asc") == [a, b, c]
+    assert await ids("sort_key=display_name") == [c, b, a]  # desc by default
+    assert await ids("sort_key=created_at&sort_dir=asc") == [b, a, c]
+    assert await ids("sort_key=display_name&sort_dir=asc&limit=2") == [a, b]
+    assert await ids(f"sort_key=display_name&sort_dir=asc&marker={b}") == [c]
+    # Keys Nova accepts and ignores (with their direction), and admin-only keys for others: the
+    # default order.
+    assert await ids("sort_key=vcpus&sort_dir=asc") == [c, a, b]
+    assert await ids("sort_key=host&sort_dir=asc") == [c, a, b]
+    assert await ids("sort_key=host&sort_dir=asc", ADMIN) == []  # the admin's own project has none
+
+    bad_key = await compute.get("/v2.1/servers?sort_key=nope")
+    assert bad_key.status_code == 400
+    bad_dir = await compute.get("/v2.1/servers?sort_key=display_name&sort_dir=up")
+    assert bad_dir.json()["badRequest"]["message"] == (
+        "Invalid input received: Unknown sort direction, must be 'desc' or 'asc'"
+    )
+    too_many = await compute.get("/v2.1/servers?sort_key=display_name&sort_dir=asc&sort_dir=desc")
+    assert too_many.status_code == 400
