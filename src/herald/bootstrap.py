@@ -119,16 +119,7 @@ def build_embedded(
 ) -> Deps:
     """One process: SQLite (or the configured database), an in-memory bus, one agent per host."""
     sqlite = is_sqlite(settings.database_url)
-    engine = make_engine(
-        settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, manual_checkpoints=sqlite
-    )
-
-    def uow_factory() -> UnitOfWork:
-        return SqlUnitOfWork(engine)
-
-    def read_uow_factory() -> UnitOfWork:
-        return SqlUnitOfWork(engine, read_only=True)
-
+    engine, uow_factory, read_uow_factory = _engine_and_units(settings)
     clock = clock or SystemClock()
     bus = bus or InMemoryBus(settings.host_queue_events)
     writer = build_writer(settings, uow_factory)
