@@ -22,6 +22,7 @@ from herald.adapters.sql.fake_machines import SqlFakeMachines
 from herald.adapters.sql.uow import SqlUnitOfWork
 from herald.adapters.virt.fake import FakeVirtDriver
 from herald.adapters.volume.memory import InMemoryVolumes
+from herald.agent.attachments import AttachmentOps
 from herald.agent.build import BuildPolicy
 from herald.agent.context import Backends, ServerLocks
 from herald.agent.event_delivery import ApplyEvents, EventDelivery, OlderUnfinished, Prepare
@@ -447,6 +448,7 @@ def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> Comput
             grace=float(settings.power_state_change_grace),
         ),
         sync_power_state_interval=float(settings.sync_power_state_interval),
+        attachments=AttachmentOps(tools=tools, network=deps.network),
     )
 
 

@@ -47,8 +47,10 @@ def apply_network_changed(
     ctx: EventContext, event: EventEnvelope, server: Server, prepared: Prepared | None
 ) -> Outcome:
     """Refresh the server's network info cache (one port's entry, or all of them)."""
+    # The device tag is compute's, not the network's: it stays with the port's entry.
+    tags = {vif.port_id: vif.tag for vif in server.vifs}
     fresh = [
-        Vif(str(v["port_id"]), bool(v["active"]), str(v["network_id"]))
+        Vif(str(v["port_id"]), bool(v["active"]), str(v["network_id"]), tags.get(str(v["port_id"])))
         for v in ctx.network.refresh(server.uuid, event.tag)
     ]
     if event.tag is None:

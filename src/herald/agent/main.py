@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from herald.agent.attachments import AttachmentOps
 from herald.agent.event_delivery import EventDelivery
 from herald.agent.power_sync import PowerSync
 from herald.agent.recovery import RecoverHost
@@ -14,9 +15,13 @@ from herald.agent.server_ops import ServerOps
 from herald.agent.waiters import WaiterRegistry
 from herald.domain.events import DeliveryState
 from herald.domain.messages import (
+    AttachInterface,
+    AttachVolume,
     BuildServer,
     DeleteServer,
     DeliverEvents,
+    DetachInterface,
+    DetachVolume,
     ServerCommand,
     ShelveOffloadServer,
     ShelveServer,
@@ -52,6 +57,7 @@ class ComputeAgent:
         early_ttl: float,
         power_sync: PowerSync,
         sync_power_state_interval: float,
+        attachments: AttachmentOps | None = None,
     ) -> None:
         self.host = host
         self._bus = bus
@@ -83,6 +89,15 @@ class ComputeAgent:
             UnshelveServer: self._command(ops.unshelve),
             DeleteServer: self._command(ops.delete),
         }
+        if attachments is not None:
+            self._handlers.update(
+                {
+                    AttachInterface: self._command(attachments.attach_interface),
+                    DetachInterface: self._command(attachments.detach_interface),
+                    AttachVolume: self._command(attachments.attach_volume),
+                    DetachVolume: self._command(attachments.detach_volume),
+                }
+            )
 
     def _command(self, op: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], Awaitable[None]]:
         """Run a command in the host's message order; behind another operation on its server, in the background.

@@ -9,11 +9,13 @@ from herald.api.edge import Edge
 from herald.api.flavors import flavor_routes
 from herald.api.instance_actions import instance_action_routes
 from herald.api.keypairs import keypair_routes
+from herald.api.server_interfaces import server_interface_routes
 from herald.api.server_ips import server_ip_routes
 from herald.api.server_metadata import server_metadata_routes
 from herald.api.server_tags import server_tag_routes
 from herald.api.servers import server_routes
 from herald.api.services import service_routes
+from herald.api.volume_attachments import volume_attachment_routes
 
 __all__ = ["ComputeDeps", "compute_routes"]
 
@@ -29,4 +31,6 @@ def compute_routes(edge: Edge, deps: ComputeDeps) -> list[BaseRoute]:
         *instance_action_routes(edge, deps),
         *flavor_routes(edge),
         *service_routes(edge, deps),
+        *server_interface_routes(edge, deps),
+        *volume_attachment_routes(edge, deps),
     ]

@@ -118,6 +118,10 @@ _ADMIN_OR_KEY_OWNER = "(" + ADMIN + ") or user_id:%(user_id)s"
 _IPS_PATH = "/servers/{server_id}/ips"
 _ACTIONS = "os_compute_api:os-instance-actions"
 _SERVICES = "os_compute_api:os-services:"
+_IFACES = "os_compute_api:os-attach-interfaces:"
+_IFACE = "/servers/{server_id}/os-interface"
+_VOLS = "os_compute_api:os-volumes-attachments:"
+_VOL = "/servers/{server_id}/os-volume_attachments"
 
 OPERATION_RULES = [
     _op(
@@ -280,6 +284,32 @@ OPERATION_RULES = [
         "Return extended attributes (host, hypervisor, ...) of servers",
         "GET",
         "/servers/{server_id}",
+    ),
+    _op(_IFACES + "list", PROJECT_READER_OR_ADMIN, "List port interfaces attached to a server", "GET", _IFACE),
+    _op(
+        _IFACES + "show",
+        PROJECT_READER_OR_ADMIN,
+        "Show details of a port interface attached to a server",
+        "GET",
+        _IFACE + "/{port_id}",
+    ),
+    _op(_IFACES + "create", PROJECT_MEMBER_OR_ADMIN, "Attach an interface to a server", "POST", _IFACE),
+    _op(
+        _IFACES + "delete",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Detach an interface from a server",
+        "DELETE",
+        _IFACE + "/{port_id}",
+    ),
+    _op(_VOLS + "index", PROJECT_READER_OR_ADMIN, "List volume attachments for an instance", "GET", _VOL),
+    _op(_VOLS + "create", PROJECT_MEMBER_OR_ADMIN, "Attach a volume to an instance", "POST", _VOL),
+    _op(_VOLS + "show", PROJECT_READER_OR_ADMIN, "Show details of a volume attachment", "GET", _VOL + "/{volume_id}"),
+    _op(
+        _VOLS + "delete",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Detach a volume from an instance",
+        "DELETE",
+        _VOL + "/{volume_id}",
     ),
 ]
 

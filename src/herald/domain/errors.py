@@ -8,17 +8,21 @@ HeraldError
 │   ├── MetadataItemNotFound
 │   ├── TagNotFound
 │   ├── KeypairNotFound
-│   └── HostNotFound
+│   ├── HostNotFound
+│   ├── PortNotFound
+│   └── VolumeNotAttached        (the server has no attachment of that volume)
 ├── Invalid                      (the caller asked for something malformed)
 │   ├── ImageRefInvalid
-│   └── MarkerNotFound           (a listing's marker names nothing listed)
+│   ├── MarkerNotFound           (a listing's marker names nothing listed)
+│   └── InvalidVolume            (the volume cannot be attached: already attached)
 ├── Conflict                     (the server's state does not allow it)
 │   ├── KeyPairExists
 │   ├── InvalidServerState
 │   ├── ServerLocked             (locked, and the caller is no admin)
 │   ├── ServerNotReady           (it has no host yet)
 │   ├── UnshelveInvalidState     (a host or zone named for a server that is not offloaded)
-│   └── UnexpectedTaskState      (a guarded save lost a race)
+│   ├── UnexpectedTaskState      (a guarded save lost a race)
+│   └── PortInUse                (the port is bound to another server)
 ├── NoValidHost
 ├── Forbidden
 │   ├── TooManyServers           (one request asks for more servers than it may make)
@@ -86,6 +90,16 @@ class HostNotFound(NotFound):
         super().__init__(f"Compute host {host} could not be found.")
 
 
+class PortNotFound(NotFound):
+    def __init__(self, port_id: str) -> None:
+        super().__init__(f"Port {port_id} is not attached")
+
+
+class VolumeNotAttached(NotFound):
+    def __init__(self, server_uuid: str, volume_id: str) -> None:
+        super().__init__(f"Instance {server_uuid} is not attached to volume {volume_id}")
+
+
 class Invalid(HeraldError):
     message = "Invalid input."
 
@@ -97,6 +111,11 @@ class ImageRefInvalid(Invalid):
 class MarkerNotFound(Invalid):
     def __init__(self, marker: str) -> None:
         super().__init__(f"Marker {marker} could not be found.")
+
+
+class InvalidVolume(Invalid):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Invalid volume: {reason}")
 
 
 class Conflict(HeraldError):
@@ -137,6 +156,11 @@ class UnexpectedTaskState(Conflict):
             f"Conflict updating instance {uuid}. Expected: {{'task_state': {expected}}}. "
             f"Actual: {{'task_state': {actual!r}}}"
         )
+
+
+class PortInUse(Conflict):
+    def __init__(self, port_id: str) -> None:
+        super().__init__(f"Port {port_id} is still in use.")
 
 
 class NoValidHost(HeraldError):

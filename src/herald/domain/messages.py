@@ -63,6 +63,32 @@ class DeleteServer(ServerCommand):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class AttachInterface(ServerCommand):
+    """Bind ``port_id`` (created on ``network_id`` when the request named a network) and plug it."""
+
+    port_id: str
+    network_id: str | None = None
+    tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DetachInterface(ServerCommand):
+    port_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachVolume(ServerCommand):
+    """Connect a volume whose attachment the API already recorded (with its device name)."""
+
+    volume_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DetachVolume(ServerCommand):
+    volume_id: str
+
+
 AgentMessage = (
     DeliverEvents
     | BuildServer
@@ -72,4 +98,8 @@ AgentMessage = (
     | ShelveOffloadServer
     | UnshelveServer
     | DeleteServer
+    | AttachInterface
+    | DetachInterface
+    | AttachVolume
+    | DetachVolume
 )

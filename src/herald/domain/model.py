@@ -103,6 +103,7 @@ class Vif:
     port_id: str
     active: bool = False
     network_id: str | None = None
+    tag: str | None = None  # the device tag given when it was attached (2.49)
 
 
 @dataclass(slots=True)
@@ -110,6 +111,10 @@ class VolumeAttachment:
     volume_id: str
     size_gb: int
     device_name: str | None = None
+    tag: str | None = None  # 2.49
+    delete_on_termination: bool = False  # 2.79
+    attachment_id: str | None = None  # the volume service's attachment (2.89)
+    bdm_uuid: str | None = None  # 2.89
 
 
 @dataclass(slots=True)

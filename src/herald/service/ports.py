@@ -267,6 +267,18 @@ class VirtDriver(Protocol):
     def detach_interface(self, server: Server, port_id: str) -> None:
         """:raises herald.domain.errors.NotSupportedByDriver: interfaces cannot be detached."""
 
+    def attach_interface(self, server: Server, port_id: str) -> None:
+        """Plug the port into the machine (hotplug); does not wait for the port to become active.
+
+        :raises herald.domain.errors.DriverError: the port could not be plugged (NotSupportedByDriver: never).
+        """
+
+    def attach_volume(self, server: Server, volume_id: str, device_name: str | None) -> None:
+        """:raises herald.domain.errors.DriverError: the volume could not be connected."""
+
+    def detach_volume(self, server: Server, volume_id: str) -> None:
+        """:raises herald.domain.errors.DriverError: the volume could not be disconnected."""
+
 
 class NetworkBackend(Protocol):
     """The networking service as the agent and the API need it (Neutron's role)."""
@@ -283,12 +295,31 @@ class NetworkBackend(Protocol):
 
     def deallocate_for_server(self, server_uuid: str) -> None: ...
 
+    def bind_port(self, server_uuid: str, port_id: str, network_id: str | None) -> dict[str, object]:
+        """Bind ``port_id`` to the server; with ``network_id``, create the port on that network first.
+
+        :returns: the port's VIF dict, as :meth:`allocate_for_server` gives them.
+        :raises herald.domain.errors.PortInUse: the port is bound to another server.
+        """
+
+    def unbind_port(self, server_uuid: str, port_id: str) -> None:
+        """Release the port if the server holds it (a port created by :meth:`bind_port` is deleted)."""
+
+    def port_owner(self, port_id: str) -> str | None:
+        """The server the port is bound to, if it exists and is bound."""
+
 
 class VolumeBackend(Protocol):
     """The block storage service as the agent needs it (Cinder's role)."""
 
     def get_size_gb(self, volume_id: str) -> int:
         """:raises herald.domain.errors.NotFound: there is no such volume."""
+
+    def reserve(self, volume_id: str) -> int:
+        """The size of a volume a server is about to attach.
+
+        :raises herald.domain.errors.NotFound: there is no such volume.
+        """
 
 
 class Notifier(Protocol):

@@ -231,13 +231,20 @@ def _allocate(network: NetworkBackend, server_uuid: str, networks: str | Sequenc
 def _attachments(volumes: VolumeBackend, requested: Sequence[RequestedVolume]) -> list[VolumeAttachment]:
     """The server's volumes, the boot volume (boot_index 0) first as /dev/vda.
 
-    :raises Invalid: a named volume does not exist and no size was given, or a new one has no size.
+    :raises Invalid: a new volume has no size.
     """
     ordered = sorted(requested, key=lambda v: (v.boot_index is None or v.boot_index < 0, v.boot_index or 0))
     attachments: list[VolumeAttachment] = []
     for index, wanted in enumerate(ordered):
         device = f"/dev/vd{_DEVICE_LETTERS[index % len(_DEVICE_LETTERS)]}"
-        attachments.append(VolumeAttachment(*_volume(volumes, wanted), device_name=device))
+        attachments.append(
+            VolumeAttachment(
+                *_volume(volumes, wanted),
+                device_name=device,
+                attachment_id=str(uuidlib.uuid4()),
+                bdm_uuid=str(uuidlib.uuid4()),
+            )
+        )
     return attachments
 
 
@@ -246,9 +253,10 @@ def _volume(volumes: VolumeBackend, wanted: RequestedVolume) -> tuple[str, int]:
         if wanted.size_gb is None:
             raise Invalid("Block Device Mapping is Invalid: You specified a new volume without volume_size.")
         return str(uuidlib.uuid4()), wanted.size_gb
-    try:
-        return wanted.volume_id, volumes.get_size_gb(wanted.volume_id)
-    except NotFound:
-        if wanted.size_gb is None:
-            raise Invalid(f"Volume {wanted.volume_id} could not be found.") from None
-        return wanted.volume_id, wanted.size_gb
+    if wanted.size_gb is not None:
+        try:
+            return wanted.volume_id, volumes.get_size_gb(wanted.volume_id)
+        except NotFound:
+            return wanted.volume_id, wanted.size_gb
+    # NOTE: a volume the block storage does not know exists on demand (the embedded backends' contract).
+    return wanted.volume_id, volumes.reserve(wanted.volume_id)

@@ -14,9 +14,13 @@ import orjson
 
 from herald.domain.errors import HeraldError
 from herald.domain.messages import (
+    AttachInterface,
+    AttachVolume,
     BuildServer,
     DeleteServer,
     DeliverEvents,
+    DetachInterface,
+    DetachVolume,
     ServerCommand,
     ShelveOffloadServer,
     ShelveServer,
@@ -39,6 +43,10 @@ COMMANDS: dict[str, type[ServerCommand]] = {
         ShelveOffloadServer,
         UnshelveServer,
         DeleteServer,
+        AttachInterface,
+        DetachInterface,
+        AttachVolume,
+        DetachVolume,
     )
 }
 _ENVELOPE_FIELDS = frozenset(f.name for f in dataclasses.fields(EventEnvelope))

@@ -7,7 +7,7 @@ import uuid as uuidlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from herald.domain.errors import Invalid
+from herald.domain.errors import Invalid, PortInUse
 
 AUTO_NETWORK_ID = "00000000-0000-4000-8000-000000000001"
 
@@ -19,6 +19,8 @@ class Port:
     server_uuid: str | None = None
     # Whether the backend has wired it; Nova waits for network-vif-plugged only for inactive ports.
     active: bool = False
+    # Created for an attach that named a network: deleted again on detach, as Nova deletes the ports it made.
+    made_for_attach: bool = False
 
 
 class InMemoryNetwork:
@@ -74,6 +76,32 @@ class InMemoryNetwork:
             for port in self._ports.values():
                 if port.server_uuid == server_uuid:
                     port.server_uuid = None
+
+    def bind_port(self, server_uuid: str, port_id: str, network_id: str | None) -> dict[str, object]:
+        with self._lock:
+            if network_id is not None:
+                port = self._ports.setdefault(port_id, Port(port_id, network_id, made_for_attach=True))
+            else:
+                port = self._ports.setdefault(port_id, Port(port_id, AUTO_NETWORK_ID))
+            if port.server_uuid not in (None, server_uuid):
+                raise PortInUse(port_id)
+            port.server_uuid = server_uuid
+            return _vif(port)
+
+    def unbind_port(self, server_uuid: str, port_id: str) -> None:
+        with self._lock:
+            port = self._ports.get(port_id)
+            if port is None or port.server_uuid != server_uuid:
+                return
+            if port.made_for_attach:
+                del self._ports[port_id]
+            else:
+                port.server_uuid = None
+
+    def port_owner(self, port_id: str) -> str | None:
+        with self._lock:
+            port = self._ports.get(port_id)
+            return None if port is None else port.server_uuid
 
 
 def _vif(port: Port) -> dict[str, object]:

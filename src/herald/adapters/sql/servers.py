@@ -44,10 +44,8 @@ def _server_values(server: Server) -> dict[str, Any]:
         "task_state": server.task_state,
         "host": server.host,
         "node": server.node,
-        "vifs": [{"port_id": v.port_id, "active": v.active, "network_id": v.network_id} for v in server.vifs],
-        "volumes": [
-            {"volume_id": v.volume_id, "size_gb": v.size_gb, "device_name": v.device_name} for v in server.volumes
-        ],
+        "vifs": [dataclasses.asdict(v) for v in server.vifs],
+        "volumes": [dataclasses.asdict(v) for v in server.volumes],
         "metadata": dict(server.metadata),
         "migration_id": server.migration_id,
         "created_at": server.created_at,

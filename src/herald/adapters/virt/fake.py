@@ -17,6 +17,7 @@ class FakeMachine:
     power: PowerState = PowerState.RUNNING
     volumes: dict[str, int] = field(default_factory=dict)  # volume id -> size in bytes the guest sees
     detached_ports: list[str] = field(default_factory=list)
+    attached_ports: list[str] = field(default_factory=list)  # plugged since the machine was spawned
 
 
 class MachineStore(Protocol):
@@ -70,6 +71,7 @@ class MemoryMachines:
 class _GuestView:
     volumes: dict[str, int] = field(default_factory=dict)
     detached_ports: list[str] = field(default_factory=list)
+    attached_ports: list[str] = field(default_factory=list)
 
 
 class FakeVirtDriver:
@@ -102,7 +104,7 @@ class FakeVirtDriver:
             return None
         with self._lock:
             guest = self._guests.get(server_uuid) or _GuestView()
-            return FakeMachine(power, dict(guest.volumes), list(guest.detached_ports))
+            return FakeMachine(power, dict(guest.volumes), list(guest.detached_ports), list(guest.attached_ports))
 
     def fail_next(self, method: str, error: BaseException) -> None:
         """Make the next call of ``method`` raise ``error`` (a DriverError, or anything to test the unexpected)."""
@@ -169,3 +171,22 @@ class FakeVirtDriver:
         guest = self._guest(server.uuid)
         with self._lock:
             guest.detached_ports.append(port_id)
+
+    def attach_interface(self, server: Server, port_id: str) -> None:
+        self._maybe_fail("attach_interface")
+        guest = self._guest(server.uuid)
+        with self._lock:
+            guest.attached_ports.append(port_id)
+
+    def attach_volume(self, server: Server, volume_id: str, device_name: str | None) -> None:
+        self._maybe_fail("attach_volume")
+        size = next((v.size_gb for v in server.volumes if v.volume_id == volume_id), 0)
+        guest = self._guest(server.uuid)
+        with self._lock:
+            guest.volumes[volume_id] = size * 1024**3
+
+    def detach_volume(self, server: Server, volume_id: str) -> None:
+        self._maybe_fail("detach_volume")
+        guest = self._guest(server.uuid)
+        with self._lock:
+            guest.volumes.pop(volume_id, None)

@@ -106,6 +106,15 @@ class RedfishVirtDriver:
     def detach_interface(self, server: Server, port_id: str) -> None:
         raise NotSupportedByDriver("The redfish driver does not support detaching interfaces.")
 
+    def attach_interface(self, server: Server, port_id: str) -> None:
+        raise NotSupportedByDriver("The redfish driver does not support attaching interfaces.")
+
+    def attach_volume(self, server: Server, volume_id: str, device_name: str | None) -> None:
+        raise NotSupportedByDriver("The redfish driver does not support attaching volumes.")
+
+    def detach_volume(self, server: Server, volume_id: str) -> None:
+        raise NotSupportedByDriver("The redfish driver does not support detaching volumes.")
+
     def _set_power(self, server: Server, target: str) -> None:
         node = server.node
         if node is None:

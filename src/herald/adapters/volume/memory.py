@@ -6,8 +6,12 @@ import threading
 
 from herald.domain.errors import NotFound
 
+DEFAULT_SIZE_GB = 1
+
 
 class InMemoryVolumes:
+    """Volumes exist on demand: a volume a server attaches (or boots from) is 1 GiB unless set before."""
+
     def __init__(self) -> None:
         self._sizes: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -23,3 +27,7 @@ class InMemoryVolumes:
                 return self._sizes[volume_id]
             except KeyError:
                 raise NotFound(f"Volume {volume_id} could not be found.") from None
+
+    def reserve(self, volume_id: str) -> int:
+        with self._lock:
+            return self._sizes.setdefault(volume_id, DEFAULT_SIZE_GB)

@@ -257,7 +257,7 @@ def addresses(server: Server) -> dict[str, list[dict[str, Any]]]:
 
 def _volumes(req: ApiRequest, server: Server) -> list[dict[str, Any]]:
     if v(req, 2, 3):
-        return [{"id": vol.volume_id, "delete_on_termination": False} for vol in server.volumes]
+        return [{"id": vol.volume_id, "delete_on_termination": vol.delete_on_termination} for vol in server.volumes]
     return [{"id": vol.volume_id} for vol in server.volumes]
 
 
