@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import Engine, text
 
 from herald.domain.messages import BuildServer
-from herald.domain.model import VolumeAttachment
 from tests.integration.api.conftest import ADMIN, ALICE, BOB, IMAGE, READER, Compute
 
 BASE = "http://compute.test:8774"
@@ -134,15 +133,17 @@ async def test_boot_from_volume(compute: Compute) -> None:
     compute.volumes.set_size_gb(volume, 10)
     bdm = [{"source_type": "volume", "destination_type": "volume", "uuid": volume, "boot_index": 0}]
     uuid = await compute.active_server(imageRef="", block_device_mapping_v2=bdm)
-    assert compute.server(uuid).volumes == [VolumeAttachment(volume, 10, "/dev/vda")]
+    (attached,) = compute.server(uuid).volumes
+    assert (attached.volume_id, attached.size_gb, attached.device_name) == (volume, 10, "/dev/vda")
+    assert attached.attachment_id is not None
+    assert attached.bdm_uuid is not None
     shown = (await compute.get(f"/v2.1/servers/{uuid}")).json()["server"]
     assert shown["image"] == ""
     assert shown["os-extended-volumes:volumes_attached"] == [{"id": volume}]
+    # A volume the embedded block storage does not know exists on demand, 1 GiB.
     unknown = {**bdm[0], "uuid": str(uuidlib.uuid4())}
-    body = {"server": {"name": "vm", "flavorRef": "1", "block_device_mapping_v2": [unknown]}}
-    response = await compute.client.post("/v2.1/servers", json=body, headers=ALICE)
-    assert response.status_code == 400
-    assert response.json()["badRequest"]["message"] == f"Volume {unknown['uuid']} could not be found."
+    other = await compute.active_server(imageRef="", block_device_mapping_v2=[unknown])
+    assert [(v.volume_id, v.size_gb) for v in compute.server(other).volumes] == [(unknown["uuid"], 1)]
 
 
 async def test_admin_can_request_a_host(compute: Compute) -> None:

@@ -10,9 +10,13 @@ import pytest
 from herald.adapters.bus.codec import COMMANDS, CodecError, decode, encode
 from herald.domain.messages import (
     AgentMessage,
+    AttachInterface,
+    AttachVolume,
     BuildServer,
     DeleteServer,
     DeliverEvents,
+    DetachInterface,
+    DetachVolume,
     ShelveOffloadServer,
     ShelveServer,
     StartServer,
@@ -36,6 +40,11 @@ MESSAGES = [
     ShelveOffloadServer(SERVER, "req-so"),
     UnshelveServer(SERVER, "req-u"),
     DeleteServer(SERVER, "req-d"),
+    AttachInterface(SERVER, "req-ai", "port-1", None, "nic1"),
+    AttachInterface(SERVER, "req-ai", "port-2", "net-1"),
+    DetachInterface(SERVER, "req-di", "port-1"),
+    AttachVolume(SERVER, "req-av", "vol-1"),
+    DetachVolume(SERVER, "req-dv", "vol-1"),
 ]
 
 
