@@ -30,7 +30,8 @@ class _AsgiAdapter(requests.adapters.BaseAdapter):
         self._loop = loop
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        assert request.method is not None and request.url is not None
+        assert request.method is not None
+        assert request.url is not None
         headers: Mapping[str, str] = dict(request.headers)
         body = request.body.encode() if isinstance(request.body, str) else request.body
         call = self._client.request(request.method, request.url, headers=headers, content=body)

@@ -69,7 +69,8 @@ async def test_attach_then_detach(herald: Herald) -> None:
     (latest,) = (await herald.get(_path(server_id), version="2.89")).json()["volumeAttachments"]
     assert "id" not in latest
     assert (latest["tag"], latest["delete_on_termination"]) == ("data", True)
-    assert latest["attachment_id"] and latest["bdm_uuid"]
+    assert latest["attachment_id"]
+    assert latest["bdm_uuid"]
     shown = (await herald.get(_path(server_id, volume), version="2.89")).json()["volumeAttachment"]
     assert shown == latest
     machine = herald.driver("compute-1").machine(server_id)
