@@ -448,7 +448,7 @@ def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> Comput
             grace=float(settings.power_state_change_grace),
         ),
         sync_power_state_interval=float(settings.sync_power_state_interval),
-        attachments=AttachmentOps(tools=tools, network=deps.network),
+        attachments=AttachmentOps(tools=tools, network=deps.network, volumes=deps.volumes),
     )
 
 

@@ -19,7 +19,7 @@ from herald.agent.transitions import Step, Transition
 from herald.domain.errors import DriverError, HeraldError, PortInUse
 from herald.domain.messages import AttachInterface, AttachVolume, DetachInterface, DetachVolume, ServerCommand
 from herald.domain.model import Server, TaskState, Vif
-from herald.service.ports import NetworkBackend, UnitOfWork
+from herald.service.ports import NetworkBackend, UnitOfWork, VolumeBackend
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +35,11 @@ def interface_attach_failed(server_uuid: str) -> str:
 class AttachmentOps:
     """One host's attach and detach commands (see the module docstring)."""
 
-    def __init__(self, *, tools: OperationTools, network: NetworkBackend) -> None:
+    def __init__(self, *, tools: OperationTools, network: NetworkBackend, volumes: VolumeBackend) -> None:
         self._tools = tools
         self._driver = tools.driver
         self._network = network
+        self._volumes = volumes
 
     async def _record(
         self,
@@ -129,7 +130,7 @@ class AttachmentOps:
             start = self._tools.clock.now()
             error: str | None = None
             try:
-                await asyncio.to_thread(self._driver.attach_volume, server, command.volume_id, attachment.device_name)
+                await asyncio.to_thread(self._connect, server, command.volume_id, attachment.device_name)
             except DriverError as exc:
                 logger.warning("Attaching volume %s to instance %s failed: %s", command.volume_id, server.uuid, exc)
                 error = exc.text
@@ -139,6 +140,12 @@ class AttachmentOps:
                 fresh.volumes = [v for v in fresh.volumes if v.volume_id != command.volume_id]
 
             await self._record(command, "compute_attach_volume", start, error, drop, on_error=True)
+
+    def _connect(self, server: Server, volume_id: str, device_name: str | None) -> None:
+        # NOTE: the host asks the volume service for the volume too, as Nova's compute completes the
+        # attachment with Cinder: the host's later volume-extended reads its size there.
+        self._volumes.reserve(volume_id)
+        self._driver.attach_volume(server, volume_id, device_name)
 
     async def detach_volume(self, command: DetachVolume) -> None:
         async with self._tools.hold(command.server_uuid):
