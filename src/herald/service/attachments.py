@@ -132,12 +132,12 @@ def attach_volume(
         for a shelved-offloaded server.
     :raises DevicePathInUse: the requested device is taken.
     """
-    if device and not _DEVICE.match(device):
-        raise InvalidDevicePath(device)
     with uow:
         server = load_server(uow, caller, uuid, for_update=True)
         check_lock(server, caller)
         check_state(server, "attach_volume", VOLUME_STATES)
+        if device and not _DEVICE.match(device):
+            raise InvalidDevicePath(device)
         _check_not_attached(uow, server, volume_id)
         offloaded = server.vm_state == VmState.SHELVED_OFFLOADED
         if offloaded and tag:
