@@ -112,6 +112,8 @@ async def test_a_port_bound_elsewhere_conflicts(herald: Herald) -> None:
         assert resp.json() == {"conflictingRequest": {"code": 409, "message": f"Port {taken} is still in use."}}
     assert herald.deps.network.port_owner(taken) == owner
     assert await _steps(herald, other, "attach_interface") == [("compute_attach_interface", "Error")]
+    listed = (await herald.get(f"/v2.1/servers/{other}/os-instance-actions")).json()["instanceActions"]
+    assert [a["message"] for a in listed if a["action"] == "attach_interface"] == ["Error"]
 
 
 async def test_refusals(herald: Herald) -> None:

@@ -77,14 +77,13 @@ def attach_interface(
         check_state(server, "attach_interface", INTERFACE_STATES)
         if not server.host:
             raise ServerNotReady(uuid)
-        start_action(uow, caller, server, "attach_interface", request_id, now)
         if port_owner is not None:
-            # NOTE: Nova records the action before the port is found to be in use.
-            uow.actions.add_event(
-                uuid, request_id, ActionEvent(ATTACH_INTERFACE_STEP, now, now, "Error", None, server.host)
-            )
+            # NOTE: Nova records the action (and its step's failure) before the port is found to be in use.
+            failed = ActionEvent(ATTACH_INTERFACE_STEP, now, now, "Error", None, server.host, PortInUse(port_id).text)
+            start_action(uow, caller, server, "attach_interface", request_id, now, (failed,))
             uow.commit()
             raise PortInUse(port_id)
+        start_action(uow, caller, server, "attach_interface", request_id, now)
         uow.commit()
     return Outcome(server, [Dispatch(server.host, AttachInterface(uuid, request_id, port_id, network_id, tag))])
 
