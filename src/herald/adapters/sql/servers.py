@@ -71,6 +71,7 @@ def _server_values(server: Server) -> dict[str, Any]:
         "config_drive": server.config_drive,
         "trusted_image_certificates": server.trusted_image_certificates,
         "scheduler_hints": server.scheduler_hints,
+        "deleted_at": server.deleted_at,
     }
 
 
@@ -119,6 +120,7 @@ def _server(row: RowMapping) -> Server:
         config_drive=row["config_drive"],
         trusted_image_certificates=row["trusted_image_certificates"],
         scheduler_hints=dict(row["scheduler_hints"] or {}),
+        deleted_at=row["deleted_at"],
     )
 
 
