@@ -11,7 +11,8 @@ HeraldError
 │   └── HostNotFound
 ├── Invalid                      (the caller asked for something malformed)
 │   ├── ImageRefInvalid
-│   └── MarkerNotFound           (a listing's marker names nothing listed)
+│   ├── MarkerNotFound           (a listing's marker names nothing listed)
+│   └── ImageUnacceptable        (an image a server cannot be rebuilt with)
 ├── Conflict                     (the server's state does not allow it)
 │   ├── KeyPairExists
 │   ├── InvalidServerState
@@ -92,6 +93,11 @@ class Invalid(HeraldError):
 
 class ImageRefInvalid(Invalid):
     pass
+
+
+class ImageUnacceptable(Invalid):
+    def __init__(self, image_id: str, reason: str) -> None:
+        super().__init__(f"Image {image_id} is unacceptable: {reason}")
 
 
 class MarkerNotFound(Invalid):

@@ -23,6 +23,10 @@ from herald.domain.messages import (
     StartServer,
     StopServer,
     UnshelveServer,
+    RebootServer,
+    RebuildServer,
+    SoftDeleteServer,
+    RestoreServer,
 )
 from herald.domain.records import EventEnvelope
 
@@ -39,6 +43,10 @@ COMMANDS: dict[str, type[ServerCommand]] = {
         ShelveOffloadServer,
         UnshelveServer,
         DeleteServer,
+        RebootServer,
+        RebuildServer,
+        SoftDeleteServer,
+        RestoreServer,
     )
 }
 _ENVELOPE_FIELDS = frozenset(f.name for f in dataclasses.fields(EventEnvelope))
