@@ -17,9 +17,13 @@ from herald.domain.messages import (
     BuildServer,
     DeleteServer,
     DeliverEvents,
+    RebootServer,
+    RebuildServer,
+    RestoreServer,
     ServerCommand,
     ShelveOffloadServer,
     ShelveServer,
+    SoftDeleteServer,
     StartServer,
     StopServer,
     UnshelveServer,
@@ -82,6 +86,12 @@ class ComputeAgent:
             ShelveOffloadServer: self._command(ops.shelve_offload),
             UnshelveServer: self._command(ops.unshelve),
             DeleteServer: self._command(ops.delete),
+            # NOTE: these wait for events (a hard reboot's ports, a rebuild's volume and ports): in the
+            # background, as builds, so that the host's other messages are not held up meanwhile.
+            RebootServer: self._in_background(ops.reboot),
+            RebuildServer: self._in_background(ops.rebuild),
+            SoftDeleteServer: self._command(ops.soft_delete),
+            RestoreServer: self._command(ops.restore),
         }
 
     def _command(self, op: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], Awaitable[None]]:
@@ -99,6 +109,12 @@ class ComputeAgent:
 
         return run
 
+    def _in_background(self, op: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], Awaitable[None]]:
+        async def run(message: ServerCommand) -> None:
+            self._background(op(message), message.server_uuid)
+
+        return run
+
     async def start(self) -> None:
         await self.heartbeat()
         again = await self._writer.submit(RecoverHost(self.host), self._clock.now())
@@ -112,6 +128,13 @@ class ComputeAgent:
             ),
             asyncio.create_task(self._every(EXPIRE_INTERVAL, self.expire_early), name=f"expire-{self.host}"),
         ]
+        if self._ops.reclaim_interval > 0:
+            # Nova's _reclaim_queued_deletes runs every reclaim_instance_interval seconds.
+            self._periodic.append(
+                asyncio.create_task(
+                    self._every(float(self._ops.reclaim_interval), self._ops.reclaim), name=f"reclaim-{self.host}"
+                )
+            )
         if self._sync_interval is not None:
             self._periodic.append(
                 asyncio.create_task(self.power_sync.run(self._sync_interval), name=f"power-sync-{self.host}")

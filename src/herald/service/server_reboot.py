@@ -62,9 +62,7 @@ def _save_task(uow: UnitOfWork, server: Server, task: TaskState, expected: Colle
         raise UnexpectedTaskState(server.uuid, found, "changed")
 
 
-def reboot_server(
-    uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *, now: datetime, hard: bool
-) -> Outcome:
+def reboot_server(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *, now: datetime, hard: bool) -> Outcome:
     """Nova's ``reboot``: SOFT from ACTIVE with no task; HARD from more states, and over a reboot under way.
 
     :raises ServerLocked: locked, and the caller is not an admin.
@@ -129,9 +127,9 @@ def rebuild_server(
         root = _volume_backed_root(server, request)
         if request.metadata is not None and len(request.metadata) > MAX_METADATA_ITEMS:
             raise MetadataLimitExceeded(MAX_METADATA_ITEMS)
-        if request.sets_key_name and request.key_name is not None:
-            if uow.keypairs.get(caller.user_id or "", request.key_name) is None:
-                raise Invalid("Invalid key_name provided.")
+        unknown_key = request.key_name is not None and uow.keypairs.get(caller.user_id or "", request.key_name) is None
+        if request.sets_key_name and unknown_key:
+            raise Invalid("Invalid key_name provided.")
         if not server.host:
             raise ServerNotReady(uuid)
         was_stopped = server.vm_state == VmState.STOPPED
@@ -179,6 +177,11 @@ def _apply(server: Server, request: RebuildRequest, *, volume_backed: bool) -> N
         server.access_ip_v6 = request.access_ip_v6 or None
     if request.auto_disk_config is not None:
         server.auto_disk_config = request.auto_disk_config
+    _apply_later_versions(server, request)
+
+
+def _apply_later_versions(server: Server, request: RebuildRequest) -> None:
+    """What 2.54 and later rebuilds may change (the ``sets_*`` flags: given, possibly as null)."""
     if request.sets_key_name:
         server.key_name = request.key_name
     if request.sets_user_data:

@@ -17,16 +17,16 @@ from herald.domain.messages import (
     BuildServer,
     DeleteServer,
     DeliverEvents,
+    RebootServer,
+    RebuildServer,
+    RestoreServer,
     ServerCommand,
     ShelveOffloadServer,
     ShelveServer,
+    SoftDeleteServer,
     StartServer,
     StopServer,
     UnshelveServer,
-    RebootServer,
-    RebuildServer,
-    SoftDeleteServer,
-    RestoreServer,
 )
 from herald.domain.records import EventEnvelope
 
