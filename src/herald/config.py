@@ -11,7 +11,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
-from oslo_config import cfg
+from oslo_config import cfg, types
 
 DEFAULT_OPTS: list[cfg.Opt] = [
     cfg.StrOpt(
@@ -113,7 +113,7 @@ VNIC_TYPES = (
 WORKAROUNDS_OPTS: list[cfg.Opt] = [
     cfg.ListOpt(
         "wait_for_vif_plugged_event_during_hard_reboot",
-        item_type=cfg.types.String(choices=VNIC_TYPES),
+        item_type=types.String(choices=VNIC_TYPES),
         default=[],
         help="vnic types whose ports a hard reboot waits for network-vif-plugged of, whatever their state. "
         "Empty (default): a hard reboot waits only for the ports still inactive (their plug event never came). "

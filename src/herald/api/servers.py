@@ -19,7 +19,7 @@ from herald.api.views import servers as views
 from herald.api.views.common import next_link, self_href
 from herald.domain.errors import FlavorNotFound
 from herald.domain.naming import server_reservation_id
-from herald.service import server_actions, server_queries, server_updates, servers
+from herald.service import deferred_delete, server_actions, server_queries, server_updates, servers
 from herald.service.server_queries import ServerDetail, ServerFilters
 
 SERVERS = "os_compute_api:servers:"
@@ -132,7 +132,7 @@ class ServersController:
         deps = self._deps
         policy = server_actions.ActionPolicy(self._down_time, deps.settings.shelved_offload_time)
         outcome = await self._deps.run(
-            server_actions.delete_server,
+            deferred_delete.delete_or_defer,
             deps.uow_factory(),
             deps.network,
             caller(req),
@@ -140,6 +140,7 @@ class ServersController:
             server.uuid,
             now=deps.clock.now(),
             policy=policy,
+            reclaim_instance_interval=deps.settings.reclaim_instance_interval,
         )
         await publish(deps, outcome)
         return ApiResponse(204)

@@ -171,6 +171,8 @@ class Server:
     config_drive: bool = False
     trusted_image_certificates: list[str] | None = None  # 2.63
     scheduler_hints: dict[str, list[object]] = field(default_factory=dict)  # each value a list, as Nova keeps them
+    # The security groups of its ports, by name (there is no security group service: only "default" exists).
+    security_groups: list[str] = field(default_factory=lambda: ["default"])
     deleted_at: datetime | None = None  # when a deferred delete (SOFT_DELETED) began; the reclaim counts from it
 
     @property

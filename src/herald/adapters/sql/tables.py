@@ -87,6 +87,7 @@ servers = Table(
     Column("trusted_image_certificates", JSON),
     Column("scheduler_hints", JSON),
     Column("deleted_at", DateTime),
+    Column("security_groups", JSON),
     Index("ix_servers_host_deleted", "host", "deleted"),
     Index("ix_servers_project_id", "project_id"),
 )

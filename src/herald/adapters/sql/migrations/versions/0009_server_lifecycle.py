@@ -1,4 +1,5 @@
-"""Servers remember when a deferred delete began (``deleted_at``), so the reclaim knows when to finish it.
+"""Servers remember when a deferred delete began (``deleted_at``), so the reclaim knows when to finish it,
+and the security groups of their ports (null: Nova's implicit ``default``).
 
 Revision ID: 0009
 Revises: 0005
@@ -19,8 +20,10 @@ depends_on: str | None = None
 def upgrade() -> None:
     with op.batch_alter_table("servers") as batch:
         batch.add_column(sa.Column("deleted_at", sa.DateTime(), nullable=True))
+        batch.add_column(sa.Column("security_groups", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("servers") as batch:
+        batch.drop_column("security_groups")
         batch.drop_column("deleted_at")
