@@ -17,6 +17,7 @@ from typing import Any
 from herald.api.deps import ComputeDeps, caller, can
 from herald.api.edge import ApiRequest, ApiResponse
 from herald.api.faults import ApiFault
+from herald.api.ip_addresses import normal_ip
 from herald.api.microversion import APIVersion
 from herald.api.schemas import server_lifecycle as schemas
 from herald.api.validation import VersionedValidator
@@ -168,7 +169,7 @@ def rebuild_request(req: ApiRequest, args: dict[str, Any]) -> server_reboot.Rebu
         description=args.get("description"),
         sets_description="description" in args,
         access_ip_v4=args.get("accessIPv4"),
-        access_ip_v6=args.get("accessIPv6"),
+        access_ip_v6=normal_ip(args.get("accessIPv6")),
         auto_disk_config=None if disk_config is None else disk_config == "AUTO",
         sets_key_name=version >= APIVersion(2, 54) and "key_name" in args,
         key_name=args.get("key_name"),

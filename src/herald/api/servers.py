@@ -9,6 +9,7 @@ from starlette.routing import BaseRoute
 from herald.api.deps import ComputeDeps, bool_param, caller, can, limit_and_marker, own_target, publish
 from herald.api.edge import ApiRequest, ApiResponse, Edge
 from herald.api.faults import ApiFault
+from herald.api.ip_addresses import normal_ip
 from herald.api.microversion import APIVersion
 from herald.api.query import changes_time, server_sort
 from herald.api.schemas import servers as schemas
@@ -111,7 +112,7 @@ class ServersController:
         update = server_updates.ServerUpdate(
             name=fields["name"].strip() if "name" in fields else None,
             access_ip_v4=fields.get("accessIPv4"),
-            access_ip_v6=fields.get("accessIPv6"),
+            access_ip_v6=normal_ip(fields.get("accessIPv6")),
             auto_disk_config=None if disk_config is None else disk_config == "AUTO",
             sets_description="description" in fields,
             description=fields.get("description"),
