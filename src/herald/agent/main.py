@@ -208,6 +208,10 @@ class ComputeAgent:
             except Exception:
                 logger.exception("Periodic task on host %s failed", self.host)
 
+    async def reclaim_deleted(self) -> int:
+        """Nova's ``_reclaim_queued_deletes`` pass (periodic when ``reclaim_instance_interval`` > 0; tests call it)."""
+        return await self._ops.reclaim()
+
     async def heartbeat(self) -> None:
         """Tell the database this host is alive (``GET /os-services`` shows it up)."""
         await self._writer.submit(self._heartbeat, self.host)
