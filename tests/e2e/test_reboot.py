@@ -113,9 +113,7 @@ async def test_hard_reboot_without_the_plug_event(db_url: str, engine: Engine, f
 
 
 async def test_workaround_normal_waits_for_every_port(db_url: str, engine: Engine) -> None:
-    settings = settings_for(
-        db_url, vif_plugging_timeout=60, wait_for_vif_plugged_event_during_hard_reboot=("normal",)
-    )
+    settings = settings_for(db_url, vif_plugging_timeout=60, wait_for_vif_plugged_event_during_hard_reboot=("normal",))
     herald, _ = await start_herald(settings)
     try:
         port = str(uuid.uuid4())
