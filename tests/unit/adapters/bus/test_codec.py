@@ -13,8 +13,12 @@ from herald.domain.messages import (
     BuildServer,
     DeleteServer,
     DeliverEvents,
+    RebootServer,
+    RebuildServer,
+    RestoreServer,
     ShelveOffloadServer,
     ShelveServer,
+    SoftDeleteServer,
     StartServer,
     StopServer,
     UnshelveServer,
@@ -36,6 +40,10 @@ MESSAGES = [
     ShelveOffloadServer(SERVER, "req-so"),
     UnshelveServer(SERVER, "req-u"),
     DeleteServer(SERVER, "req-d"),
+    RebootServer(SERVER, "req-r", hard=True),
+    RebuildServer(SERVER, "req-rb", was_stopped=True, reimage_volume_id="v-1", reimage_size_gb=2),
+    SoftDeleteServer(SERVER, "req-sd"),
+    RestoreServer(SERVER, "req-rs"),
 ]
 
 
