@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from tests.e2e.harness import Herald, settings_for, start_herald, stop_herald
+from tests.e2e.harness import Herald, crash_herald, settings_for, start_herald, stop_herald
 from tests.e2e.lifecycle_helpers import (
     action_events,
     plug,
@@ -215,3 +215,18 @@ def test_reimage_timeout_has_a_floor() -> None:
 
     assert reimage_timeout(20, 0) == 20  # Nova: 0, and the rebuild fails at once
     assert reimage_timeout(20, 3) == 60
+
+
+async def test_a_rebuild_cut_short_by_a_restart_ends_in_error(db_url: str, engine: Engine) -> None:
+    herald, _ = await start_herald(settings_for(db_url))
+    server_id, _ = await _volume_backed(herald)
+    assert (await _rebuild(herald, server_id, {"imageRef": NEW_IMAGE}, "2.93")).status_code == 202
+    await until_waiting(herald, server_id)
+    await crash_herald(herald)
+    herald, _ = await start_herald(settings_for(db_url))
+    try:
+        server = await herald.server(server_id)
+        assert (server["status"], server["OS-EXT-STS:task_state"]) == ("ERROR", None)
+        assert server["fault"]["message"] == "The compute host restarted while the instance was being rebuilt."
+    finally:
+        await stop_herald(herald)
