@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import Engine
 
+from herald.domain.errors import DriverError
 from tests.e2e.harness import Herald, ShiftedClock, settings_for, start_herald, stop_herald
 from tests.e2e.lifecycle_helpers import action_events
 
@@ -111,3 +112,14 @@ async def test_without_an_interval_delete_is_immediate(herald: Herald) -> None:
     assert (await herald.get(f"/v2.1/servers/{server_id}")).status_code == 404
     resp = await herald.post(f"/v2.1/servers/{server_id}/action", {"restore": None}, version="2.76")
     assert resp.status_code == 404
+
+
+async def test_a_server_that_never_launched_is_deleted_at_once(deferred: Herald) -> None:
+    deferred.driver("compute-1").fail_next("spawn", DriverError("no power"))
+    server_id = await deferred.create_server(host="compute-1")
+    server = await deferred.server(server_id)
+    assert (server["status"], server["OS-SRV-USG:launched_at"]) == ("ERROR", None)
+    resp = await deferred.client.delete(f"/v2.1/servers/{server_id}", headers={"X-Auth-Token": "admin:admin"})
+    assert resp.status_code == 204
+    await deferred.settle()
+    assert (await deferred.get(f"/v2.1/servers/{server_id}")).status_code == 404
