@@ -424,6 +424,9 @@ def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> Comput
         build_policy=BuildPolicy(settings.vif_plugging_timeout, settings.vif_plugging_is_fatal),
         notifier=deps.notifier,
         notifications=notifications,
+        hard_reboot_vnic_types=settings.wait_for_vif_plugged_event_during_hard_reboot,
+        reimage_timeout_per_gb=settings.reimage_timeout_per_gb,
+        reclaim_instance_interval=settings.reclaim_instance_interval,
     )
     return ComputeAgent(
         host=host,

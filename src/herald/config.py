@@ -11,7 +11,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
-from oslo_config import cfg
+from oslo_config import cfg, types
 
 DEFAULT_OPTS: list[cfg.Opt] = [
     cfg.StrOpt(
@@ -80,6 +80,44 @@ DEFAULT_OPTS: list[cfg.Opt] = [
         min=-1,
         help="Seconds a shelved server stays on its host before it is offloaded: 0 offloads at once, "
         "-1 never (only shelveOffload does). Positive values keep it shelved (no periodic offload yet).",
+    ),
+    cfg.IntOpt(
+        "reclaim_instance_interval",
+        default=0,
+        help="Seconds a deleted server stays SOFT_DELETED (restorable with the restore action) before its host "
+        "reclaims it; 0 or less deletes at once. The reclaim runs every this many seconds.",
+    ),
+    cfg.IntOpt(
+        "reimage_timeout_per_gb",
+        default=20,
+        min=1,
+        help="Seconds per GiB of a volume-backed server's root volume that a rebuild (2.93) waits for the "
+        "volume-reimaged event (at least one GiB's worth, also for an empty volume).",
+    ),
+]
+
+# Nova's vnic types, as its [workarounds] option accepts them.
+VNIC_TYPES = (
+    "normal",
+    "direct",
+    "macvtap",
+    "baremetal",
+    "direct-physical",
+    "virtio-forwarder",
+    "smart-nic",
+    "vdpa",
+    "accelerator-direct",
+    "accelerator-direct-physical",
+    "remote-managed",
+)
+WORKAROUNDS_OPTS: list[cfg.Opt] = [
+    cfg.ListOpt(
+        "wait_for_vif_plugged_event_during_hard_reboot",
+        item_type=types.String(choices=VNIC_TYPES),
+        default=[],
+        help="vnic types whose ports a hard reboot waits for network-vif-plugged of, whatever their state. "
+        "Empty (default): a hard reboot waits only for the ports still inactive (their plug event never came). "
+        "Every port of the embedded network is of type normal.",
     ),
 ]
 
@@ -297,6 +335,7 @@ def _herald_opts() -> list[tuple[str, list[cfg.Opt]]]:
         ("oslo_messaging_rabbit", OSLO_MESSAGING_RABBIT_OPTS),
         ("redfish", REDFISH_OPTS),
         ("power_watch", POWER_WATCH_OPTS),
+        ("workarounds", WORKAROUNDS_OPTS),
     ]
 
 
@@ -402,6 +441,9 @@ class Settings:
     redfish: RedfishSettings = field(default_factory=RedfishSettings)
     power_watch_interval: int = 10
     rabbit: RabbitSettings = field(default_factory=RabbitSettings)
+    reclaim_instance_interval: int = 0
+    reimage_timeout_per_gb: int = 20
+    wait_for_vif_plugged_event_during_hard_reboot: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         # NOTE: Settings get logged, and a database URL may hold a password.
@@ -478,6 +520,11 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
             ssl_ca_file=conf.oslo_messaging_rabbit.ssl_ca_file or None,
             ssl_cert_file=conf.oslo_messaging_rabbit.ssl_cert_file or None,
             ssl_key_file=conf.oslo_messaging_rabbit.ssl_key_file or None,
+        ),
+        reclaim_instance_interval=conf.reclaim_instance_interval,
+        reimage_timeout_per_gb=conf.reimage_timeout_per_gb,
+        wait_for_vif_plugged_event_during_hard_reboot=tuple(
+            conf.workarounds.wait_for_vif_plugged_event_during_hard_reboot
         ),
     )
 

@@ -14,13 +14,12 @@ import logging
 from dataclasses import dataclass
 
 from herald.agent.operation import OperationTools
+from herald.agent.plug_wait import PlugPolicy, PlugResult, inactive_ports, mark_plugged, start_waiting_for_plugs
 from herald.agent.transitions import Step, Transition
 from herald.agent.waiters import WaiterRegistry
-from herald.domain.errors import DriverError, EventWaitFailed, EventWaitTimeout
-from herald.domain.events import EventName
+from herald.domain.errors import DriverError
 from herald.domain.messages import BuildServer
 from herald.domain.model import PowerState, Server, TaskState, VmState
-from herald.domain.records import EventEnvelope
 from herald.service.ports import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -42,10 +41,6 @@ def build_aborted(server_uuid: str, reason: str) -> str:
     return f"Build of instance {server_uuid} aborted: {reason}"
 
 
-class _BuildEnded(Exception):
-    """Raised inside the plug-event wait to leave it without waiting: the build is over."""
-
-
 class Build:
     """The build operation of one host."""
 
@@ -65,37 +60,21 @@ class Build:
         server = await self._tools.load(command.server_uuid)
         if server is None or server.vm_state != VmState.BUILDING:
             return
-        uuid = server.uuid
-        timeout = self._policy.vif_plugging_timeout
-        keys = (
-            [(EventName.NETWORK_VIF_PLUGGED.value, v.port_id) for v in server.vifs if not v.active] if timeout else []
+        result = await start_waiting_for_plugs(
+            tools=self._tools,
+            waiters=self._waiters,
+            policy=PlugPolicy(self._policy.vif_plugging_timeout, self._policy.vif_plugging_is_fatal),
+            server_uuid=server.uuid,
+            ports=inactive_ports(server),
+            work=lambda: self._spawn(command),
         )
-        failed: list[str] = []
-
-        def on_failed_event(key: str, event: EventEnvelope) -> bool | None:
-            logger.error("Neutron reported failure on event %s for instance %s", key, uuid)
-            failed.append(key)
-            return False if self._policy.vif_plugging_is_fatal else None
-
-        try:
-            async with (
-                self._waiters.wait_for_events(uuid, keys, timeout=float(timeout), error_callback=on_failed_event),
-                self._tools.hold(uuid),
-            ):
-                if not await self._spawn(command):
-                    raise _BuildEnded
-        except _BuildEnded:
+        if result.ended:
             return
-        except (EventWaitTimeout, EventWaitFailed) as exc:
-            if self._policy.vif_plugging_is_fatal:
-                await self._fail(command, NETWORK_FAILURE)
-                return
-            logger.warning("Continuing the build of instance %s without its plug events: %s", uuid, exc)
-        if failed and self._policy.vif_plugging_is_fatal:
+        if result.fatal:
             await self._fail(command, NETWORK_FAILURE)
             return
-        async with self._tools.hold(uuid):
-            await self._finish(command)
+        async with self._tools.hold(server.uuid):
+            await self._finish(command, result)
 
     async def _spawn(self, command: BuildServer) -> bool:
         """Claim a node, then power it on; under the operation lock. False: the build is over."""
@@ -113,7 +92,7 @@ class Build:
             return False
         return True
 
-    async def _finish(self, command: BuildServer) -> None:
+    async def _finish(self, command: BuildServer, plugs: PlugResult) -> None:
         clock = self._tools.clock
 
         def change(uow: UnitOfWork, server: Server) -> None:
@@ -121,8 +100,8 @@ class Build:
             server.power_state = PowerState.RUNNING.value
             server.task_state = None
             server.launched_at = clock.now()
-            for vif in server.vifs:
-                vif.active = True
+            # NOTE: a port whose plug event never came (a non-fatal timeout) stays inactive.
+            mark_plugged(server, plugs)
 
         step = Step(command.request_id, BUILD_STEP, clock.now(), "Success")
         await self._tools.record(Transition(command.server_uuid, SPAWNING, change, step), "Build")

@@ -22,9 +22,13 @@ from herald.domain.messages import (
     DeliverEvents,
     DetachInterface,
     DetachVolume,
+    RebootServer,
+    RebuildServer,
+    RestoreServer,
     ServerCommand,
     ShelveOffloadServer,
     ShelveServer,
+    SoftDeleteServer,
     StartServer,
     StopServer,
     UnshelveServer,
@@ -88,6 +92,12 @@ class ComputeAgent:
             ShelveOffloadServer: self._command(ops.shelve_offload),
             UnshelveServer: self._command(ops.unshelve),
             DeleteServer: self._command(ops.delete),
+            # NOTE: these wait for events (a hard reboot's ports, a rebuild's volume and ports): in the
+            # background, as builds, so that the host's other messages are not held up meanwhile.
+            RebootServer: self._in_background(ops.reboot),
+            RebuildServer: self._in_background(ops.rebuild),
+            SoftDeleteServer: self._command(ops.soft_delete),
+            RestoreServer: self._command(ops.restore),
         }
         if attachments is not None:
             self._handlers.update(
@@ -114,6 +124,12 @@ class ComputeAgent:
 
         return run
 
+    def _in_background(self, op: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], Awaitable[None]]:
+        async def run(message: ServerCommand) -> None:
+            self._background(op(message), message.server_uuid)
+
+        return run
+
     async def start(self) -> None:
         await self.heartbeat()
         again = await self._writer.submit(RecoverHost(self.host), self._clock.now())
@@ -127,6 +143,13 @@ class ComputeAgent:
             ),
             asyncio.create_task(self._every(EXPIRE_INTERVAL, self.expire_early), name=f"expire-{self.host}"),
         ]
+        if self._ops.reclaim_interval > 0:
+            # Nova's _reclaim_queued_deletes runs every reclaim_instance_interval seconds.
+            self._periodic.append(
+                asyncio.create_task(
+                    self._every(float(self._ops.reclaim_interval), self._ops.reclaim), name=f"reclaim-{self.host}"
+                )
+            )
         if self._sync_interval is not None:
             self._periodic.append(
                 asyncio.create_task(self.power_sync.run(self._sync_interval), name=f"power-sync-{self.host}")
@@ -199,6 +222,10 @@ class ComputeAgent:
                     await result
             except Exception:
                 logger.exception("Periodic task on host %s failed", self.host)
+
+    async def reclaim_deleted(self) -> int:
+        """Nova's ``_reclaim_queued_deletes`` pass (periodic when ``reclaim_instance_interval`` > 0; tests call it)."""
+        return await self._ops.reclaim()
 
     async def heartbeat(self) -> None:
         """Tell the database this host is alive (``GET /os-services`` shows it up)."""

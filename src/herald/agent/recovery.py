@@ -18,6 +18,9 @@ from herald.service.ports import UnitOfWork
 logger = logging.getLogger(__name__)
 
 BUILD_INTERRUPTED = "The compute host restarted while the instance was being built."
+REBUILD_INTERRUPTED = "The compute host restarted while the instance was being rebuilt."
+# Nova's init_host puts a server whose rebuild was cut short in ERROR: its disk is in an unknown state.
+REBUILD_STATES = frozenset({TaskState.REBUILDING, TaskState.REBUILD_BLOCK_DEVICE_MAPPING, TaskState.REBUILD_SPAWNING})
 
 
 class RecoverHost:
@@ -38,6 +41,11 @@ class RecoverHost:
                 server.power_state = PowerState.NOSTATE.value
                 server.task_state = None
                 server.fault = {"code": 500, "message": BUILD_INTERRUPTED}
+            elif server.task_state in REBUILD_STATES:
+                logger.warning("Instance %s was being rebuilt when host %s restarted; ERROR", server.uuid, self._host)
+                server.vm_state = VmState.ERROR.value
+                server.task_state = None
+                server.fault = {"code": 500, "message": REBUILD_INTERRUPTED}
             elif server.task_state == TaskState.DELETING:
                 again.append(DeleteServer(server.uuid, f"req-{new_uuid4()}"))
                 continue

@@ -12,7 +12,11 @@ import logging
 from collections.abc import Callable
 
 from herald.agent.build import Build, BuildPolicy
+from herald.agent.deferred_delete import DeferredDelete
 from herald.agent.operation import OperationTools
+from herald.agent.plug_wait import PlugPolicy
+from herald.agent.reboot import Reboot
+from herald.agent.rebuild import Rebuild
 from herald.agent.transitions import Status, Step, Transition
 from herald.agent.waiters import WaiterRegistry
 from herald.domain.errors import DriverError
@@ -20,9 +24,13 @@ from herald.domain.events import EventName
 from herald.domain.messages import (
     BuildServer,
     DeleteServer,
+    RebootServer,
+    RebuildServer,
+    RestoreServer,
     ServerCommand,
     ShelveOffloadServer,
     ShelveServer,
+    SoftDeleteServer,
     StartServer,
     StopServer,
     UnshelveServer,
@@ -55,6 +63,9 @@ class ServerOps:
         build_policy: BuildPolicy,
         notifier: Notifier | None = None,
         notifications: InstanceNotifications = NO_NOTIFICATIONS,
+        hard_reboot_vnic_types: tuple[str, ...] = (),
+        reimage_timeout_per_gb: int = 20,
+        reclaim_instance_interval: int = 0,
     ) -> None:
         self._tools = tools
         self._host = tools.host
@@ -65,6 +76,11 @@ class ServerOps:
         self._build = Build(tools, waiters, build_policy)
         self._notifier = notifier
         self._notifications = notifications
+        plugs = PlugPolicy(build_policy.vif_plugging_timeout, build_policy.vif_plugging_is_fatal)
+        self._reboot = Reboot(tools, waiters, plugs, hard_reboot_vnic_types=hard_reboot_vnic_types)
+        self._rebuild = Rebuild(tools, waiters, plugs, reimage_timeout_per_gb=reimage_timeout_per_gb)
+        self.reclaim_interval = reclaim_instance_interval
+        self._deferred = DeferredDelete(tools, interval=reclaim_instance_interval, delete=self.delete)
 
     def busy(self, server_uuid: str) -> bool:
         """Whether an operation on the server is under way or waiting for one."""
@@ -284,3 +300,20 @@ class ServerOps:
                 self._waiters.clear(command.server_uuid)
 
         await self._operation(command, step, expected, work)
+
+    # --- reboot, rebuild, deferred delete (their own modules) ------------------------------------------
+    async def reboot(self, command: RebootServer) -> None:
+        await self._reboot(command)
+
+    async def rebuild(self, command: RebuildServer) -> None:
+        await self._rebuild(command)
+
+    async def soft_delete(self, command: SoftDeleteServer) -> None:
+        await self._deferred.soft_delete(command)
+
+    async def restore(self, command: RestoreServer) -> None:
+        await self._deferred.restore(command)
+
+    async def reclaim(self) -> int:
+        """Delete the soft-deleted servers whose ``reclaim_instance_interval`` has passed."""
+        return await self._deferred.reclaim()

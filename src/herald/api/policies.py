@@ -311,6 +311,43 @@ OPERATION_RULES = [
         "DELETE",
         _VOL + "/{volume_id}",
     ),
+    _op(_S + "reboot", PROJECT_MEMBER_OR_ADMIN, "Reboot a server", "POST", _ACTION + " (reboot)"),
+    _op(_S + "rebuild", PROJECT_MEMBER_OR_ADMIN, "Rebuild a server", "POST", _ACTION + " (rebuild)"),
+    _op(
+        _S + "rebuild:trusted_certs",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Rebuild a server with trusted image certificate IDs",
+        "POST",
+        _ACTION + " (rebuild)",
+    ),
+    _op(
+        "os_compute_api:os-deferred-delete:restore",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Restore a soft deleted server",
+        "POST",
+        _ACTION + " (restore)",
+    ),
+    _op(
+        "os_compute_api:os-deferred-delete:force",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Force delete a server before deferred cleanup",
+        "POST",
+        _ACTION + " (forceDelete)",
+    ),
+    _op(
+        "os_compute_api:os-security-groups:add",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Add security groups to server",
+        "POST",
+        _ACTION + " (addSecurityGroup)",
+    ),
+    _op(
+        "os_compute_api:os-security-groups:remove",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Remove security groups from server",
+        "POST",
+        _ACTION + " (removeSecurityGroup)",
+    ),
 ]
 
 

@@ -1,5 +1,5 @@
-"""``POST /servers/{id}/action``: os-start, os-stop, shelve, shelveOffload, unshelve, lock, unlock and
-os-resetState (202, no body).
+"""``POST /servers/{id}/action``: os-start, os-stop, shelve, shelveOffload, unshelve, lock, unlock,
+os-resetState (202, no body) and the actions of :mod:`herald.api.server_lifecycle`.
 
 As Nova: find the server (404), check the action's policy on it (403), then the use case
 decides whether the server's state allows it (409).
@@ -15,6 +15,7 @@ from herald.api.edge import ApiRequest, ApiResponse
 from herald.api.faults import ApiFault
 from herald.api.microversion import APIVersion
 from herald.api.schemas import servers as schemas
+from herald.api.server_lifecycle import ActionReply, LifecycleActions
 from herald.api.validation import VersionedValidator
 from herald.domain.model import Server, VmState
 from herald.service import server_actions, server_locks, server_queries
@@ -26,7 +27,9 @@ LOCK = "os_compute_api:os-lock-server:"
 ADMIN_ACTIONS = "os_compute_api:os-admin-actions:"
 DEFAULT_ZONE = "nova"
 
-ActionHandler = Callable[[ApiRequest, Server, Any], Awaitable[Outcome]]
+ActionHandler = Callable[[ApiRequest, Server, Any], Awaitable[Outcome | ActionReply]]
+# Actions whose policy Nova checks against the project alone (no user_id in the target).
+_PROJECT_TARGET = frozenset({"unshelve"}) | LifecycleActions.PROJECT_TARGET
 
 
 def _always(schema: dict[str, Any]) -> VersionedValidator:
@@ -59,6 +62,7 @@ class ServerActionsController:
             ),
             "unlock": (LOCK + "unlock", _always(schemas.unlock), self._unlock),
             "os-resetState": (ADMIN_ACTIONS + "reset_state", _always(schemas.reset_state), self._reset_state),
+            **LifecycleActions(deps).table(),
         }
 
     async def action(self, req: ApiRequest) -> ApiResponse:
@@ -82,23 +86,26 @@ class ServerActionsController:
         )
         server = detail.server
         target: dict[str, object] = {"project_id": server.project_id}
-        if name != "unshelve":
+        if name not in _PROJECT_TARGET:
             target["user_id"] = server.user_id
         req.authorize(rule, target)
-        outcome = await handler(req, server, body[name])
-        await publish(deps, outcome)
+        result = await handler(req, server, body[name])
+        if isinstance(result, ActionReply):
+            await publish(deps, result.outcome)
+            return result.response
+        await publish(deps, result)
         return ApiResponse(202)
 
-    async def _lock(self, req: ApiRequest, server: Server, args: Any) -> Outcome:
+    async def _lock(self, req: ApiRequest, server: Server, args: Any) -> Outcome | ActionReply:
         reason = args.get("locked_reason") if req.version >= APIVersion(2, 73) and isinstance(args, dict) else None
         return await self._simple(server_locks.lock_server, reason=reason)(req, server, args)
 
-    async def _unlock(self, req: ApiRequest, server: Server, args: Any) -> Outcome:
+    async def _unlock(self, req: ApiRequest, server: Server, args: Any) -> Outcome | ActionReply:
         if not server_locks.may_unlock_without_override(caller(req), server):
             req.authorize(LOCK + "unlock:unlock_override", {"project_id": server.project_id})
         return await self._simple(server_locks.unlock_server)(req, server, args)
 
-    async def _reset_state(self, req: ApiRequest, server: Server, args: Any) -> Outcome:
+    async def _reset_state(self, req: ApiRequest, server: Server, args: Any) -> Outcome | ActionReply:
         state = VmState.ACTIVE if args["state"] == "active" else VmState.ERROR
         return await self._simple(server_actions.reset_state, vm_state=state)(req, server, args)
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from herald.api.deps import own_target
 from herald.api.edge import ApiRequest
 from herald.api.faults import ApiFault
+from herald.api.ip_addresses import normal_ip
 from herald.api.microversion import APIVersion
 from herald.api.schemas import servers as schemas
 from herald.api.validation import SchemaValidator
@@ -96,7 +97,7 @@ def parse_create(req: ApiRequest) -> CreateRequest:
         forced_host=forced_host,
         description=server.get("description"),
         access_ip_v4=server.get("accessIPv4") or None,
-        access_ip_v6=server.get("accessIPv6") or None,
+        access_ip_v6=normal_ip(server.get("accessIPv6")) or None,
         auto_disk_config=server.get("OS-DCF:diskConfig") == "AUTO",
         tags=tuple(server.get("tags") or ()),
         hostname=server.get("hostname"),

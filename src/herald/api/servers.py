@@ -9,6 +9,7 @@ from starlette.routing import BaseRoute
 from herald.api.deps import ComputeDeps, bool_param, caller, can, limit_and_marker, own_target, publish
 from herald.api.edge import ApiRequest, ApiResponse, Edge
 from herald.api.faults import ApiFault
+from herald.api.ip_addresses import normal_ip
 from herald.api.microversion import APIVersion
 from herald.api.query import changes_time, server_sort
 from herald.api.schemas import servers as schemas
@@ -19,7 +20,7 @@ from herald.api.views import servers as views
 from herald.api.views.common import next_link, self_href
 from herald.domain.errors import FlavorNotFound
 from herald.domain.naming import server_reservation_id
-from herald.service import server_actions, server_queries, server_updates, servers
+from herald.service import deferred_delete, server_actions, server_queries, server_updates, servers
 from herald.service.server_queries import ServerDetail, ServerFilters
 
 SERVERS = "os_compute_api:servers:"
@@ -111,7 +112,7 @@ class ServersController:
         update = server_updates.ServerUpdate(
             name=fields["name"].strip() if "name" in fields else None,
             access_ip_v4=fields.get("accessIPv4"),
-            access_ip_v6=fields.get("accessIPv6"),
+            access_ip_v6=normal_ip(fields.get("accessIPv6")),
             auto_disk_config=None if disk_config is None else disk_config == "AUTO",
             sets_description="description" in fields,
             description=fields.get("description"),
@@ -132,7 +133,7 @@ class ServersController:
         deps = self._deps
         policy = server_actions.ActionPolicy(self._down_time, deps.settings.shelved_offload_time)
         outcome = await self._deps.run(
-            server_actions.delete_server,
+            deferred_delete.delete_or_defer,
             deps.uow_factory(),
             deps.network,
             caller(req),
@@ -140,6 +141,7 @@ class ServersController:
             server.uuid,
             now=deps.clock.now(),
             policy=policy,
+            reclaim_instance_interval=deps.settings.reclaim_instance_interval,
         )
         await publish(deps, outcome)
         return ApiResponse(204)

@@ -14,7 +14,8 @@ HeraldError
 ├── Invalid                      (the caller asked for something malformed)
 │   ├── ImageRefInvalid
 │   ├── MarkerNotFound           (a listing's marker names nothing listed)
-│   └── InvalidVolume            (the volume cannot be attached: already attached)
+│   ├── InvalidVolume            (the volume cannot be attached: already attached)
+│   └── ImageUnacceptable        (an image a server cannot be rebuilt with)
 ├── Conflict                     (the server's state does not allow it)
 │   ├── KeyPairExists
 │   ├── InvalidServerState
@@ -106,6 +107,11 @@ class Invalid(HeraldError):
 
 class ImageRefInvalid(Invalid):
     pass
+
+
+class ImageUnacceptable(Invalid):
+    def __init__(self, image_id: str, reason: str) -> None:
+        super().__init__(f"Image {image_id} is unacceptable: {reason}")
 
 
 class MarkerNotFound(Invalid):

@@ -89,6 +89,30 @@ class DetachVolume(ServerCommand):
     volume_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class RebootServer(ServerCommand):
+    hard: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildServer(ServerCommand):
+    # A stopped server is rebuilt and left stopped, as Nova brings it back to its original state.
+    was_stopped: bool = False
+    # 2.93, volume-backed: the root volume the block-storage service re-images, and its size (the wait's timeout).
+    reimage_volume_id: str | None = None
+    reimage_size_gb: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SoftDeleteServer(ServerCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreServer(ServerCommand):
+    pass
+
+
 AgentMessage = (
     DeliverEvents
     | BuildServer
@@ -102,4 +126,8 @@ AgentMessage = (
     | DetachInterface
     | AttachVolume
     | DetachVolume
+    | RebootServer
+    | RebuildServer
+    | SoftDeleteServer
+    | RestoreServer
 )

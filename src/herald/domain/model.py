@@ -53,9 +53,29 @@ class TaskState(enum.StrEnum):
     RESIZE_MIGRATED = "resize_migrated"
     RESIZE_FINISH = "resize_finish"
     RESIZE_REVERTING = "resize_reverting"
+    REBOOT_PENDING = "reboot_pending"
+    REBOOT_STARTED = "reboot_started"
+    REBOOTING_HARD = "rebooting_hard"
+    REBOOT_PENDING_HARD = "reboot_pending_hard"
+    REBOOT_STARTED_HARD = "reboot_started_hard"
+    REBUILD_BLOCK_DEVICE_MAPPING = "rebuild_block_device_mapping"
+    SOFT_DELETING = "soft-deleting"
+    RESTORING = "restoring"
 
 
-_REBUILD = {TaskState.REBUILDING: "REBUILD", TaskState.REBUILD_SPAWNING: "REBUILD"}
+_REBUILD = {
+    TaskState.REBUILDING: "REBUILD",
+    TaskState.REBUILD_BLOCK_DEVICE_MAPPING: "REBUILD",
+    TaskState.REBUILD_SPAWNING: "REBUILD",
+}
+_REBOOT = {
+    TaskState.REBOOTING: "REBOOT",
+    TaskState.REBOOT_PENDING: "REBOOT",
+    TaskState.REBOOT_STARTED: "REBOOT",
+    TaskState.REBOOTING_HARD: "HARD_REBOOT",
+    TaskState.REBOOT_PENDING_HARD: "HARD_REBOOT",
+    TaskState.REBOOT_STARTED_HARD: "HARD_REBOOT",
+}
 _RESIZE = {
     TaskState.RESIZE_PREP: "RESIZE",
     TaskState.RESIZE_MIGRATING: "RESIZE",
@@ -66,7 +86,7 @@ _RESIZE = {
 _STATUS_TABLE: dict[VmState, tuple[str, dict[TaskState, str]]] = {
     VmState.ACTIVE: (
         "ACTIVE",
-        {TaskState.REBOOTING: "REBOOT", TaskState.MIGRATING: "MIGRATING", **_REBUILD, **_RESIZE},
+        {**_REBOOT, TaskState.MIGRATING: "MIGRATING", **_REBUILD, **_RESIZE},
     ),
     VmState.BUILDING: ("BUILD", {}),
     VmState.STOPPED: ("SHUTOFF", {**_RESIZE, **_REBUILD}),
@@ -156,6 +176,9 @@ class Server:
     config_drive: bool = False
     trusted_image_certificates: list[str] | None = None  # 2.63
     scheduler_hints: dict[str, list[object]] = field(default_factory=dict)  # each value a list, as Nova keeps them
+    # The security groups of its ports, by name (there is no security group service: only "default" exists).
+    security_groups: list[str] = field(default_factory=lambda: ["default"])
+    deleted_at: datetime | None = None  # when a deferred delete (SOFT_DELETED) began; the reclaim counts from it
 
     @property
     def status(self) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from herald.domain.errors import ActionNotFound, Invalid, ServerNotFound
-from herald.domain.model import ComputeHost, Server, server_status
+from herald.domain.model import ComputeHost, Server, VmState, server_status
 from herald.domain.records import ServerAction
 from herald.domain.uuids import is_uuid_like
 from herald.service import scheduler
@@ -100,6 +100,9 @@ def list_servers(
     with uow:
         servers = uow.servers.list(project_id=project, host=filters.host, include_deleted=filters.includes_deleted)
         servers = [s for s in servers if _matches(s, filters)]
+        if not filters.includes_deleted:
+            # NOTE: as Nova's database query: a deferred-deleted server is left out unless deleted ones are asked for.
+            servers = [s for s in servers if s.vm_state != VmState.SOFT_DELETED]
         if filters.sort:
             servers = sort_servers(servers, filters.sort)
         servers = _page(servers, filters.limit, filters.marker)

@@ -183,7 +183,7 @@ async def test_delete_an_offloaded_server_is_local(compute: Compute) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"reboot": {"type": "HARD"}}, 400, "There is no such action: reboot"),
+        ({"evacuate": {}}, 400, "There is no such action: evacuate"),
         ({"os-stop": None, "os-start": None}, 400, "Malformed request body"),
         ([], 400, "Malformed request body"),
     ],

@@ -21,9 +21,13 @@ from herald.domain.messages import (
     DeliverEvents,
     DetachInterface,
     DetachVolume,
+    RebootServer,
+    RebuildServer,
+    RestoreServer,
     ServerCommand,
     ShelveOffloadServer,
     ShelveServer,
+    SoftDeleteServer,
     StartServer,
     StopServer,
     UnshelveServer,
@@ -47,6 +51,10 @@ COMMANDS: dict[str, type[ServerCommand]] = {
         DetachInterface,
         AttachVolume,
         DetachVolume,
+        RebootServer,
+        RebuildServer,
+        SoftDeleteServer,
+        RestoreServer,
     )
 }
 _ENVELOPE_FIELDS = frozenset(f.name for f in dataclasses.fields(EventEnvelope))

@@ -69,6 +69,8 @@ def _server_values(server: Server) -> dict[str, Any]:
         "config_drive": server.config_drive,
         "trusted_image_certificates": server.trusted_image_certificates,
         "scheduler_hints": server.scheduler_hints,
+        "deleted_at": server.deleted_at,
+        "security_groups": list(server.security_groups),
     }
 
 
@@ -117,6 +119,8 @@ def _server(row: RowMapping) -> Server:
         config_drive=row["config_drive"],
         trusted_image_certificates=row["trusted_image_certificates"],
         scheduler_hints=dict(row["scheduler_hints"] or {}),
+        deleted_at=row["deleted_at"],
+        security_groups=["default"] if row["security_groups"] is None else list(row["security_groups"]),
     )
 
 

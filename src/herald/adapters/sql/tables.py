@@ -86,6 +86,8 @@ servers = Table(
     Column("config_drive", Boolean, nullable=False, default=False, server_default=false()),
     Column("trusted_image_certificates", JSON),
     Column("scheduler_hints", JSON),
+    Column("deleted_at", DateTime),
+    Column("security_groups", JSON),
     Index("ix_servers_host_deleted", "host", "deleted"),
     Index("ix_servers_project_id", "project_id"),
 )

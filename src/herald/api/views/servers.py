@@ -105,8 +105,8 @@ def show(req: ApiRequest, detail: ServerDetail, options: ViewOptions) -> dict[st
         body["fault"] = _fault(server, options.is_admin)
     if status in _PROGRESS_STATUSES:
         body["progress"] = 0
-    if server.vifs:
-        body["security_groups"] = [{"name": "default"}]
+    if server.vifs and server.security_groups:
+        body["security_groups"] = [{"name": name} for name in server.security_groups]
     if options.extended_attributes:
         body.update(_extended_attributes(req, server))
     body.update(_microversion_fields(req, detail, options))

@@ -17,8 +17,12 @@ from herald.domain.messages import (
     DeliverEvents,
     DetachInterface,
     DetachVolume,
+    RebootServer,
+    RebuildServer,
+    RestoreServer,
     ShelveOffloadServer,
     ShelveServer,
+    SoftDeleteServer,
     StartServer,
     StopServer,
     UnshelveServer,
@@ -45,6 +49,10 @@ MESSAGES = [
     DetachInterface(SERVER, "req-di", "port-1"),
     AttachVolume(SERVER, "req-av", "vol-1"),
     DetachVolume(SERVER, "req-dv", "vol-1"),
+    RebootServer(SERVER, "req-r", hard=True),
+    RebuildServer(SERVER, "req-rb", was_stopped=True, reimage_volume_id="v-1", reimage_size_gb=2),
+    SoftDeleteServer(SERVER, "req-sd"),
+    RestoreServer(SERVER, "req-rs"),
 ]
 
 
