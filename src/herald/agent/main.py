@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from herald.agent.event_delivery import EventDelivery
+from herald.agent.moves import Moves
 from herald.agent.power_sync import PowerSync
 from herald.agent.recovery import RecoverHost
 from herald.agent.server_ops import ServerOps
@@ -15,8 +16,14 @@ from herald.agent.waiters import WaiterRegistry
 from herald.domain.events import DeliveryState
 from herald.domain.messages import (
     BuildServer,
+    ConfirmResize,
     DeleteServer,
     DeliverEvents,
+    FinishResize,
+    FinishRevertResize,
+    PrepResize,
+    ResizeInstance,
+    RevertResize,
     ServerCommand,
     ShelveOffloadServer,
     ShelveServer,
@@ -52,6 +59,7 @@ class ComputeAgent:
         early_ttl: float,
         power_sync: PowerSync,
         sync_power_state_interval: float,
+        moves: Moves | None = None,
     ) -> None:
         self.host = host
         self._bus = bus
@@ -83,6 +91,18 @@ class ComputeAgent:
             UnshelveServer: self._command(ops.unshelve),
             DeleteServer: self._command(ops.delete),
         }
+        if moves is not None:
+            self._handlers.update(
+                {
+                    PrepResize: self._command(moves.prep_resize),
+                    ResizeInstance: self._command(moves.resize_instance),
+                    FinishResize: self._command(moves.finish_resize),
+                    ConfirmResize: self._command(moves.confirm_resize),
+                    RevertResize: self._command(moves.revert_resize),
+                    # NOTE: it waits for the ports' plug events, which come through this same queue.
+                    FinishRevertResize: self._in_background(moves.finish_revert_resize),
+                }
+            )
 
     def _command(self, op: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], Awaitable[None]]:
         """Run a command in the host's message order; behind another operation on its server, in the background.
@@ -96,6 +116,12 @@ class ComputeAgent:
                 self._background(op(message), message.server_uuid)
             else:
                 await op(message)
+
+        return run
+
+    def _in_background(self, op: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], Awaitable[None]]:
+        async def run(message: ServerCommand) -> None:
+            self._background(op(message), message.server_uuid)
 
         return run
 

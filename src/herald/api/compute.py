@@ -9,6 +9,7 @@ from herald.api.edge import Edge
 from herald.api.flavors import flavor_routes
 from herald.api.instance_actions import instance_action_routes
 from herald.api.keypairs import keypair_routes
+from herald.api.migrations import migration_routes
 from herald.api.server_ips import server_ip_routes
 from herald.api.server_metadata import server_metadata_routes
 from herald.api.server_tags import server_tag_routes
@@ -29,4 +30,5 @@ def compute_routes(edge: Edge, deps: ComputeDeps) -> list[BaseRoute]:
         *instance_action_routes(edge, deps),
         *flavor_routes(edge),
         *service_routes(edge, deps),
+        *migration_routes(edge, deps),
     ]

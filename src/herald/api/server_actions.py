@@ -15,6 +15,7 @@ from herald.api.edge import ApiRequest, ApiResponse
 from herald.api.faults import ApiFault
 from herald.api.microversion import APIVersion
 from herald.api.schemas import servers as schemas
+from herald.api.server_moves import move_actions
 from herald.api.validation import VersionedValidator
 from herald.domain.model import Server, VmState
 from herald.service import server_actions, server_locks, server_queries
@@ -25,6 +26,8 @@ SERVERS = "os_compute_api:servers:"
 LOCK = "os_compute_api:os-lock-server:"
 ADMIN_ACTIONS = "os_compute_api:os-admin-actions:"
 DEFAULT_ZONE = "nova"
+# Actions whose policy target is the project alone, as Nova passes it.
+PROJECT_ONLY_TARGETS = frozenset({"unshelve", "confirmResize", "revertResize", "migrate"})
 
 ActionHandler = Callable[[ApiRequest, Server, Any], Awaitable[Outcome]]
 
@@ -59,6 +62,7 @@ class ServerActionsController:
             ),
             "unlock": (LOCK + "unlock", _always(schemas.unlock), self._unlock),
             "os-resetState": (ADMIN_ACTIONS + "reset_state", _always(schemas.reset_state), self._reset_state),
+            **move_actions(self._deps, self._policy),
         }
 
     async def action(self, req: ApiRequest) -> ApiResponse:
@@ -82,12 +86,13 @@ class ServerActionsController:
         )
         server = detail.server
         target: dict[str, object] = {"project_id": server.project_id}
-        if name != "unshelve":
+        if name not in PROJECT_ONLY_TARGETS:
             target["user_id"] = server.user_id
-        req.authorize(rule, target)
+        if rule:
+            req.authorize(rule, target)
         outcome = await handler(req, server, body[name])
         await publish(deps, outcome)
-        return ApiResponse(202)
+        return ApiResponse(204 if name == "confirmResize" else 202)
 
     async def _lock(self, req: ApiRequest, server: Server, args: Any) -> Outcome:
         reason = args.get("locked_reason") if req.version >= APIVersion(2, 73) and isinstance(args, dict) else None

@@ -11,14 +11,18 @@ HeraldError
 │   └── HostNotFound
 ├── Invalid                      (the caller asked for something malformed)
 │   ├── ImageRefInvalid
-│   └── MarkerNotFound           (a listing's marker names nothing listed)
+│   ├── MarkerNotFound           (a listing's marker names nothing listed)
+│   ├── CannotMigrateToSameHost
+│   ├── CannotResizeToSameFlavor
+│   └── NotResized               (confirm or revert without a finished move)
 ├── Conflict                     (the server's state does not allow it)
 │   ├── KeyPairExists
 │   ├── InvalidServerState
 │   ├── ServerLocked             (locked, and the caller is no admin)
 │   ├── ServerNotReady           (it has no host yet)
 │   ├── UnshelveInvalidState     (a host or zone named for a server that is not offloaded)
-│   └── UnexpectedTaskState      (a guarded save lost a race)
+│   ├── UnexpectedTaskState      (a guarded save lost a race)
+│   └── ServiceUnavailable       (the compute host a move needs is down)
 ├── NoValidHost
 ├── Forbidden
 │   ├── TooManyServers           (one request asks for more servers than it may make)
@@ -99,6 +103,18 @@ class MarkerNotFound(Invalid):
         super().__init__(f"Marker {marker} could not be found.")
 
 
+class CannotMigrateToSameHost(Invalid):
+    message = "Cannot migrate to the host where the server exists."
+
+
+class CannotResizeToSameFlavor(Invalid):
+    message = "When resizing, instances must change flavor!"
+
+
+class NotResized(Invalid):
+    message = "Instance has not been resized."
+
+
 class Conflict(HeraldError):
     message = "Conflict."
 
@@ -137,6 +153,10 @@ class UnexpectedTaskState(Conflict):
             f"Conflict updating instance {uuid}. Expected: {{'task_state': {expected}}}. "
             f"Actual: {{'task_state': {actual!r}}}"
         )
+
+
+class ServiceUnavailable(Conflict):
+    message = "Service is unavailable at this time."
 
 
 class NoValidHost(HeraldError):

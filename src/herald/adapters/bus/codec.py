@@ -15,8 +15,14 @@ import orjson
 from herald.domain.errors import HeraldError
 from herald.domain.messages import (
     BuildServer,
+    ConfirmResize,
     DeleteServer,
     DeliverEvents,
+    FinishResize,
+    FinishRevertResize,
+    PrepResize,
+    ResizeInstance,
+    RevertResize,
     ServerCommand,
     ShelveOffloadServer,
     ShelveServer,
@@ -39,6 +45,12 @@ COMMANDS: dict[str, type[ServerCommand]] = {
         ShelveOffloadServer,
         UnshelveServer,
         DeleteServer,
+        PrepResize,
+        ResizeInstance,
+        FinishResize,
+        ConfirmResize,
+        RevertResize,
+        FinishRevertResize,
     )
 }
 _ENVELOPE_FIELDS = frozenset(f.name for f in dataclasses.fields(EventEnvelope))
