@@ -19,6 +19,14 @@ from herald.domain.messages import (
     StopServer,
     UnshelveServer,
 )
+from herald.domain.messages import (
+    ConfirmResize,
+    FinishResize,
+    FinishRevertResize,
+    PrepResize,
+    ResizeInstance,
+    RevertResize,
+)
 from herald.domain.records import EventEnvelope
 
 SERVER = "8b1f6f7e-3c1e-4b39-9d5e-1f0c2a3b4c5d"
@@ -36,6 +44,12 @@ MESSAGES = [
     ShelveOffloadServer(SERVER, "req-so"),
     UnshelveServer(SERVER, "req-u"),
     DeleteServer(SERVER, "req-d"),
+    PrepResize(SERVER, "req-m", 7),
+    ResizeInstance(SERVER, "req-m", 7),
+    FinishResize(SERVER, "req-m", 7),
+    ConfirmResize(SERVER, "req-c", 7),
+    RevertResize(SERVER, "req-r", 7),
+    FinishRevertResize(SERVER, "req-r", 7),
 ]
 
 
