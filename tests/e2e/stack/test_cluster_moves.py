@@ -27,7 +27,8 @@ def test_resize_and_confirm_across_agent_processes(cluster: Cluster) -> None:
     server = cluster.server(server_id)
     assert (server["OS-EXT-SRV-ATTR:host"], server["flavor"]["original_name"]) == (dest, "m1.small")
 
-    resp = cluster.post("/os-server-external-events", {"events": [{"name": "network-changed", "server_uuid": server_id}]})
+    event = {"name": "network-changed", "server_uuid": server_id}
+    resp = cluster.post("/os-server-external-events", {"events": [event]})
     assert resp.status_code == 200, resp.text
 
     def both_finished() -> bool:
@@ -45,8 +46,6 @@ def test_resize_and_confirm_across_agent_processes(cluster: Cluster) -> None:
     assert resp.status_code == 204, resp.text
     cluster.wait_until(lambda: cluster.server(server_id)["status"] == "ACTIVE", what="ACTIVE after the confirm")
     migrations = cluster.get(f"/os-migrations?instance_uuid={server_id}", version="2.80")["migrations"]
-    assert [(m["status"], m["source_compute"], m["dest_compute"]) for m in migrations] == [
-        ("confirmed", source, dest)
-    ]
+    assert [(m["status"], m["source_compute"], m["dest_compute"]) for m in migrations] == [("confirmed", source, dest)]
     actions = cluster.get(f"/servers/{server_id}/os-instance-actions")["instanceActions"]
     assert [a["action"] for a in actions][:2] == ["confirmResize", "resize"]

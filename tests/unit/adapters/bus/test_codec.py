@@ -11,21 +11,19 @@ from herald.adapters.bus.codec import COMMANDS, CodecError, decode, encode
 from herald.domain.messages import (
     AgentMessage,
     BuildServer,
+    ConfirmResize,
     DeleteServer,
     DeliverEvents,
-    ShelveOffloadServer,
-    ShelveServer,
-    StartServer,
-    StopServer,
-    UnshelveServer,
-)
-from herald.domain.messages import (
-    ConfirmResize,
     FinishResize,
     FinishRevertResize,
     PrepResize,
     ResizeInstance,
     RevertResize,
+    ShelveOffloadServer,
+    ShelveServer,
+    StartServer,
+    StopServer,
+    UnshelveServer,
 )
 from herald.domain.records import EventEnvelope
 
