@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from herald.domain.model import PowerState
+from tests.e2e.blocking_driver import blocking_drivers
 from tests.e2e.harness import IMAGE, Herald, settings_for, start_herald, stop_herald
 
 ADMIN_VERSION = "2.80"
@@ -315,3 +316,47 @@ async def test_os_migrations_pages_newest_first(herald: Herald) -> None:
     resp = await herald.get(f"/v2.1/servers/{server_id}/migrations", version="2.80")
     assert resp.status_code == 200
     assert resp.json() == {"migrations": []}  # no live migration in progress
+
+
+@pytest.mark.parametrize(
+    ("held", "task_state", "owner"),
+    [
+        # The source holds the server while it sends the disk ...
+        ("migrate_disk_and_power_off", "resize_migrating", "compute-1"),
+        # ... the destination from then on.
+        ("finish_migration", "resize_finish", "compute-2"),
+    ],
+)
+async def test_the_host_holding_the_server_at_each_step_is_the_one_that_acts(
+    db_url: str, engine: Any, monkeypatch: pytest.MonkeyPatch, held: str, task_state: str, owner: str
+) -> None:
+    with blocking_drivers(monkeypatch, {held}) as gate:
+        herald, _ = await start_herald(settings_for(db_url))
+        try:
+            server_id = await herald.create_server(host="compute-1")
+            resp = await _action(herald, server_id, {"migrate": None})
+            assert resp.status_code == 202
+            await gate.wait_held(1)
+            server = await herald.server(server_id)
+            assert (server["status"], server["OS-EXT-STS:task_state"]) == ("RESIZE", task_state)
+            assert server["OS-EXT-SRV-ATTR:host"] == owner
+
+            resp = await herald.events([{"name": "network-changed", "server_uuid": server_id}])
+            assert resp.status_code == 200
+            for _ in range(1000):
+                records = await herald.records(server_uuid=server_id)
+                if len(records) == 2 and all(r["state"] == "handled" for r in records):
+                    break
+                await asyncio.sleep(0.005)
+            outcomes = {r["host"]: r["outcome"] for r in await herald.records(server_uuid=server_id)}
+            other = "compute-2" if owner == "compute-1" else "compute-1"
+            assert outcomes == {
+                owner: "network info refreshed for all ports",
+                other: f"not handled here: host {owner} holds the server",
+            }
+            gate.release()
+            await herald.settle()
+            assert (await herald.server(server_id))["status"] == "VERIFY_RESIZE"
+        finally:
+            gate.release()
+            await stop_herald(herald)

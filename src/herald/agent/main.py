@@ -92,17 +92,17 @@ class ComputeAgent:
             DeleteServer: self._command(ops.delete),
         }
         if moves is not None:
-            self._handlers.update(
-                {
-                    PrepResize: self._command(moves.prep_resize),
-                    ResizeInstance: self._command(moves.resize_instance),
-                    FinishResize: self._command(moves.finish_resize),
-                    ConfirmResize: self._command(moves.confirm_resize),
-                    RevertResize: self._command(moves.revert_resize),
-                    # NOTE: it waits for the ports' plug events, which come through this same queue.
-                    FinishRevertResize: self._in_background(moves.finish_revert_resize),
-                }
-            )
+            # NOTE: in the background: a disk on its way to another host must not hold up this
+            # host's events (the server's operation lock keeps a server's steps in order).
+            for message_type, op in (
+                (PrepResize, moves.prep_resize),
+                (ResizeInstance, moves.resize_instance),
+                (FinishResize, moves.finish_resize),
+                (ConfirmResize, moves.confirm_resize),
+                (RevertResize, moves.revert_resize),
+                (FinishRevertResize, moves.finish_revert_resize),
+            ):
+                self._handlers[message_type] = self._in_background(op)
 
     def _command(self, op: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], Awaitable[None]]:
         """Run a command in the host's message order; behind another operation on its server, in the background.
