@@ -16,7 +16,7 @@ import pytest
 
 from herald.domain.model import PowerState
 from tests.e2e.blocking_driver import blocking_drivers
-from tests.e2e.harness import IMAGE, Herald, settings_for, start_herald, stop_herald
+from tests.e2e.harness import IMAGE, Herald, crash_herald, settings_for, start_herald, stop_herald
 
 ADMIN_VERSION = "2.80"
 
@@ -360,3 +360,27 @@ async def test_the_host_holding_the_server_at_each_step_is_the_one_that_acts(
         finally:
             gate.release()
             await stop_herald(herald)
+
+
+async def test_a_move_cut_short_by_a_restart_ends_in_error(
+    db_url: str, engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clearing the task alone would leave the server half on each host: an operator must look at it."""
+    with blocking_drivers(monkeypatch, {"migrate_disk_and_power_off"}) as gate:
+        herald, _ = await start_herald(settings_for(db_url))
+        server_id = await herald.create_server(host="compute-1")
+        assert (await _action(herald, server_id, {"migrate": None})).status_code == 202
+        await gate.wait_held(1)
+        # Killed: nothing under way finishes (the held driver call is let go only once the agents are gone).
+        for agent in herald.deps.agents.values():
+            await agent.abandon()
+        gate.release()
+        await crash_herald(herald)
+    herald, _ = await start_herald(settings_for(db_url))
+    try:
+        server = await herald.server(server_id)
+        assert (server["status"], server["OS-EXT-STS:task_state"]) == ("ERROR", None)
+        assert server["fault"]["message"] == "The compute host restarted while the instance was being moved."
+        assert [m["status"] for m in await _migrations(herald, instance_uuid=server_id)] == ["error"]
+    finally:
+        await stop_herald(herald)
