@@ -292,6 +292,7 @@ async def test_revert_whose_ports_never_come_up_ends_in_error(short_plug_timeout
     server = await herald.server(server_id)
     assert server["status"] == "ERROR"
     assert server["fault"]["message"] == "Virtual Interface creation failed"
+    assert herald.driver("compute-1").machine(server_id).power == PowerState.SHUTDOWN  # type: ignore[union-attr]
     assert [m["status"] for m in await _migrations(herald, instance_uuid=server_id)] == ["error"]
     assert (await _action_events(herald, server_id, "revertResize"))[-1] == "compute_finish_revert_resize:Error"
 

@@ -224,10 +224,19 @@ class Moves:
                 await self._driver(self._tools.driver.finish_revert_migration, server, _power_on(migration))
         except (EventWaitTimeout, EventWaitFailed) as exc:
             if self._policy.vif_plugging_is_fatal:
+                await self._stop_guest(server)
                 raise _MoveFailed(VIF_CREATE_FAILED) from exc
             logger.warning("Continuing the revert of instance %s without its plug events: %s", server.uuid, exc)
         if failed and self._policy.vif_plugging_is_fatal:
+            await self._stop_guest(server)
             raise _MoveFailed(VIF_CREATE_FAILED)
+
+    async def _stop_guest(self, server: Server) -> None:
+        """As Nova's driver after a failed plug wait: the guest it started is stopped (its disk is kept)."""
+        try:
+            await asyncio.to_thread(self._tools.driver.power_off, server)
+        except DriverError as exc:
+            logger.warning("Could not stop instance %s after its ports failed: %s", server.uuid, exc)
 
     # --- the common shape ----------------------------------------------------------------------
     @staticmethod
