@@ -385,3 +385,15 @@ async def test_a_move_cut_short_by_a_restart_ends_in_error(
         assert [m["status"] for m in await _migrations(herald, instance_uuid=server_id)] == ["error"]
     finally:
         await stop_herald(herald)
+
+
+async def test_deleting_a_server_in_verify_resize_confirms_the_move_first(herald: Herald) -> None:
+    server_id = await herald.create_server(host="compute-1")
+    await _moved(herald, server_id, {"resize": {"flavorRef": "2"}})
+    resp = await herald.client.delete(f"/v2.1/servers/{server_id}", headers={"X-Auth-Token": "admin:admin"})
+    assert resp.status_code == 204, resp.text
+    await herald.settle()
+    assert (await herald.get(f"/v2.1/servers/{server_id}")).status_code == 404
+    assert herald.driver("compute-1").machine(server_id) is None
+    assert herald.driver("compute-2").machine(server_id) is None
+    assert [m["status"] for m in await _migrations(herald, instance_uuid=server_id)] == ["confirmed"]

@@ -28,6 +28,7 @@ from herald.domain.errors import DriverError, EventWaitFailed, EventWaitTimeout
 from herald.domain.events import EventName
 from herald.domain.messages import (
     ConfirmResize,
+    DeleteServer,
     FinishResize,
     FinishRevertResize,
     MoveCommand,
@@ -48,6 +49,7 @@ MIGRATING = TaskState.RESIZE_MIGRATING.value
 MIGRATED = TaskState.RESIZE_MIGRATED.value
 FINISH = TaskState.RESIZE_FINISH.value
 REVERTING = TaskState.RESIZE_REVERTING.value
+DELETING = TaskState.DELETING.value
 
 MigrationChange = Callable[[Server, Migration], None]
 
@@ -161,13 +163,26 @@ class Moves:
             await self._driver(self._tools.driver.confirm_migration, server)
 
             def confirmed(server: Server, migration: Migration) -> None:
-                off = server.power_state == PowerState.SHUTDOWN
-                server.vm_state = (VmState.STOPPED if off else VmState.ACTIVE).value
                 server.migration_id = None
+                if server.task_state is None:
+                    off = server.power_state == PowerState.SHUTDOWN
+                    server.vm_state = (VmState.STOPPED if off else VmState.ACTIVE).value
 
-            await self._record(command, (None,), None, step, confirmed, start=start, status=MigrationStatus.CONFIRMED)
+            expected = (server.task_state,)
+            status = MigrationStatus.CONFIRMED
+            await self._record(command, expected, server.task_state, step, confirmed, start=start, status=status)
 
-        await self._run(command, step, (None,), work)
+        try:
+            await self._run(command, step, (None, DELETING), work)
+        finally:
+            if command.then_delete:
+                # NOTE: the delete goes on whatever became of the confirm, as Nova's does.
+                await self._delete_on_destination(command)
+
+    async def _delete_on_destination(self, command: ConfirmResize) -> None:
+        loaded = await asyncio.to_thread(self._read, command)
+        if loaded is not None and loaded[0].host:
+            await self._bus.publish(loaded[0].host, [DeleteServer(command.server_uuid, command.request_id)])
 
     async def finish_revert_resize(self, command: FinishRevertResize) -> None:
         step = "compute_finish_revert_resize"

@@ -87,7 +87,9 @@ class FinishResize(MoveCommand):
 
 @dataclass(frozen=True, slots=True)
 class ConfirmResize(MoveCommand):
-    """To the source: remove the machine left behind."""
+    """To the source: remove the machine left behind (then, for a delete, hand it to the destination)."""
+
+    then_delete: bool = False
 
 
 @dataclass(frozen=True, slots=True)
