@@ -28,6 +28,7 @@ from herald.agent.context import Backends, ServerLocks
 from herald.agent.event_delivery import ApplyEvents, EventDelivery, OlderUnfinished, Prepare
 from herald.agent.event_handlers import WAITER_EVENTS
 from herald.agent.main import ComputeAgent
+from herald.agent.moves import Moves
 from herald.agent.operation import OperationTools
 from herald.agent.power_sync import PowerSync
 from herald.agent.server_ops import ServerOps
@@ -417,11 +418,12 @@ def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> Comput
         locks=locks,
         is_transient=is_transient,
     )
+    build_policy = BuildPolicy(settings.vif_plugging_timeout, settings.vif_plugging_is_fatal)
     ops = ServerOps(
         tools=tools,
         network=deps.network,
         waiters=waiters,
-        build_policy=BuildPolicy(settings.vif_plugging_timeout, settings.vif_plugging_is_fatal),
+        build_policy=build_policy,
         notifier=deps.notifier,
         notifications=notifications,
         hard_reboot_vnic_types=settings.wait_for_vif_plugged_event_during_hard_reboot,
@@ -452,6 +454,7 @@ def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> Comput
         ),
         sync_power_state_interval=float(settings.sync_power_state_interval),
         attachments=AttachmentOps(tools=tools, network=deps.network, volumes=deps.volumes),
+        moves=Moves(tools=tools, waiters=waiters, bus=deps.bus, policy=build_policy),
     )
 
 

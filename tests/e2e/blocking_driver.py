@@ -64,6 +64,14 @@ class BlockingDriver:
         self._gate.pass_through("power_off")
         self._inner.power_off(server)
 
+    def migrate_disk_and_power_off(self, server: Server) -> None:
+        self._gate.pass_through("migrate_disk_and_power_off")
+        self._inner.migrate_disk_and_power_off(server)
+
+    def finish_migration(self, server: Server, power_on: bool) -> None:
+        self._gate.pass_through("finish_migration")
+        self._inner.finish_migration(server, power_on)
+
     def get_power_state(self, server: Server) -> int:
         self._gate.pass_through("get_power_state")
         return self._inner.get_power_state(server)

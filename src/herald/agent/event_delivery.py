@@ -135,6 +135,9 @@ class ApplyEvents:
                 server = uow.servers.get(event.server_uuid, for_update=True)
                 if server is None:
                     return Outcome.handled("the server no longer exists")
+                if server.host != self._host:
+                    # NOTE: during a move both hosts get the event; only the one holding the server acts.
+                    return Outcome.handled(f"not handled here: host {server.host} holds the server")
                 if handler.basis is not None and (
                     item.prepared is None or handler.basis(event, server) != item.prepared.basis
                 ):
@@ -168,7 +171,8 @@ class Prepare:
             # NOTE: a delivery already finished (a redelivered batch) tells the driver nothing twice.
             done = bool(uow.events.finished([event.id]))
             server = None if done else uow.servers.get(event.server_uuid)
-        if server is None:
+        if server is None or server.host != self._backends.host:
+            # NOTE: another host holds the server (a move): its agent tells its driver, not this one.
             return EffectItem(event, None, None, last_attempt)
         try:
             return EffectItem(event, handler.prepare(self._backends, event, server), None, last_attempt)

@@ -9,6 +9,7 @@ from typing import Any
 
 from herald.agent.attachments import AttachmentOps
 from herald.agent.event_delivery import EventDelivery
+from herald.agent.moves import Moves
 from herald.agent.power_sync import PowerSync
 from herald.agent.recovery import RecoverHost
 from herald.agent.server_ops import ServerOps
@@ -18,13 +19,19 @@ from herald.domain.messages import (
     AttachInterface,
     AttachVolume,
     BuildServer,
+    ConfirmResize,
     DeleteServer,
     DeliverEvents,
     DetachInterface,
     DetachVolume,
+    FinishResize,
+    FinishRevertResize,
+    PrepResize,
     RebootServer,
     RebuildServer,
+    ResizeInstance,
     RestoreServer,
+    RevertResize,
     ServerCommand,
     ShelveOffloadServer,
     ShelveServer,
@@ -62,6 +69,7 @@ class ComputeAgent:
         power_sync: PowerSync,
         sync_power_state_interval: float,
         attachments: AttachmentOps | None = None,
+        moves: Moves | None = None,
     ) -> None:
         self.host = host
         self._bus = bus
@@ -108,6 +116,18 @@ class ComputeAgent:
                     DetachVolume: self._command(attachments.detach_volume),
                 }
             )
+        if moves is not None:
+            # NOTE: in the background: a disk on its way to another host must not hold up this
+            # host's events (the server's operation lock keeps a server's steps in order).
+            for message_type, op in (
+                (PrepResize, moves.prep_resize),
+                (ResizeInstance, moves.resize_instance),
+                (FinishResize, moves.finish_resize),
+                (ConfirmResize, moves.confirm_resize),
+                (RevertResize, moves.revert_resize),
+                (FinishRevertResize, moves.finish_revert_resize),
+            ):
+                self._handlers[message_type] = self._in_background(op)
 
     def _command(self, op: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], Awaitable[None]]:
         """Run a command in the host's message order; behind another operation on its server, in the background.

@@ -6,12 +6,13 @@ process died never finished: a build still waiting for its ports, a stop half do
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import datetime
 
 from herald.domain.messages import DeleteServer, ServerCommand
-from herald.domain.model import PowerState, TaskState, VmState
+from herald.domain.model import MigrationStatus, PowerState, TaskState, VmState
 from herald.service.ids import new_uuid4
 from herald.service.ports import UnitOfWork
 
@@ -21,6 +22,16 @@ BUILD_INTERRUPTED = "The compute host restarted while the instance was being bui
 REBUILD_INTERRUPTED = "The compute host restarted while the instance was being rebuilt."
 # Nova's init_host puts a server whose rebuild was cut short in ERROR: its disk is in an unknown state.
 REBUILD_STATES = frozenset({TaskState.REBUILDING, TaskState.REBUILD_BLOCK_DEVICE_MAPPING, TaskState.REBUILD_SPAWNING})
+MOVE_INTERRUPTED = "The compute host restarted while the instance was being moved."
+MOVE_TASK_STATES = frozenset(
+    {
+        TaskState.RESIZE_PREP,
+        TaskState.RESIZE_MIGRATING,
+        TaskState.RESIZE_MIGRATED,
+        TaskState.RESIZE_FINISH,
+        TaskState.RESIZE_REVERTING,
+    }
+)
 
 
 class RecoverHost:
@@ -46,6 +57,16 @@ class RecoverHost:
                 server.vm_state = VmState.ERROR.value
                 server.task_state = None
                 server.fault = {"code": 500, "message": REBUILD_INTERRUPTED}
+            elif server.task_state in MOVE_TASK_STATES:
+                # NOTE: the step under way is lost (it ran in the background); clearing the task alone
+                # would leave a server half on each host, so it is put in ERROR for an operator.
+                logger.warning(
+                    "Instance %s was being moved when host %s restarted; setting it to ERROR", server.uuid, self._host
+                )
+                server.vm_state = VmState.ERROR.value
+                server.task_state = None
+                server.fault = {"code": 500, "message": MOVE_INTERRUPTED}
+                _move_failed(uow, server.migration_id)
             elif server.task_state == TaskState.DELETING:
                 again.append(DeleteServer(server.uuid, f"req-{new_uuid4()}"))
                 continue
@@ -58,3 +79,9 @@ class RecoverHost:
             server.updated_at = now
             uow.servers.save(server)
         return [again]
+
+
+def _move_failed(uow: UnitOfWork, migration_id: int | None) -> None:
+    migration = uow.migrations.get(migration_id) if migration_id is not None else None
+    if migration is not None:
+        uow.migrations.save(dataclasses.replace(migration, status=MigrationStatus.ERROR.value))

@@ -9,6 +9,7 @@ from herald.api.edge import Edge
 from herald.api.flavors import flavor_routes
 from herald.api.instance_actions import instance_action_routes
 from herald.api.keypairs import keypair_routes
+from herald.api.migrations import migration_routes
 from herald.api.server_interfaces import server_interface_routes
 from herald.api.server_ips import server_ip_routes
 from herald.api.server_metadata import server_metadata_routes
@@ -33,4 +34,5 @@ def compute_routes(edge: Edge, deps: ComputeDeps) -> list[BaseRoute]:
         *service_routes(edge, deps),
         *server_interface_routes(edge, deps),
         *volume_attachment_routes(edge, deps),
+        *migration_routes(edge, deps),
     ]

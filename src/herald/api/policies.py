@@ -11,6 +11,7 @@ from oslo_policy import policy
 
 ADMIN = "rule:context_is_admin"
 PROJECT_MEMBER_OR_ADMIN = "rule:project_member_or_admin"
+PROJECT_MANAGER_OR_ADMIN = "rule:project_manager_or_admin"
 PROJECT_READER_OR_ADMIN = "rule:project_reader_or_admin"
 SERVICE_OR_ADMIN = "rule:service_or_admin"
 
@@ -347,6 +348,48 @@ OPERATION_RULES = [
         "Remove security groups from server",
         "POST",
         _ACTION + " (removeSecurityGroup)",
+    ),
+    _op(_S + "resize", PROJECT_MEMBER_OR_ADMIN, "Resize a server", "POST", _ACTION + " (resize)"),
+    _op(
+        _S + "confirm_resize", PROJECT_MEMBER_OR_ADMIN, "Confirm a server resize", "POST", _ACTION + " (confirmResize)"
+    ),
+    _op(_S + "revert_resize", PROJECT_MEMBER_OR_ADMIN, "Revert a server resize", "POST", _ACTION + " (revertResize)"),
+    _op(
+        "os_compute_api:os-migrate-server:migrate",
+        PROJECT_MANAGER_OR_ADMIN,
+        "Cold migrate a server without specifying a host",
+        "POST",
+        _ACTION + " (migrate)",
+    ),
+    _op(
+        "os_compute_api:os-migrate-server:migrate:host",
+        ADMIN,
+        "Cold migrate a server to a specified host",
+        "POST",
+        _ACTION + " (migrate)",
+    ),
+    _op("os_compute_api:os-migrations:index", PROJECT_MANAGER_OR_ADMIN, "List migrations", "GET", "/os-migrations"),
+    _op(
+        "os_compute_api:os-migrations:index:all_projects",
+        ADMIN,
+        "List migrations for all or cross projects",
+        "GET",
+        "/os-migrations",
+    ),
+    _op("os_compute_api:os-migrations:index:host", ADMIN, "List migrations with host info", "GET", "/os-migrations"),
+    _op(
+        "os_compute_api:servers:migrations:index",
+        PROJECT_MANAGER_OR_ADMIN,
+        "Lists in-progress live migrations for a given server",
+        "GET",
+        "/servers/{server_id}/migrations",
+    ),
+    _op(
+        "os_compute_api:servers:migrations:index:host",
+        ADMIN,
+        "Lists in-progress live migrations for a given server with host info",
+        "GET",
+        "/servers/{server_id}/migrations",
     ),
 ]
 

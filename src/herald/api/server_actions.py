@@ -16,6 +16,7 @@ from herald.api.faults import ApiFault
 from herald.api.microversion import APIVersion
 from herald.api.schemas import servers as schemas
 from herald.api.server_lifecycle import ActionReply, LifecycleActions
+from herald.api.server_moves import move_actions
 from herald.api.validation import VersionedValidator
 from herald.domain.model import Server, VmState
 from herald.service import server_actions, server_locks, server_queries
@@ -29,7 +30,7 @@ DEFAULT_ZONE = "nova"
 
 ActionHandler = Callable[[ApiRequest, Server, Any], Awaitable[Outcome | ActionReply]]
 # Actions whose policy Nova checks against the project alone (no user_id in the target).
-_PROJECT_TARGET = frozenset({"unshelve"}) | LifecycleActions.PROJECT_TARGET
+_PROJECT_TARGET = frozenset({"unshelve", "confirmResize", "revertResize", "migrate"}) | LifecycleActions.PROJECT_TARGET
 
 
 def _always(schema: dict[str, Any]) -> VersionedValidator:
@@ -63,6 +64,7 @@ class ServerActionsController:
             "unlock": (LOCK + "unlock", _always(schemas.unlock), self._unlock),
             "os-resetState": (ADMIN_ACTIONS + "reset_state", _always(schemas.reset_state), self._reset_state),
             **LifecycleActions(deps).table(),
+            **move_actions(self._deps, self._policy),
         }
 
     async def action(self, req: ApiRequest) -> ApiResponse:
@@ -88,13 +90,14 @@ class ServerActionsController:
         target: dict[str, object] = {"project_id": server.project_id}
         if name not in _PROJECT_TARGET:
             target["user_id"] = server.user_id
-        req.authorize(rule, target)
+        if rule:
+            req.authorize(rule, target)
         result = await handler(req, server, body[name])
         if isinstance(result, ActionReply):
             await publish(deps, result.outcome)
             return result.response
         await publish(deps, result)
-        return ApiResponse(202)
+        return ApiResponse(204 if name == "confirmResize" else 202)
 
     async def _lock(self, req: ApiRequest, server: Server, args: Any) -> Outcome | ActionReply:
         reason = args.get("locked_reason") if req.version >= APIVersion(2, 73) and isinstance(args, dict) else None

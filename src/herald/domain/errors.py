@@ -16,6 +16,9 @@ HeraldError
 │   ├── MarkerNotFound           (a listing's marker names nothing listed)
 │   ├── InvalidVolume            (the volume cannot be attached: already attached)
 │   └── ImageUnacceptable        (an image a server cannot be rebuilt with)
+│   ├── CannotMigrateToSameHost
+│   ├── CannotResizeToSameFlavor
+│   └── NotResized               (confirm or revert without a finished move)
 ├── Conflict                     (the server's state does not allow it)
 │   ├── KeyPairExists
 │   ├── InvalidServerState
@@ -24,6 +27,7 @@ HeraldError
 │   ├── UnshelveInvalidState     (a host or zone named for a server that is not offloaded)
 │   ├── UnexpectedTaskState      (a guarded save lost a race)
 │   └── PortInUse                (the port is bound to another server)
+│   └── ServiceUnavailable       (the compute host a move needs is down)
 ├── NoValidHost
 ├── Forbidden
 │   ├── TooManyServers           (one request asks for more servers than it may make)
@@ -124,6 +128,18 @@ class InvalidVolume(Invalid):
         super().__init__(f"Invalid volume: {reason}")
 
 
+class CannotMigrateToSameHost(Invalid):
+    message = "Cannot migrate to the host where the server exists."
+
+
+class CannotResizeToSameFlavor(Invalid):
+    message = "When resizing, instances must change flavor!"
+
+
+class NotResized(Invalid):
+    message = "Instance has not been resized."
+
+
 class Conflict(HeraldError):
     message = "Conflict."
 
@@ -167,6 +183,10 @@ class UnexpectedTaskState(Conflict):
 class PortInUse(Conflict):
     def __init__(self, port_id: str) -> None:
         super().__init__(f"Port {port_id} is still in use.")
+
+
+class ServiceUnavailable(Conflict):
+    message = "Service is unavailable at this time."
 
 
 class NoValidHost(HeraldError):

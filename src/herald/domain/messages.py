@@ -113,6 +113,45 @@ class RestoreServer(ServerCommand):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class MoveCommand(ServerCommand):
+    """A step of a cold move (migrate or resize), on one end of its migration record."""
+
+    migration_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PrepResize(MoveCommand):
+    """To the destination: get ready to take the server, then hand over to the source."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResizeInstance(MoveCommand):
+    """To the source: power the machine off and send its disk; the destination now holds the server."""
+
+
+@dataclass(frozen=True, slots=True)
+class FinishResize(MoveCommand):
+    """To the destination: start the machine with the new flavor (VERIFY_RESIZE)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmResize(MoveCommand):
+    """To the source: remove the machine left behind (then, for a delete, hand it to the destination)."""
+
+    then_delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RevertResize(MoveCommand):
+    """To the destination: remove the new machine, then hand back to the source."""
+
+
+@dataclass(frozen=True, slots=True)
+class FinishRevertResize(MoveCommand):
+    """To the source: start the old machine again with the old flavor."""
+
+
 AgentMessage = (
     DeliverEvents
     | BuildServer
@@ -130,4 +169,10 @@ AgentMessage = (
     | RebuildServer
     | SoftDeleteServer
     | RestoreServer
+    | PrepResize
+    | ResizeInstance
+    | FinishResize
+    | ConfirmResize
+    | RevertResize
+    | FinishRevertResize
 )

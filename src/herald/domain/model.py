@@ -198,14 +198,38 @@ class KeyPair:
     id: int = 0
 
 
+class MigrationStatus(enum.StrEnum):
+    """The statuses a cold move's record walks through, with Nova's names."""
+
+    PRE_MIGRATING = "pre-migrating"  # scheduled; the destination prepares
+    MIGRATING = "migrating"  # the source powers off and sends the disk
+    POST_MIGRATING = "post-migrating"  # the destination now holds the server
+    FINISHED = "finished"  # VERIFY_RESIZE: waiting for confirm or revert
+    CONFIRMING = "confirming"
+    CONFIRMED = "confirmed"
+    REVERTING = "reverting"
+    REVERTED = "reverted"
+    ERROR = "error"
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     id: int
     server_uuid: str
     source_compute: str
     dest_compute: str
-    migration_type: str
+    migration_type: str  # "migration" (same flavor) or "resize"
     status: str
+    uuid: str = ""
+    source_node: str | None = None
+    dest_node: str | None = None
+    old_flavor_id: str | None = None
+    new_flavor_id: str | None = None
+    old_vm_state: str | None = None  # the vm_state to return to (a stopped server stays stopped)
+    user_id: str | None = None
+    project_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

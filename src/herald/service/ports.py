@@ -53,11 +53,35 @@ class ServerRepository(Protocol):
     ) -> list[Server]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class MigrationQuery:
+    """Filters of a migration listing (None: any); ``host`` matches the source or the destination."""
+
+    host: str | None = None
+    source_compute: str | None = None
+    status: str | None = None
+    statuses: tuple[str, ...] | None = None
+    server_uuid: str | None = None
+    migration_type: str | None = None
+    user_id: str | None = None
+    project_id: str | None = None
+    changes_since: datetime | None = None
+    changes_before: datetime | None = None
+    limit: int | None = None
+    marker: str | None = None  # a migration uuid: only those listed after it
+
+
 class MigrationRepository(Protocol):
     def add(self, migration: Migration) -> Migration:
-        """Store it and return it with its id."""
+        """Store it and return it with its id, uuid and timestamps."""
 
     def get(self, migration_id: int) -> Migration | None: ...
+
+    def save(self, migration: Migration) -> Migration:
+        """Write it back; returns it with its new ``updated_at``."""
+
+    def list(self, query: MigrationQuery) -> list[Migration]:
+        """Newest first. :raises MarkerNotFound: no migration has the uuid ``query.marker``."""
 
 
 class KeyPairRepository(Protocol):
@@ -278,6 +302,28 @@ class VirtDriver(Protocol):
 
     def detach_volume(self, server: Server, volume_id: str) -> None:
         """:raises herald.domain.errors.DriverError: the volume could not be disconnected."""
+
+    # --- cold moves: each end's share, as Nova's driver interface splits them ------------------
+    def migrate_disk_and_power_off(self, server: Server) -> None:
+        """On the source: power the machine off and send its disk; the machine stays until confirm or revert.
+
+        :raises herald.domain.errors.DriverError: the machine could not be moved.
+        """
+
+    def finish_migration(self, server: Server, power_on: bool) -> None:
+        """On the destination: create the machine from the moved disk (with ``server``'s new flavor).
+
+        :raises herald.domain.errors.DriverError: the machine could not be created.
+        """
+
+    def confirm_migration(self, server: Server) -> None:
+        """On the source: remove the machine the move left behind; a missing machine is not an error."""
+
+    def finish_revert_migration(self, server: Server, power_on: bool) -> None:
+        """On the source: start the old machine again (it was powered off, not removed).
+
+        :raises herald.domain.errors.DriverError: the machine could not be started.
+        """
 
 
 class NetworkBackend(Protocol):

@@ -9,7 +9,7 @@ to publish after the commit.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from herald.domain.errors import (
@@ -21,6 +21,7 @@ from herald.domain.errors import (
     UnshelveInvalidState,
 )
 from herald.domain.messages import (
+    ConfirmResize,
     DeleteServer,
     ShelveOffloadServer,
     ShelveServer,
@@ -28,7 +29,7 @@ from herald.domain.messages import (
     StopServer,
     UnshelveServer,
 )
-from herald.domain.model import PowerState, Server, TaskState, VmState
+from herald.domain.model import MigrationStatus, PowerState, Server, TaskState, VmState
 from herald.domain.records import ActionEvent
 from herald.service import scheduler
 from herald.service.common import Caller, Dispatch, Outcome, load_server, start_action
@@ -214,10 +215,33 @@ def delete_server(
             server.task_state = TaskState.DELETING.value
         uow.servers.save(server)
         start_action(uow, caller, server, "delete", request_id, now)
+        confirm = None if local else _confirm_before_delete(uow, server, request_id, now, policy)
         uow.commit()
     if local or server.host is None:
         return Outcome(server)
+    if confirm is not None:
+        return Outcome(server, [confirm])
     return Outcome(server, [Dispatch(server.host, DeleteServer(uuid, request_id))])
+
+
+def _confirm_before_delete(
+    uow: UnitOfWork, server: Server, request_id: str, now: datetime, policy: ActionPolicy
+) -> Dispatch | None:
+    """A server in VERIFY_RESIZE is confirmed first (its source removes the machine it kept), as Nova does.
+
+    :returns: the confirm for the source, which hands the delete on to the destination; None
+        when there is no move to confirm or its source is down (the delete goes on without it).
+    """
+    if server.vm_state != VmState.RESIZED or server.migration_id is None:
+        return None
+    migration = uow.migrations.get(server.migration_id)
+    if migration is None or migration.status != MigrationStatus.FINISHED:
+        return None
+    source = uow.hosts.get(migration.source_compute)
+    if source is None or not scheduler.is_up(source, now, policy.service_down_time):
+        return None
+    uow.migrations.save(replace(migration, status=MigrationStatus.CONFIRMING.value))
+    return Dispatch(migration.source_compute, ConfirmResize(server.uuid, request_id, migration.id, then_delete=True))
 
 
 def reset_state(

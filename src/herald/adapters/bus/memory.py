@@ -50,6 +50,7 @@ class InMemoryBus:
         self._events: dict[str, int] = {}
         self._consumers: dict[str, asyncio.Task[None]] = {}
         self.dead_letters: list[DeadLetter] = []
+        self._published = 0  # messages ever published: join() looks again when it grew meanwhile
 
     def _queue(self, host: str) -> asyncio.Queue[object]:
         if host not in self._queues:
@@ -73,6 +74,7 @@ class InMemoryBus:
         if events and queued and queued + events > self._max_events:
             raise HostQueueFull(f"host {host} has {queued} events queued")
         self._events[host] = queued + events
+        self._published += len(messages)
         for message in messages:
             q.put_nowait(message)
 
@@ -106,7 +108,11 @@ class InMemoryBus:
         """Wait until every published message has been handled."""
         while True:
             queues = list(self._queues.values())
+            published = self._published
             await asyncio.gather(*(q.join() for q in queues))
+            # NOTE: a handler of one host may publish to another whose join had already returned.
+            if published != self._published:
+                continue
             if all(q.empty() for q in self._queues.values()) and len(queues) == len(self._queues):
                 return
 

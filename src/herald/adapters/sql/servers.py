@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import uuid as uuid_module
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, RowMapping, Select, Update, bindparam, false, null, or_, select
+from sqlalchemy import Connection, Insert, RowMapping, Select, Update, and_, bindparam, false, null, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from herald.adapters.sql.driver_sql import fetchall, placeholders
 from herald.adapters.sql.tables import migrations, servers
+from herald.domain.errors import MarkerNotFound
 from herald.domain.model import Migration, Server, Vif, VolumeAttachment
-from herald.service.ports import ServerTargets
+from herald.service.ports import MigrationQuery, ServerTargets
 
 # NOTE: keeps an IN list well under SQLite's and PostgreSQL's bound-parameter limits.
 MAX_IN_LIST = 5000
@@ -258,6 +260,32 @@ class SqlServerRepository:
         return params
 
 
+_MIGRATION_FIELDS = (
+    "server_uuid",
+    "source_compute",
+    "dest_compute",
+    "migration_type",
+    "status",
+    "uuid",
+    "source_node",
+    "dest_node",
+    "old_flavor_id",
+    "new_flavor_id",
+    "old_vm_state",
+    "user_id",
+    "project_id",
+)
+
+
+def _migration(row: RowMapping) -> Migration:
+    return Migration(
+        id=row["id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        **{name: row[name] for name in _MIGRATION_FIELDS},
+    )
+
+
 class SqlMigrationRepository:
     """Migrations in the ``migrations`` table.
 
@@ -271,36 +299,74 @@ class SqlMigrationRepository:
         self._conn = connection
 
     def add(self, migration: Migration) -> Migration:
-        """Insert ``migration`` (its ``id`` is ignored).
+        """Insert ``migration`` (its ``id`` is ignored; a missing ``uuid`` is made).
 
-        :returns: the migration with the id the database gave it.
+        :returns: the migration with the id the database gave it and its timestamps.
         """
         now = utcnow()
-        result = self._conn.execute(
-            self._INSERT,
-            {
-                "server_uuid": migration.server_uuid,
-                "source_compute": migration.source_compute,
-                "dest_compute": migration.dest_compute,
-                "migration_type": migration.migration_type,
-                "status": migration.status,
-                "created_at": now,
-                "updated_at": now,
-            },
+        stored = dataclasses.replace(
+            migration, uuid=migration.uuid or str(uuid_module.uuid4()), created_at=now, updated_at=now
         )
+        values = {name: getattr(stored, name) for name in _MIGRATION_FIELDS}
+        result = self._conn.execute(self._INSERT, {**values, "created_at": now, "updated_at": now})
         new_id: int = result.scalar_one()
-        return dataclasses.replace(migration, id=new_id)
+        return dataclasses.replace(stored, id=new_id)
 
     def get(self, migration_id: int) -> Migration | None:
         """:returns: the migration, or None if there is none with that id."""
         row = self._conn.execute(self._GET, {"id": migration_id}).mappings().first()
-        if row is None:
-            return None
-        return Migration(
-            id=row["id"],
-            server_uuid=row["server_uuid"],
-            source_compute=row["source_compute"],
-            dest_compute=row["dest_compute"],
-            migration_type=row["migration_type"],
-            status=row["status"],
+        return None if row is None else _migration(row)
+
+    def save(self, migration: Migration) -> Migration:
+        """Write every field of ``migration`` back; :returns: it with its new ``updated_at``."""
+        stored = dataclasses.replace(migration, updated_at=utcnow())
+        values = {name: getattr(stored, name) for name in _MIGRATION_FIELDS}
+        self._conn.execute(
+            migrations.update().where(migrations.c.id == stored.id), {**values, "updated_at": stored.updated_at}
         )
+        return stored
+
+    def list(self, query: MigrationQuery) -> list[Migration]:
+        """Migrations matching every filter of ``query``, newest first (Nova's created_at, id descending).
+
+        :raises MarkerNotFound: no migration has the uuid ``query.marker``.
+        """
+        stmt = select(migrations).order_by(migrations.c.created_at.desc(), migrations.c.id.desc())
+        for condition in _migration_conditions(query):
+            stmt = stmt.where(condition)
+        if query.marker is not None:
+            marker = self._conn.execute(select(migrations).where(migrations.c.uuid == query.marker)).mappings().first()
+            if marker is None:
+                raise MarkerNotFound(query.marker)
+            stmt = stmt.where(
+                or_(
+                    migrations.c.created_at < marker["created_at"],
+                    and_(migrations.c.created_at == marker["created_at"], migrations.c.id < marker["id"]),
+                )
+            )
+        if query.limit is not None:
+            stmt = stmt.limit(query.limit)
+        return [_migration(row) for row in self._conn.execute(stmt).mappings()]
+
+
+def _migration_conditions(query: MigrationQuery) -> list[ColumnElement[bool]]:
+    c = migrations.c
+    conditions: list[ColumnElement[bool]] = []
+    if query.host is not None:
+        conditions.append(or_(c.source_compute == query.host, c.dest_compute == query.host))
+    exact = {
+        c.source_compute: query.source_compute,
+        c.status: query.status,
+        c.server_uuid: query.server_uuid,
+        c.migration_type: query.migration_type,
+        c.user_id: query.user_id,
+        c.project_id: query.project_id,
+    }
+    conditions.extend(column == value for column, value in exact.items() if value is not None)
+    if query.statuses is not None:
+        conditions.append(c.status.in_(list(query.statuses)))
+    if query.changes_since is not None:
+        conditions.append(c.updated_at >= query.changes_since)
+    if query.changes_before is not None:
+        conditions.append(c.updated_at <= query.changes_before)
+    return conditions

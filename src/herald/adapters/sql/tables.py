@@ -116,6 +116,16 @@ migrations = Table(
     Column("status", String(255), nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime),
+    Column("uuid", String(36)),
+    Column("source_node", String(255)),
+    Column("dest_node", String(255)),
+    Column("old_flavor_id", String(255)),
+    Column("new_flavor_id", String(255)),
+    Column("old_vm_state", String(255)),
+    Column("user_id", String(255)),
+    Column("project_id", String(255)),
+    Index("ix_migrations_uuid", "uuid", unique=True),
+    Index("ix_migrations_created_at", "created_at"),
 )
 
 server_actions = Table(

@@ -190,3 +190,22 @@ class FakeVirtDriver:
         guest = self._guest(server.uuid)
         with self._lock:
             guest.volumes.pop(volume_id, None)
+
+    # --- cold moves: the source keeps its machine (off) until confirm or revert ----------------
+    def migrate_disk_and_power_off(self, server: Server) -> None:
+        self._set(server, "migrate_disk_and_power_off", PowerState.SHUTDOWN)
+
+    def finish_migration(self, server: Server, power_on: bool) -> None:
+        self._maybe_fail("finish_migration")
+        with self._lock:
+            self._guests.pop(server.uuid, None)
+        self._machines.set_power(server.uuid, PowerState.RUNNING if power_on else PowerState.SHUTDOWN)
+
+    def confirm_migration(self, server: Server) -> None:
+        self._maybe_fail("confirm_migration")
+        with self._lock:
+            self._guests.pop(server.uuid, None)
+        self._machines.remove(server.uuid)
+
+    def finish_revert_migration(self, server: Server, power_on: bool) -> None:
+        self._set(server, "finish_revert_migration", PowerState.RUNNING if power_on else PowerState.SHUTDOWN)

@@ -115,6 +115,19 @@ class RedfishVirtDriver:
     def detach_volume(self, server: Server, volume_id: str) -> None:
         raise NotSupportedByDriver("The redfish driver does not support detaching volumes.")
 
+    # NOTE: a bare-metal machine cannot move to another host (Nova's Ironic driver cannot either).
+    def migrate_disk_and_power_off(self, server: Server) -> None:
+        raise NotSupportedByDriver("The redfish driver does not support migrating or resizing servers.")
+
+    def finish_migration(self, server: Server, power_on: bool) -> None:
+        raise NotSupportedByDriver("The redfish driver does not support migrating or resizing servers.")
+
+    def confirm_migration(self, server: Server) -> None:
+        raise NotSupportedByDriver("The redfish driver does not support migrating or resizing servers.")
+
+    def finish_revert_migration(self, server: Server, power_on: bool) -> None:
+        raise NotSupportedByDriver("The redfish driver does not support migrating or resizing servers.")
+
     def _set_power(self, server: Server, target: str) -> None:
         node = server.node
         if node is None:

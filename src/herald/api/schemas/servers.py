@@ -324,3 +324,29 @@ def for_version(schemas: tuple[tuple[APIVersion, dict[str, Any]], ...], version:
         if version >= first:
             chosen = schema
     return chosen
+
+
+# --- cold moves --------------------------------------------------------------------------------
+# NOTE: Nova validates migrate's body only from 2.56 (the host); before, the body is not looked at.
+migrate_v256 = _action(
+    "migrate",
+    {
+        "type": ["object", "null"],
+        "properties": {"host": {**FQDN, "type": ["string", "null"]}},
+        "additionalProperties": False,
+    },
+)
+resize = _action(
+    "resize",
+    {
+        "type": "object",
+        "properties": {
+            "flavorRef": {"type": ["string", "integer"], "minLength": 1},
+            "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+        },
+        "required": ["flavorRef"],
+        "additionalProperties": False,
+    },
+)
+confirm_resize = _action("confirmResize")
+revert_resize = _action("revertResize")
