@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from oslo_config import cfg
 
+from herald.api.auth import ConfigurationError
 from herald.config import Settings, load_settings, new_conf
 
 CONFIG_NAMESPACES = ("herald", "keystonemiddleware.auth_token", "oslo.policy")
@@ -238,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Runner = args.run
     try:
         return run(args)
+    except ConfigurationError as exc:
+        # NOTE: an operator's mistake, said in one line: a traceback would bury it.
+        print(f"herald: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # NOTE: `herald config sample | head`: stop quietly, and keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -115,3 +115,16 @@ def test_an_agent_needs_the_schema(tmp_path: Path) -> None:
 def test_api_workers_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="at least 1"):
         cli.main(["api", "--workers", "0", "--config-file", _distributed_conf(tmp_path, "rabbit://u:p@127.0.0.1/")])
+
+
+def test_noauth2_on_every_address_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = tmp_path / "herald.conf"
+    conf.write_text(
+        "[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1/\n"
+        f"[database]\nconnection = sqlite:///{tmp_path / 'h.sqlite'}\n[api]\nauth_strategy = noauth2\n"
+    )
+    assert cli.main(["db", "upgrade", "--config-file", str(conf)]) == 0
+    assert cli.main(["api", "--bind", "0.0.0.0", "--config-file", str(conf)]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith("herald: [api] auth_strategy = noauth2")
+    assert "Traceback" not in said

@@ -7,14 +7,15 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from herald.api.faults import ApiFault
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+# NOTE: cryptography (several MB per API worker) is imported by the functions that use it: only
+# key pair requests need it.
 
 SSH = "ssh"
 X509 = "x509"
@@ -37,6 +38,10 @@ def fingerprint(public_key: str, key_type: str) -> str:
 
     :raises ApiFault: 400 with Nova's message when the key cannot be read.
     """
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+
     if key_type == X509:
         try:
             cert = x509.load_pem_x509_certificate(public_key.encode("utf-8"))
@@ -55,6 +60,9 @@ def fingerprint(public_key: str, key_type: str) -> str:
 
 def generate(key_type: str, user_id: str) -> KeyMaterial:
     """A new key pair: an OpenSSH RSA key, or a self-signed client certificate for ``x509``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=_BITS)
     if key_type == X509:
         return _certificate(key, user_id)
@@ -67,6 +75,10 @@ def generate(key_type: str, user_id: str) -> KeyMaterial:
 
 
 def _certificate(key: rsa.RSAPrivateKey, user_id: str) -> KeyMaterial:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user_id)])
     now = datetime.now(UTC)
     cert = (

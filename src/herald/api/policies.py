@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from oslo_policy import policy
 
+from herald.api import policy_checks
+
+# NOTE: the rule defaults below are parsed as they are defined, and oslo.policy's first parse
+# loads its extension check kinds: register them lazily before that.
+policy_checks.install()
+
 ADMIN = "rule:context_is_admin"
 PROJECT_MEMBER_OR_ADMIN = "rule:project_member_or_admin"
 PROJECT_MANAGER_OR_ADMIN = "rule:project_manager_or_admin"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jsonschema
 from starlette.routing import BaseRoute
 
 from herald.api.deps import ComputeDeps, caller, server_for
@@ -94,6 +93,8 @@ class ServerTagsController:
 
 
 def _check_tag(tag: str) -> None:
+    import jsonschema
+
     try:
         jsonschema.validate(tag, schemas.TAG)
     except jsonschema.ValidationError as exc:
