@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Executable, Insert, and_, delete, event, select, update
+from sqlalchemy import ColumnElement, Engine, Executable, Insert, and_, bindparam, delete, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from herald.adapters.sql.engine import READ_ONLY_OPTION
@@ -25,6 +26,8 @@ WRITE_TIMEOUT_S = 30.0
 # Writes waiting for the persisting thread (a driver call waits for its own, so few ever queue).
 MAX_PENDING_WRITES = 1024
 _GONE = None  # the pending state of a machine being removed
+# Machines per IN list of a batched read (well under the databases' bound-parameter limits).
+MAX_IN_LIST = 1000
 
 
 def _upsert(insert: Any) -> Insert:
@@ -59,6 +62,10 @@ class SqlFakeMachines:
     :param host: the compute host whose machines these are.
     """
 
+    _POWERS = select(_fm.c.server_uuid, _fm.c.power_state).where(
+        _fm.c.host == bindparam("host"), _fm.c.server_uuid.in_(bindparam("uuids", expanding=True))
+    )
+
     def __init__(self, engine: Engine, host: str) -> None:
         self._engine = engine
         self._host = host
@@ -88,6 +95,22 @@ class SqlFakeMachines:
         with self._engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn, conn.begin():
             value = conn.execute(stmt).scalar()
         return None if value is None else PowerState(value)
+
+    def powers(self, server_uuids: Sequence[str]) -> dict[str, PowerState]:
+        """The power states of those of these machines the host has: one query per ``MAX_IN_LIST`` machines."""
+        with self._lock:
+            pending = {uuid: self._pending[uuid][1] for uuid in server_uuids if uuid in self._pending}
+        found: dict[str, PowerState] = {}
+        wanted = [uuid for uuid in server_uuids if uuid not in pending]
+        if wanted:
+            with self._engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn, conn.begin():
+                for start in range(0, len(wanted), MAX_IN_LIST):
+                    chunk = wanted[start : start + MAX_IN_LIST]
+                    rows = conn.execute(self._POWERS, {"host": self._host, "uuids": chunk})
+                    found.update((uuid, PowerState(power)) for uuid, power in rows)
+        # NOTE: a write still on its way wins over what the database has, as in power().
+        found.update((uuid, power) for uuid, power in pending.items() if power is not None)
+        return found
 
     def set_power(self, server_uuid: str, power: PowerState) -> None:
         """Record the machine's power state, creating the machine if it has none."""

@@ -14,6 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from herald.adapters.sql.driver_sql import fetchall, placeholders
 from herald.adapters.sql.tables import migrations, servers
 from herald.domain.model import Migration, Server, Vif, VolumeAttachment
+from herald.domain.power_sync import SyncChange, SyncRow
 from herald.service.ports import ServerTargets
 
 # NOTE: keeps an IN list well under SQLite's and PostgreSQL's bound-parameter limits.
@@ -248,6 +249,62 @@ class SqlServerRepository:
         if limit is not None:
             stmt = stmt.limit(limit)
         return [_server(row) for row in self._conn.execute(stmt).mappings()]
+
+    _SYNC_COLUMNS = (
+        servers.c.uuid,
+        servers.c.host,
+        servers.c.node,
+        servers.c.vm_state,
+        servers.c.power_state,
+        servers.c.task_state,
+    )
+    _SYNC_OF_HOST: Select[Any] = (
+        select(*_SYNC_COLUMNS)
+        .where(servers.c.host == bindparam("host"), servers.c.deleted == false())
+        .order_by(servers.c.created_at.desc(), servers.c.uuid)
+    )
+    _SYNC_OF: Select[Any] = (
+        select(*_SYNC_COLUMNS)
+        .where(servers.c.uuid.in_(bindparam("uuids", expanding=True)), servers.c.deleted == false())
+        .order_by(servers.c.uuid)  # NOTE: FOR UPDATE then locks in one order, whoever else locks several
+    )
+    _SYNC_OF_FOR_UPDATE: Select[Any] = _SYNC_OF.with_for_update()
+    _SYNC_SAVE: Update = (
+        servers.update()
+        .where(servers.c.uuid == bindparam("b_uuid"))
+        .values(
+            power_state=bindparam("b_power_state"),
+            task_state=bindparam("b_task_state"),
+            updated_at=bindparam("b_updated_at"),
+        )
+    )
+
+    def sync_rows(self, host: str) -> Sequence[SyncRow]:
+        """The host's non-deleted servers as the power sync reads them, newest first (one query)."""
+        return [SyncRow(*row) for row in self._conn.execute(self._SYNC_OF_HOST, {"host": host})]
+
+    def sync_rows_of(self, uuids: Sequence[str], *, for_update: bool = False) -> dict[str, SyncRow]:
+        """The named non-deleted servers as the power sync reads them (``for_update``: rows locked till commit)."""
+        stmt = self._SYNC_OF_FOR_UPDATE if for_update else self._SYNC_OF
+        found: dict[str, SyncRow] = {}
+        for start in range(0, len(uuids), MAX_IN_LIST):
+            chunk = list(uuids[start : start + MAX_IN_LIST])
+            found.update((row[0], SyncRow(*row)) for row in self._conn.execute(stmt, {"uuids": chunk}))
+        return found
+
+    def save_sync_changes(self, changes: Sequence[SyncChange]) -> None:
+        """power_state, task_state and updated_at of each changed server (one executemany)."""
+        if changes:
+            params = [
+                {
+                    "b_uuid": change.uuid,
+                    "b_power_state": change.power_state,
+                    "b_task_state": change.task_state,
+                    "b_updated_at": change.updated_at,
+                }
+                for change in changes
+            ]
+            self._conn.execute(self._SYNC_SAVE, params)
 
     @staticmethod
     def _update_params(server: Server) -> dict[str, Any]:
