@@ -117,16 +117,19 @@ async def test_only_the_changed_servers_of_many_chunks_are_written(herald: Heral
         power, vm_state, task_state, updated_at = records[server_uuid]
         decision = outcomes[server_uuid].decision
         if server_uuid in paused:
-            assert decision is not None and decision.power_state == PowerState.PAUSED
+            assert decision is not None
+            assert decision.power_state == PowerState.PAUSED
             assert (power, vm_state, task_state) == (PowerState.PAUSED, "active", None)
             assert updated_at is not None
         elif server_uuid in stopped:
-            assert decision is not None and decision.action is SyncAction.STOP
+            assert decision is not None
+            assert decision.action is SyncAction.STOP
             assert (power, vm_state, task_state) == (PowerState.SHUTDOWN, "stopped", None)
         elif server_uuid == busy:
             assert (power, task_state, updated_at) == (PowerState.RUNNING, "powering-on", None)
         else:
-            assert decision is not None and decision.action is SyncAction.NOTHING
+            assert decision is not None
+            assert decision.action is SyncAction.NOTHING
             assert decision.power_state is None
             assert (power, vm_state, task_state, updated_at) == (PowerState.RUNNING, "active", None, None)
     for server_uuid in stopped:

@@ -393,11 +393,12 @@ class PowerSync:
             decision = decide_row(row, power, kept.get(uuid), self._host, now, self._grace)
             if needs_write(kept.get(uuid), decision, self._host):
                 items.append(SyncItem(uuid, power, request_id))
-            elif uuid in pending:
+                continue
+            self._failures.pop(uuid, None)
+            if uuid in pending:
                 outcomes[uuid] = SyncOutcome(uuid, skipped="a power-update for it is on its way")
             else:
                 log_decision(decision, row, power)
-                self._failures.pop(uuid, None)
                 outcomes[uuid] = SyncOutcome(uuid, decision=decision)
         return items
 
@@ -428,7 +429,7 @@ class PowerSync:
             try:
                 await self._bus.publish(self._host, [outcome.stop])
             except Exception as exc:
-                logger.exception("Could not send the stop of instance %s decided by the power sync", outcome.server_uuid)
+                logger.exception("Could not send the power sync's stop of instance %s", outcome.server_uuid)
                 await self._count_failure(outcome.server_uuid, exc)
         return outcomes
 
