@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, event, insert, select
 
 from herald.adapters.sql.tables import fake_machines, servers
-from herald.agent.power_sync import CHUNK
+from herald.agent.power_sync import CHUNK, ApplySync
 from herald.domain.model import PowerState
 from herald.domain.power_sync import SyncAction
 from tests.e2e.harness import Herald, settings_for, start_herald, stop_herald
@@ -155,3 +155,33 @@ async def test_a_pass_reads_with_a_bounded_number_of_selects(herald: Herald) -> 
     assert len(selects) <= 20, "\n".join(selects)
     records = _records(herald.deps.engine)
     assert sum(1 for r in records.values() if r[0] == PowerState.PAUSED) == len(uuids[::3])
+
+
+async def test_a_server_whose_write_fails_fails_alone_and_is_faulted_after_three(
+    herald: Herald, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uuids = _uuids(COUNT)
+    machines = {u: PowerState.PAUSED if i % 2 == 0 else PowerState.RUNNING for i, u in enumerate(uuids)}
+    _insert(herald.deps.engine, machines)
+    bad = uuids[2]
+    real = ApplySync._sync
+
+    def failing(self: ApplySync, uow: Any, item: Any, *args: Any) -> Any:
+        if item.server_uuid == bad:
+            raise RuntimeError("the record could not be written")
+        return real(self, uow, item, *args)
+
+    monkeypatch.setattr(ApplySync, "_sync", failing)
+    for _ in range(3):
+        outcomes = {o.server_uuid for o in await herald.deps.agents[HOST].power_sync.sync_all()}
+        assert outcomes == set(uuids) - {bad}
+    records = _records(herald.deps.engine)
+    assert all(records[u][0] == PowerState.PAUSED for u in uuids[::2] if u != bad)
+    assert records[bad][0] == PowerState.RUNNING
+    with herald.deps.uow_factory() as uow:
+        faulted = [s.uuid for s in uow.servers.list(host=HOST) if s.fault]
+        server = uow.servers.get(bad)
+    assert faulted == [bad]
+    assert server is not None
+    assert server.fault is not None
+    assert "Power state sync failed 3 times" in str(server.fault["message"])

@@ -23,6 +23,7 @@ that shows since when it is watched and, once finished, how it ended.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -211,6 +212,10 @@ def decide_row(
     row: SyncRow, driver_power_state: int, kept: PowerObservation | None, host: str, now: datetime, grace: float
 ) -> SyncDecision:
     """:func:`decide` for one row, with what ``host`` watches of it (a watch kept by another host is not its)."""
+    if kept is None and row.task_state is None and driver_power_state == row.power_state:
+        settled = _settled(row.vm_state, driver_power_state)
+        if settled is not None:
+            return settled
     return decide(
         vm_state=row.vm_state,
         db_power_state=row.power_state,
@@ -220,6 +225,23 @@ def decide_row(
         now=now,
         grace=grace,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _settled(vm_state: str, power: int) -> SyncDecision | None:
+    """The decision for a server whose record has the machine's power, with no task and nothing watched,
+    when it is to do nothing: then it depends on the vm_state and the power alone (most servers, most passes).
+    None when it is a stop: that one depends on the time and the grace."""
+    decision = decide(
+        vm_state=vm_state,
+        db_power_state=power,
+        task_state=None,
+        driver_power_state=power,
+        watched=None,
+        now=datetime.min,
+        grace=0.0,
+    )
+    return decision if decision.action is SyncAction.NOTHING else None
 
 
 def watch_changes(kept: PowerObservation | None, decision: SyncDecision, host: str) -> bool:
