@@ -137,8 +137,8 @@ class EventJournal(Protocol):
     def pending(self, server_uuid: str, name: str, host: str) -> bool:
         """Whether an event of this name for the server is accepted or dispatched to ``host`` but not finished."""
 
-    def pending_servers(self, name: str, host: str, server_uuids: Sequence[str] | None = None) -> set[str]:
-        """The servers (of ``server_uuids``, or all) with such an event accepted or dispatched to ``host``."""
+    def pending_servers(self, name: str, host: str) -> set[str]:
+        """The servers with an event of this name accepted or dispatched to ``host`` but not finished."""
 
     def unfinished_before(self, host: str, server_uuids: Sequence[str], before_id: int) -> list[EventEnvelope]:
         """Deliveries to ``host`` for these servers, accepted or dispatched but not finished, whose id
@@ -175,9 +175,6 @@ class PowerObservationRepository(Protocol):
 
     def server_uuids(self, host: str) -> set[str]:
         """The servers ``host`` watches a disagreement of."""
-
-    def of_servers(self, server_uuids: Sequence[str]) -> dict[str, PowerObservation]:
-        """The observations of these servers, whichever host keeps them."""
 
     def of_servers_on(self, host: str) -> dict[str, PowerObservation]:
         """The observations of the non-deleted servers on ``host``, whichever host keeps them."""

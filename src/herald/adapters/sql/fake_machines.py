@@ -10,9 +10,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Executable, Insert, and_, bindparam, delete, event, select, update
+from sqlalchemy import ColumnElement, Engine, Executable, Insert, and_, delete, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from herald.adapters.sql.driver_sql import placeholders, statement
 from herald.adapters.sql.engine import READ_ONLY_OPTION
 from herald.adapters.sql.tables import fake_machines
 from herald.domain.errors import DriverError
@@ -62,9 +63,8 @@ class SqlFakeMachines:
     :param host: the compute host whose machines these are.
     """
 
-    _POWERS = select(_fm.c.server_uuid, _fm.c.power_state).where(
-        _fm.c.host == bindparam("host"), _fm.c.server_uuid.in_(bindparam("uuids", expanding=True))
-    )
+    # NOTE: hand-written: a long IN list is then not rendered again, bind by bind, at every call.
+    _POWERS_SQL = "SELECT server_uuid, power_state FROM fake_machines WHERE host = ? AND server_uuid IN ({})"
 
     def __init__(self, engine: Engine, host: str) -> None:
         self._engine = engine
@@ -106,7 +106,8 @@ class SqlFakeMachines:
             with self._engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn, conn.begin():
                 for start in range(0, len(wanted), MAX_IN_LIST):
                     chunk = wanted[start : start + MAX_IN_LIST]
-                    rows = conn.execute(self._POWERS, {"host": self._host, "uuids": chunk})
+                    sql = statement(conn, self._POWERS_SQL.format(placeholders(len(chunk))))
+                    rows = conn.exec_driver_sql(sql, (self._host, *chunk))
                     found.update((uuid, PowerState(power)) for uuid, power in rows)
         # NOTE: a write still on its way wins over what the database has, as in power().
         found.update((uuid, power) for uuid, power in pending.items() if power is not None)

@@ -231,8 +231,8 @@ class SqlEventJournal:
         )
         return self._conn.execute(stmt).first() is not None
 
-    def pending_servers(self, name: str, host: str, server_uuids: Sequence[str] | None = None) -> set[str]:
-        """The servers (of ``server_uuids``, or all) with such an event accepted or dispatched to ``host``."""
+    def pending_servers(self, name: str, host: str) -> set[str]:
+        """The servers with such an event accepted or dispatched to ``host`` but not finished (one query)."""
         stmt = (
             select(_ev.c.server_uuid)
             .distinct()
@@ -242,14 +242,7 @@ class SqlEventJournal:
                 _ev.c.state.in_((DeliveryState.ACCEPTED.value, DeliveryState.DISPATCHED.value)),
             )
         )
-        if server_uuids is None:
-            return set(self._conn.execute(stmt).scalars())
-        found: set[str] = set()
-        stmt = stmt.where(_ev.c.server_uuid.in_(bindparam("uuids", expanding=True)))
-        for start in range(0, len(server_uuids), MAX_IN_LIST):
-            chunk = list(server_uuids[start : start + MAX_IN_LIST])
-            found.update(self._conn.execute(stmt, {"uuids": chunk}).scalars())
-        return found
+        return set(self._conn.execute(stmt).scalars())
 
     def query(
         self,

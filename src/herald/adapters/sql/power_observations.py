@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Delete, Insert, RowMapping, Select, bindparam, false, select
@@ -11,7 +11,6 @@ from herald.adapters.sql.tables import power_observations, servers
 from herald.domain.power_sync import Disagreement, PowerClass, PowerObservation
 
 _t = power_observations
-_MAX_IN_LIST = 5000  # well under the databases' bound-parameter limits
 
 
 def _observation(row: RowMapping) -> PowerObservation:
@@ -31,7 +30,6 @@ class SqlPowerObservationRepository:
 
     _GET: Select[Any] = select(_t).where(_t.c.server_uuid == bindparam("server_uuid"))
     _OF_HOST: Select[Any] = select(_t.c.server_uuid).where(_t.c.host == bindparam("host"))
-    _OF_SERVERS: Select[Any] = select(_t).where(_t.c.server_uuid.in_(bindparam("uuids", expanding=True)))
     _OF_SERVERS_ON: Select[Any] = (
         select(_t)
         .join(servers, servers.c.uuid == _t.c.server_uuid)
@@ -75,15 +73,6 @@ class SqlPowerObservationRepository:
 
     def server_uuids(self, host: str) -> set[str]:
         return set(self._conn.execute(self._OF_HOST, {"host": host}).scalars())
-
-    def of_servers(self, server_uuids: Sequence[str]) -> dict[str, PowerObservation]:
-        """The observations of these servers, whichever host keeps them (one query per 5,000 servers)."""
-        found: dict[str, PowerObservation] = {}
-        for start in range(0, len(server_uuids), _MAX_IN_LIST):
-            chunk = list(server_uuids[start : start + _MAX_IN_LIST])
-            for row in self._conn.execute(self._OF_SERVERS, {"uuids": chunk}).mappings():
-                found[row["server_uuid"]] = _observation(row)
-        return found
 
     def of_servers_on(self, host: str) -> dict[str, PowerObservation]:
         """The observations of the non-deleted servers on ``host``, whichever host keeps them (one query)."""
