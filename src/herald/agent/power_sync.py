@@ -75,19 +75,12 @@ class SyncOutcome:
     stop: StopServer | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Known:
-    """What a pass knows of one server besides its row: what it watches, and whether an event is on its way."""
-
-    kept: PowerObservation | None
-    event_pending: bool
-
-
 class ApplySync:
     """The write job: decide each server of a chunk on its fresh (locked) row and apply the decision.
 
-    One item is a chunk of :class:`SyncItem`; the chunk's rows, watched disagreements and pending
-    power-update events are read with one query each, and its record changes written with one statement.
+    One item is a chunk of :class:`SyncItem`: its rows are read (and locked) with one query, the host's
+    watched disagreements and pending power-update events with one each, and its record changes are
+    written with one statement.
     """
 
     def __init__(self, *, host: str, clock: Clock, locks: ServerLocks, grace: float = 0.0) -> None:
