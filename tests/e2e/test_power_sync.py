@@ -242,3 +242,21 @@ async def test_the_sync_asks_the_driver_for_at_most_pool_size_servers_at_once(db
         assert sizes == [1] * 5
     finally:
         await stop_herald(herald)
+
+
+async def test_a_server_with_nothing_to_change_still_defers_to_an_event_on_its_way(
+    gated: tuple[Herald, GatedBus],
+) -> None:
+    """The pass decides most servers without the writer; one with a power-update accepted is still left alone."""
+    herald, bus = gated
+    server_id = await herald.create_server(host="compute-1")
+    quiet = await herald.create_server(host="compute-1")
+    bus.closed.add("compute-1")
+    resp = await herald.events([{"name": "power-update", "server_uuid": server_id, "tag": "POWER_ON"}], version="2.76")
+    assert resp.status_code == 200
+    outcomes = {o.server_uuid: o for o in await herald.deps.agents["compute-1"].power_sync.sync_all()}
+    assert outcomes[server_id].skipped == "a power-update for it is on its way"
+    assert outcomes[quiet].decision.action is SyncAction.NOTHING  # type: ignore[union-attr]
+    await bus.release("compute-1")
+    await herald.settle()
+    assert await _status(herald, server_id) == ("ACTIVE", PowerState.RUNNING)
