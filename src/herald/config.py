@@ -54,7 +54,8 @@ DEFAULT_OPTS: list[cfg.Opt] = [
         default=5,
         min=1,
         deprecated_group="compute",
-        help="How many servers the power sync handles at once.",
+        help="How many driver reads the power sync runs at once: one server's each for a driver that asks a "
+        "BMC per node (Redfish), a chunk of servers each for one that reads many machines at once (fake).",
     ),
     cfg.IntOpt(
         "power_state_change_grace",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from herald import bootstrap
 from herald.config import Settings
 from herald.domain.model import Server
+from herald.domain.power_sync import SyncRow
 from herald.service.ports import VirtDriver
 
 
@@ -75,6 +76,14 @@ class BlockingDriver:
     def get_power_state(self, server: Server) -> int:
         self._gate.pass_through("get_power_state")
         return self._inner.get_power_state(server)
+
+    # Power reads one server at a time, each through the gate, like a BMC per node.
+    batches_power_reads = False
+
+    def get_power_states(self, servers: Sequence[SyncRow]) -> dict[str, int | Exception]:
+        for _ in servers:
+            self._gate.pass_through("get_power_state")
+        return self._inner.get_power_states(servers)
 
 
 @contextmanager

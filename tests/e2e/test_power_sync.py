@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from herald.adapters.bus.memory import InMemoryBus
 from herald.domain.errors import DriverError
 from herald.domain.model import PowerState
-from herald.domain.power_sync import SyncAction
+from herald.domain.power_sync import SyncAction, SyncRow
 from tests.e2e.harness import Herald, settings_for, start_herald, stop_herald
 
 
@@ -207,19 +207,21 @@ async def test_failures_are_counted_and_fault_the_server_after_three(herald: Her
 
 
 async def test_the_sync_asks_the_driver_for_at_most_pool_size_servers_at_once(db_url: str, engine: Engine) -> None:
+    """A driver that reads machine by machine (a BMC each) is asked for one server per call, pool_size at once."""
     import threading
 
     herald, _ = await start_herald(settings_for(db_url, sync_power_state_pool_size=2, power_state_change_grace=0))
     try:
         servers = [await herald.create_server(host="compute-1") for _ in range(5)]
         driver = herald.driver("compute-1")
-        real = driver.get_power_state
+        real = driver.get_power_states
         lock, too_many = threading.Lock(), threading.Event()
-        active, most = 0, 0
+        active, most, sizes = 0, 0, []
 
-        def slow_bmc(server: object) -> int:
+        def slow_bmc(rows: Sequence[SyncRow]) -> dict[str, int | Exception]:
             nonlocal active, most
             with lock:
+                sizes.append(len(rows))
                 active += 1
                 most = max(most, active)
                 if active > 2:
@@ -227,14 +229,34 @@ async def test_the_sync_asks_the_driver_for_at_most_pool_size_servers_at_once(db
             # A slow BMC: each call stays a while, so that more calls would pile up if allowed.
             too_many.wait(timeout=0.3)
             try:
-                return real(server)  # type: ignore[arg-type]
+                return real(rows)
             finally:
                 with lock:
                     active -= 1
 
-        driver.get_power_state = slow_bmc  # type: ignore[method-assign]
+        driver.batches_power_reads = False  # type: ignore[misc]
+        driver.get_power_states = slow_bmc  # type: ignore[method-assign]
         outcomes = await herald.deps.agents["compute-1"].power_sync.sync_all()
         assert sorted(o.server_uuid for o in outcomes) == sorted(servers)
         assert most == 2
+        assert sizes == [1] * 5
     finally:
         await stop_herald(herald)
+
+
+async def test_a_server_with_nothing_to_change_still_defers_to_an_event_on_its_way(
+    gated: tuple[Herald, GatedBus],
+) -> None:
+    """The pass decides most servers without the writer; one with a power-update accepted is still left alone."""
+    herald, bus = gated
+    server_id = await herald.create_server(host="compute-1")
+    quiet = await herald.create_server(host="compute-1")
+    bus.closed.add("compute-1")
+    resp = await herald.events([{"name": "power-update", "server_uuid": server_id, "tag": "POWER_ON"}], version="2.76")
+    assert resp.status_code == 200
+    outcomes = {o.server_uuid: o for o in await herald.deps.agents["compute-1"].power_sync.sync_all()}
+    assert outcomes[server_id].skipped == "a power-update for it is on its way"
+    assert outcomes[quiet].decision.action is SyncAction.NOTHING  # type: ignore[union-attr]
+    await bus.release("compute-1")
+    await herald.settle()
+    assert await _status(herald, server_id) == ("ACTIVE", PowerState.RUNNING)

@@ -161,3 +161,25 @@ def _active(power: int) -> tuple[SyncAction, str | None, int]:
     if power == PowerState.NOSTATE:
         return SyncAction.NOTHING, "Instance is unexpectedly not found. Ignore.", logging.WARNING
     return SyncAction.NOTHING, None, logging.DEBUG
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRow:
+    """What the power sync reads of one server's record: only the columns it decides on."""
+
+    uuid: str
+    host: str | None
+    node: str | None
+    vm_state: str
+    power_state: int
+    task_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncChange:
+    """What the power sync writes back to one server's record."""
+
+    uuid: str
+    power_state: int
+    task_state: str | None
+    updated_at: datetime

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from herald.domain.model import ComputeHost, KeyPair, Migration, Server
-from herald.domain.power_sync import PowerObservation
+from herald.domain.power_sync import PowerObservation, SyncChange, SyncRow
 from herald.domain.records import ActionEvent, EventEnvelope, EventRecord, ServerAction
 
 
@@ -51,6 +51,15 @@ class ServerRepository(Protocol):
         include_deleted: bool = False,
         limit: int | None = None,
     ) -> list[Server]: ...
+
+    def sync_rows(self, host: str) -> Sequence[SyncRow]:
+        """The host's non-deleted servers, newest first, as the power sync reads them (one query)."""
+
+    def sync_rows_of(self, uuids: Sequence[str], *, for_update: bool = False) -> dict[str, SyncRow]:
+        """The named non-deleted servers, whatever their host, by uuid; ``for_update`` locks their rows."""
+
+    def save_sync_changes(self, changes: Sequence[SyncChange]) -> None:
+        """Write the power sync's changes (power_state, task_state, updated_at), one statement for all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +161,9 @@ class EventJournal(Protocol):
     def pending(self, server_uuid: str, name: str, host: str) -> bool:
         """Whether an event of this name for the server is accepted or dispatched to ``host`` but not finished."""
 
+    def pending_servers(self, name: str, host: str) -> set[str]:
+        """The servers with an event of this name accepted or dispatched to ``host`` but not finished."""
+
     def unfinished_before(self, host: str, server_uuids: Sequence[str], before_id: int) -> list[EventEnvelope]:
         """Deliveries to ``host`` for these servers, accepted or dispatched but not finished, whose id
         is below ``before_id`` (accepted earlier), oldest first."""
@@ -187,6 +199,9 @@ class PowerObservationRepository(Protocol):
 
     def server_uuids(self, host: str) -> set[str]:
         """The servers ``host`` watches a disagreement of."""
+
+    def of_servers_on(self, host: str) -> dict[str, PowerObservation]:
+        """The observations of the non-deleted servers on ``host``, whichever host keeps them."""
 
 
 class UnitOfWork(Protocol):
@@ -278,6 +293,18 @@ class VirtDriver(Protocol):
 
     def get_power_state(self, server: Server) -> int:
         """The machine's power as a :class:`~herald.domain.model.PowerState` value; NOSTATE if unknown."""
+
+    # True: :meth:`get_power_states` reads many machines at the cost of a few (the power sync hands it
+    # chunks); False: it asks machine by machine (a BMC each), and the power sync asks for one at a time,
+    # at most ``sync_power_state_pool_size`` at once.
+    batches_power_reads: bool
+
+    def get_power_states(self, servers: Sequence[SyncRow]) -> dict[str, int | Exception]:
+        """The power of each server's machine, as :meth:`get_power_state` reads it, by uuid.
+
+        A server whose read failed maps to its error; the others are still read.
+        :func:`herald.adapters.virt.power_reads.one_by_one` is the per-server implementation.
+        """
 
     def power_update_event(self, server: Server, target: str) -> None:
         """Accept that the machine's power was changed outside compute (``POWER_ON``/``POWER_OFF``).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Executable, Insert, and_, delete, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from herald.adapters.sql.driver_sql import placeholders, statement
 from herald.adapters.sql.engine import READ_ONLY_OPTION
 from herald.adapters.sql.tables import fake_machines
 from herald.domain.errors import DriverError
@@ -25,6 +27,8 @@ WRITE_TIMEOUT_S = 30.0
 # Writes waiting for the persisting thread (a driver call waits for its own, so few ever queue).
 MAX_PENDING_WRITES = 1024
 _GONE = None  # the pending state of a machine being removed
+# Machines per IN list of a batched read (well under the databases' bound-parameter limits).
+MAX_IN_LIST = 1000
 
 
 def _upsert(insert: Any) -> Insert:
@@ -59,6 +63,9 @@ class SqlFakeMachines:
     :param host: the compute host whose machines these are.
     """
 
+    # NOTE: hand-written: a long IN list is then not rendered again, bind by bind, at every call.
+    _POWERS_SQL = "SELECT server_uuid, power_state FROM fake_machines WHERE host = ? AND server_uuid IN ({})"
+
     def __init__(self, engine: Engine, host: str) -> None:
         self._engine = engine
         self._host = host
@@ -88,6 +95,23 @@ class SqlFakeMachines:
         with self._engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn, conn.begin():
             value = conn.execute(stmt).scalar()
         return None if value is None else PowerState(value)
+
+    def powers(self, server_uuids: Sequence[str]) -> dict[str, PowerState]:
+        """The power states of those of these machines the host has: one query per ``MAX_IN_LIST`` machines."""
+        with self._lock:
+            pending = {uuid: self._pending[uuid][1] for uuid in server_uuids if uuid in self._pending}
+        found: dict[str, PowerState] = {}
+        wanted = [uuid for uuid in server_uuids if uuid not in pending]
+        if wanted:
+            with self._engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn, conn.begin():
+                for start in range(0, len(wanted), MAX_IN_LIST):
+                    chunk = wanted[start : start + MAX_IN_LIST]
+                    sql = statement(conn, self._POWERS_SQL.format(placeholders(len(chunk))))
+                    rows = conn.exec_driver_sql(sql, (self._host, *chunk))
+                    found.update((uuid, PowerState(power)) for uuid, power in rows)
+        # NOTE: a write still on its way wins over what the database has, as in power().
+        found.update((uuid, power) for uuid, power in pending.items() if power is not None)
+        return found
 
     def set_power(self, server_uuid: str, power: PowerState) -> None:
         """Record the machine's power state, creating the machine if it has none."""

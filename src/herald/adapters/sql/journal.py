@@ -231,6 +231,19 @@ class SqlEventJournal:
         )
         return self._conn.execute(stmt).first() is not None
 
+    def pending_servers(self, name: str, host: str) -> set[str]:
+        """The servers with such an event accepted or dispatched to ``host`` but not finished (one query)."""
+        stmt = (
+            select(_ev.c.server_uuid)
+            .distinct()
+            .where(
+                _ev.c.name == name,
+                _ev.c.host == host,
+                _ev.c.state.in_((DeliveryState.ACCEPTED.value, DeliveryState.DISPATCHED.value)),
+            )
+        )
+        return set(self._conn.execute(stmt).scalars())
+
     def query(
         self,
         *,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Delete, Insert, RowMapping, Select, bindparam, select
+from sqlalchemy import Connection, Delete, Insert, RowMapping, Select, bindparam, false, select
 
-from herald.adapters.sql.tables import power_observations
+from herald.adapters.sql.tables import power_observations, servers
 from herald.domain.power_sync import Disagreement, PowerClass, PowerObservation
 
 _t = power_observations
@@ -30,6 +30,11 @@ class SqlPowerObservationRepository:
 
     _GET: Select[Any] = select(_t).where(_t.c.server_uuid == bindparam("server_uuid"))
     _OF_HOST: Select[Any] = select(_t.c.server_uuid).where(_t.c.host == bindparam("host"))
+    _OF_SERVERS_ON: Select[Any] = (
+        select(_t)
+        .join(servers, servers.c.uuid == _t.c.server_uuid)
+        .where(servers.c.host == bindparam("host"), servers.c.deleted == false())
+    )
     _INSERT: Insert = _t.insert()
     _DELETE: Delete = _t.delete().where(_t.c.server_uuid == bindparam("b_server_uuid"))
     _DELETE_OF_HOST: Delete = _DELETE.where(_t.c.host == bindparam("b_host"))
@@ -68,3 +73,8 @@ class SqlPowerObservationRepository:
 
     def server_uuids(self, host: str) -> set[str]:
         return set(self._conn.execute(self._OF_HOST, {"host": host}).scalars())
+
+    def of_servers_on(self, host: str) -> dict[str, PowerObservation]:
+        """The observations of the non-deleted servers on ``host``, whichever host keeps them (one query)."""
+        rows = self._conn.execute(self._OF_SERVERS_ON, {"host": host}).mappings()
+        return {row["server_uuid"]: _observation(row) for row in rows}

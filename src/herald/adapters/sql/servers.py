@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import Connection, Insert, RowMapping, Select, Update, and_, bindparam, false, null, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from herald.adapters.sql.driver_sql import fetchall, placeholders
+from herald.adapters.sql.driver_sql import executemany, fetchall, placeholders, statement, timestamp
 from herald.adapters.sql.tables import migrations, servers
 from herald.domain.errors import MarkerNotFound
 from herald.domain.model import Migration, Server, Vif, VolumeAttachment
+from herald.domain.power_sync import SyncChange, SyncRow
 from herald.service.ports import MigrationQuery, ServerTargets
 
 # NOTE: keeps an IN list well under SQLite's and PostgreSQL's bound-parameter limits.
@@ -252,6 +253,53 @@ class SqlServerRepository:
         if limit is not None:
             stmt = stmt.limit(limit)
         return [_server(row) for row in self._conn.execute(stmt).mappings()]
+
+    _SYNC_COLUMNS = (
+        servers.c.uuid,
+        servers.c.host,
+        servers.c.node,
+        servers.c.vm_state,
+        servers.c.power_state,
+        servers.c.task_state,
+    )
+    _SYNC_OF_HOST: Select[Any] = (
+        select(*_SYNC_COLUMNS)
+        .where(servers.c.host == bindparam("host"), servers.c.deleted == false())
+        .order_by(servers.c.created_at.desc(), servers.c.uuid)
+    )
+    # NOTE: hand-written, so that its IN list of up to thousands of uuids is not rendered again, bind by bind,
+    # at every call (the statement text is then the same for every full chunk, and the driver caches it).
+    # Ordered, so that FOR UPDATE locks in one order whoever else locks several.
+    _SYNC_OF_SQL = (
+        "SELECT uuid, host, node, vm_state, power_state, task_state FROM servers"
+        " WHERE uuid IN ({}) AND deleted = ? ORDER BY uuid"
+    )
+
+    # NOTE: up to thousands of rows a pass: straight through the driver (see driver_sql).
+    _SYNC_SAVE_SQL = "UPDATE servers SET power_state = ?, task_state = ?, updated_at = ? WHERE uuid = ?"
+
+    def sync_rows(self, host: str) -> Sequence[SyncRow]:
+        """The host's non-deleted servers as the power sync reads them, newest first (one query)."""
+        return [SyncRow(*row) for row in self._conn.execute(self._SYNC_OF_HOST, {"host": host})]
+
+    def sync_rows_of(self, uuids: Sequence[str], *, for_update: bool = False) -> dict[str, SyncRow]:
+        """The named non-deleted servers as the power sync reads them (``for_update``: rows locked till commit)."""
+        lock = " FOR UPDATE" if for_update and self._conn.dialect.name != "sqlite" else ""
+        found: dict[str, SyncRow] = {}
+        for start in range(0, len(uuids), MAX_IN_LIST):
+            chunk = uuids[start : start + MAX_IN_LIST]
+            sql = statement(self._conn, self._SYNC_OF_SQL.format(placeholders(len(chunk))) + lock)
+            found.update((row[0], SyncRow(*row)) for row in self._conn.exec_driver_sql(sql, (*chunk, False)))
+        return found
+
+    def save_sync_changes(self, changes: Sequence[SyncChange]) -> None:
+        """power_state, task_state and updated_at of each changed server (one executemany)."""
+        if changes:
+            rows = [
+                (change.power_state, change.task_state, timestamp(self._conn, change.updated_at), change.uuid)
+                for change in changes
+            ]
+            executemany(self._conn, self._SYNC_SAVE_SQL, rows)
 
     @staticmethod
     def _update_params(server: Server) -> dict[str, Any]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from herald.domain.errors import DriverError
 from herald.domain.model import PowerState, Server
+from herald.domain.power_sync import SyncRow
 
 
 @dataclass(slots=True)
@@ -30,6 +32,9 @@ class MachineStore(Protocol):
     def power(self, server_uuid: str) -> PowerState | None:
         """:returns: the machine's power state; None when there is no such machine."""
 
+    def powers(self, server_uuids: Sequence[str]) -> dict[str, PowerState]:
+        """The power states of those of these machines that exist (a few queries for many machines)."""
+
     def set_power(self, server_uuid: str, power: PowerState) -> None:
         """Record the power state, creating the machine when there is none."""
 
@@ -50,6 +55,10 @@ class MemoryMachines:
     def power(self, server_uuid: str) -> PowerState | None:
         with self._lock:
             return self._power.get(server_uuid)
+
+    def powers(self, server_uuids: Sequence[str]) -> dict[str, PowerState]:
+        with self._lock:
+            return {uuid: self._power[uuid] for uuid in server_uuids if uuid in self._power}
 
     def set_power(self, server_uuid: str, power: PowerState) -> None:
         with self._lock:
@@ -86,6 +95,7 @@ class FakeVirtDriver:
     """
 
     supports_extend_volume = True
+    batches_power_reads = True  # the machine store answers for many machines in one query
 
     def __init__(self, machines: MachineStore | None = None) -> None:
         self._machines: MachineStore = machines if machines is not None else MemoryMachines()
@@ -153,6 +163,21 @@ class FakeVirtDriver:
         self._maybe_fail("get_power_state")
         power = self._machines.power(server.uuid)
         return int(PowerState.NOSTATE if power is None else power)
+
+    def get_power_states(self, servers: Sequence[SyncRow]) -> dict[str, int | Exception]:
+        """Every server's power from one read of the store; a :meth:`fail_next` of ``get_power_state``
+        fails the first server's read, as it would fail the next single read."""
+        powers: dict[str, int | Exception] = {}
+        if servers:
+            with self._lock:
+                error = self._failures.pop("get_power_state", None)
+            if error is not None:
+                powers[servers[0].uuid] = error  # type: ignore[assignment]
+        found = self._machines.powers([server.uuid for server in servers if server.uuid not in powers])
+        for server in servers:
+            if server.uuid not in powers:
+                powers[server.uuid] = int(found.get(server.uuid, PowerState.NOSTATE))
+        return powers
 
     def power_update_event(self, server: Server, target: str) -> None:
         # NOTE: like a bare-metal driver, nothing to do on the machine: its power already changed.

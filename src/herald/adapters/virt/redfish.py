@@ -6,9 +6,11 @@ import logging
 import time
 from collections.abc import Sequence
 
+from herald.adapters.virt.power_reads import one_by_one
 from herald.adapters.virt.redfish_client import OFF, ON, POWERING_OFF, POWERING_ON, RedfishClient, RedfishSystemNotFound
 from herald.domain.errors import DriverError, NotSupportedByDriver, NoValidHost
 from herald.domain.model import PowerState, Server
+from herald.domain.power_sync import SyncRow
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class RedfishVirtDriver:
     """
 
     supports_extend_volume = False
+    batches_power_reads = False  # one BMC request per node: the power sync pools them
 
     def __init__(
         self,
@@ -88,10 +91,17 @@ class RedfishVirtDriver:
 
         :raises DriverError: the Redfish service could not be reached or refused the request.
         """
-        if server.node is None:
+        return self._power_of(server.node)
+
+    def get_power_states(self, servers: Sequence[SyncRow]) -> dict[str, int | Exception]:
+        """:meth:`get_power_state` node by node (the power sync hands one server at a time)."""
+        return one_by_one(lambda server: self._power_of(server.node), servers)
+
+    def _power_of(self, node: str | None) -> int:
+        if node is None:
             return int(PowerState.NOSTATE)
         try:
-            power = self._client.power(server.node)
+            power = self._client.power(node)
         except RedfishSystemNotFound:
             return int(PowerState.NOSTATE)
         return int(POWER_STATES.get(power or "", PowerState.NOSTATE))

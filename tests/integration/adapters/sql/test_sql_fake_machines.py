@@ -59,3 +59,33 @@ def test_a_write_the_database_refuses_is_a_driver_error(engine: Engine) -> None:
         conn.execute(text("DROP TABLE fake_machines"))
     with pytest.raises(DriverError, match="could not be stored"):
         store.set_power(S1, PowerState.RUNNING)
+
+
+def test_a_batched_read_answers_for_many_machines_of_the_host(engine: Engine) -> None:
+    from herald.adapters.sql import fake_machines as module
+    from herald.domain.power_sync import SyncRow
+
+    store = SqlFakeMachines(engine, "compute-1")
+    uuids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(module.MAX_IN_LIST + 5)]
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO fake_machines (host, server_uuid, power_state) VALUES (:h, :u, :p)"),
+            [
+                {"h": "compute-1", "u": u, "p": int(PowerState.SHUTDOWN if i % 2 else PowerState.RUNNING)}
+                for i, u in enumerate(uuids[:-1])
+            ],
+        )
+    SqlFakeMachines(engine, "compute-2").set_power(uuids[-1], PowerState.RUNNING)  # another host's machine
+    powers = store.powers(uuids)
+    assert len(powers) == len(uuids) - 1
+    assert powers[uuids[0]] is PowerState.RUNNING
+    assert powers[uuids[1]] is PowerState.SHUTDOWN
+    driver = FakeVirtDriver(store)
+    rows = [SyncRow(u, "compute-1", None, "active", 1, None) for u in uuids[:3] + uuids[-1:]]
+    driver.fail_next("get_power_state", DriverError("BMC timeout"))
+    answer = driver.get_power_states(rows)
+    assert isinstance(answer[uuids[0]], DriverError)  # the next read fails: the first of the batch
+    assert answer[uuids[1]] == PowerState.SHUTDOWN
+    assert answer[uuids[2]] == PowerState.RUNNING
+    assert answer[uuids[-1]] == PowerState.NOSTATE  # no machine on this host
+    assert driver.get_power_states(rows)[uuids[0]] == PowerState.RUNNING

@@ -182,3 +182,18 @@ def test_power_state_mapping(redfish: str | None, expected: PowerState) -> None:
     client.power.return_value = redfish
     driver = RedfishVirtDriver(client, systems=["n1"])
     assert driver.get_power_state(_server("n1")) == expected
+
+
+def test_a_batched_read_asks_node_by_node(redfish_emulator: RedfishEmulator, clients: list[RedfishClient]) -> None:
+    from herald.domain.power_sync import SyncRow
+
+    driver = _driver(redfish_emulator, clients)
+    assert not driver.batches_power_reads
+    first = redfish_emulator.system_ids[0]
+    driver.spawn(_server(first))
+    rows = [SyncRow(f"s{i}", "compute-1", node, "active", 1, None) for i, node in enumerate([first, "gone", None])]
+    assert driver.get_power_states(rows) == {
+        "s0": PowerState.RUNNING,
+        "s1": PowerState.NOSTATE,
+        "s2": PowerState.NOSTATE,
+    }
