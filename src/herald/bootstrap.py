@@ -108,6 +108,8 @@ class Deps:
     workers: WorkerPools = field(default_factory=WorkerPools)
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
     agents: dict[str, ComputeAgent] = field(default_factory=dict)
+    # The process's relay is the only one (embedded): at start, every claim is from a run that ended.
+    sole_relay: bool = False
 
 
 def build_embedded(
@@ -124,15 +126,7 @@ def build_embedded(
     bus = bus or InMemoryBus(settings.host_queue_events)
     writer = build_writer(settings, uow_factory)
     workers = WorkerPools(settings.api_threads, settings.driver_threads)
-    relay = Relay(
-        bus,
-        writer,
-        read_uow_factory,
-        clock,
-        interval=settings.relay_interval,
-        volatile_bus=bus.volatile,
-        executor=workers.api,
-    )
+    relay = Relay(bus, writer, clock, interval=settings.relay_interval, resend_after=settings.relay_resend_after)
     deps = Deps(
         settings=settings,
         engine=engine,
@@ -148,6 +142,7 @@ def build_embedded(
         notifier=notifier or build_notifier(settings),
         checkpointer=Checkpointer(engine) if sqlite else None,
         workers=workers,
+        sole_relay=True,
     )
     for host in settings.hosts:
         deps.drivers[host] = DRIVERS[settings.compute_driver](settings, host, engine)
@@ -202,15 +197,7 @@ def build_api_process(settings: Settings, *, clock: Clock | None = None, bus: Bu
     bus = bus or build_rabbit_bus(settings, role="api")
     writer = build_writer(settings, uow_factory)
     workers = WorkerPools(settings.api_threads, settings.driver_threads)
-    relay = Relay(
-        bus,
-        writer,
-        read_uow_factory,
-        clock,
-        interval=settings.relay_interval,
-        volatile_bus=False,
-        executor=workers.api,
-    )
+    relay = Relay(bus, writer, clock, interval=settings.relay_interval, resend_after=settings.relay_resend_after)
     return Deps(
         settings=settings,
         engine=engine,
@@ -270,7 +257,7 @@ def build_agent_process(
         checkpointer=Checkpointer(engine) if is_sqlite(settings.database_url) else None,
     )
     process.drivers[host] = DRIVERS[settings.compute_driver](settings, host, engine)
-    process.agents[host] = build_agent(process, host, catch_up=True)
+    process.agents[host] = build_agent(process, host)
     return process
 
 
@@ -369,9 +356,12 @@ class AgentDeps(Protocol):
     def drivers(self) -> dict[str, VirtDriver]: ...
 
 
-def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> ComputeAgent:
-    """:param catch_up: the bus is shared by several relays that may re-send (RabbitMQ): an event
-    first applies its server's older unfinished events from the journal (see ``OlderUnfinished``)."""
+def build_agent(deps: AgentDeps, host: str) -> ComputeAgent:
+    """The agent of ``host``: the same for both shapes.
+
+    A relay's pass may re-send an event after newer ones of its server went (its first publish
+    failed): an event first applies its server's older unfinished events from the journal (see
+    ``OlderUnfinished``)."""
     settings = deps.settings
     waiters = WaiterRegistry(
         clock=deps.clock.monotonic,
@@ -404,7 +394,7 @@ def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> Comput
         waiters=waiters,
         is_transient=is_transient,
         notifier=deps.notifier,
-        catch_up=OlderUnfinished(host=host, read_uow_factory=deps.read_uow_factory) if catch_up else None,
+        catch_up=OlderUnfinished(host=host, read_uow_factory=deps.read_uow_factory),
     )
     waiters.on_early_consumed = delivery.early_event_consumed
     tools = OperationTools(
@@ -457,7 +447,7 @@ async def start(deps: Deps) -> None:
         deps.checkpointer.start()
     for agent in deps.agents.values():
         await agent.start()
-    await deps.relay.start()
+    await deps.relay.start(reclaim_all=deps.sole_relay)
 
 
 async def stop(deps: Deps) -> None:

@@ -227,6 +227,14 @@ HERALD_OPTS: list[cfg.Opt] = [
         help="Worker threads for the compute agents' operations and virt driver calls (power sync included): a "
         "slow or hung driver holds only these, never the API's.",
     ),
+    cfg.IntOpt(
+        "relay_resend_after",
+        default=60,
+        min=1,
+        help="Seconds after which a relay's claim on an undelivered event lapses: an event accepted by a worker "
+        "that died before publishing it, or published but not handled (its agent lost it), is sent again by the "
+        "next relay pass. Agents recognise a delivery they already handled, so a re-send has no second effect.",
+    ),
 ]
 
 # NOTE: the TLS options of oslo.messaging's rabbit driver, with its names, for Herald's own RabbitMQ client.
@@ -402,6 +410,7 @@ class Settings:
     redfish: RedfishSettings = field(default_factory=RedfishSettings)
     power_watch_interval: int = 10
     rabbit: RabbitSettings = field(default_factory=RabbitSettings)
+    relay_resend_after: int = 60
 
     def __repr__(self) -> str:
         # NOTE: Settings get logged, and a database URL may hold a password.
@@ -479,6 +488,7 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
             ssl_cert_file=conf.oslo_messaging_rabbit.ssl_cert_file or None,
             ssl_key_file=conf.oslo_messaging_rabbit.ssl_key_file or None,
         ),
+        relay_resend_after=conf.herald.relay_resend_after,
     )
 
 

@@ -70,7 +70,7 @@ async def test_one_host_failing_does_not_block_another_and_the_relay_retries(db_
         assert states == {"compute-1": "accepted", "compute-2": "handled"}
 
         bus.broken.clear()
-        assert await herald.deps.relay.redeliver(include_dispatched=False, older_than=None) == 1
+        assert await herald.deps.relay.redeliver() == 1
         await herald.settle()
         states = {r["host"]: r["state"] for r in await herald.records()}
         assert states == {"compute-1": "handled", "compute-2": "handled"}

@@ -116,8 +116,12 @@ class EventJournal(Protocol):
     def mark_dispatched(self, ids: Sequence[int], now: datetime) -> None:
         """Deliveries handed to the bus; only rows still ``accepted`` move (each is stamped once)."""
 
-    def mark_undispatched(self, ids: Sequence[int]) -> None:
-        """Deliveries recorded ``dispatched`` whose hand-off failed: back to ``accepted``."""
+    def claim(self, *, after_id: int, claimed_before: datetime, now: datetime, limit: int) -> list[EventEnvelope]:
+        """Claim, for this relay, unfinished deliveries above ``after_id`` nobody holds a claim on
+        newer than ``claimed_before`` (at most ``limit``, by id)."""
+
+    def release(self, ids: Sequence[int]) -> None:
+        """Drop the claims of deliveries whose publish failed."""
 
     def finished(self, ids: Sequence[int]) -> set[int]:
         """Which of these deliveries are already handled, failed or expired."""

@@ -71,7 +71,8 @@ class SqlEventJournal:
 
     _INSERT_SQL = (
         "INSERT INTO external_events (id, uuid, request_id, server_uuid, name, tag, status, host, state,"
-        " accepted_at, dispatched_at, handled_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " accepted_at, dispatched_at, handled_at, outcome, claimed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     # NOTE: the agent may finish a delivery before the relay records its hand-off: the time is
     # still written once, and the state only moves forward.
@@ -80,9 +81,14 @@ class SqlEventJournal:
         " state = CASE WHEN state = 'accepted' THEN 'dispatched' ELSE state END"
         " WHERE id = ? AND dispatched_at IS NULL"
     )
-    _UNDISPATCHED_SQL = (
-        "UPDATE external_events SET state = 'accepted', dispatched_at = NULL WHERE id = ? AND state = 'dispatched'"
+    # NOTE: keyset pages by id: a pass reaches every unfinished row however many there are.
+    _CLAIMABLE_SQL = (
+        "SELECT id, uuid, request_id, server_uuid, name, tag, status, host FROM external_events"
+        " WHERE state IN ('accepted', 'dispatched') AND id > ? AND (claimed_at IS NULL OR claimed_at < ?)"
+        " ORDER BY id LIMIT ?"
     )
+    _CLAIM_SQL = "UPDATE external_events SET claimed_at = ? WHERE id = ?"
+    _RELEASE_SQL = "UPDATE external_events SET claimed_at = NULL WHERE id = ?"
     # A finished delivery was necessarily handed off: if the relay's mark has not landed yet,
     # the finish time stands in for it.
     _FINISHED_SQL = (
@@ -137,6 +143,8 @@ class SqlEventJournal:
                 stamp(r.dispatched_at),
                 stamp(r.handled_at),
                 r.outcome,
+                # NOTE: the accepting process's relay publishes its rows itself: claimed from the start.
+                stamp(r.accepted_at),
             )
             for r in records
         ]
@@ -148,10 +156,31 @@ class SqlEventJournal:
             at = timestamp(self._conn, now)
             executemany(self._conn, self._DISPATCHED_SQL, [(at, row_id) for row_id in ids])
 
-    def mark_undispatched(self, ids: Sequence[int]) -> None:
-        """Deliveries recorded ``dispatched`` whose hand-off failed go back to ``accepted``."""
+    def claim(self, *, after_id: int, claimed_before: datetime, now: datetime, limit: int) -> list[EventEnvelope]:
+        """Take for publishing up to ``limit`` unfinished deliveries with an id above ``after_id``, by id.
+
+        A delivery is free when nobody claimed it, or its claim is older than ``claimed_before``
+        (its relay died, or its hand-off was never finished). On PostgreSQL the rows another
+        relay is claiming right now are skipped (``FOR UPDATE SKIP LOCKED``); SQLite has a single
+        writer, so the claim is whole at once.
+        """
+        sql = self._CLAIMABLE_SQL
+        if self._conn.dialect.name == "postgresql":
+            sql += " FOR UPDATE SKIP LOCKED"
+        conn = self._conn
+        rows = fetchall(conn, sql, [after_id, timestamp(conn, claimed_before), limit])
+        if rows:
+            at = timestamp(conn, now)
+            executemany(conn, self._CLAIM_SQL, [(at, row[0]) for row in rows])
+        return [
+            EventEnvelope(uuid, request_id, server_uuid, name, tag, status, host, id=row_id)
+            for row_id, uuid, request_id, server_uuid, name, tag, status, host in rows
+        ]
+
+    def release(self, ids: Sequence[int]) -> None:
+        """Deliveries whose publish failed are free again for the next pass of any relay."""
         if ids:
-            executemany(self._conn, self._UNDISPATCHED_SQL, [(row_id,) for row_id in ids])
+            executemany(self._conn, self._RELEASE_SQL, [(row_id,) for row_id in ids])
 
     def finished(self, ids: Sequence[int]) -> set[int]:
         """:returns: those of the deliveries that are handled, failed or expired."""
