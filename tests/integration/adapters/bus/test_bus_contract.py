@@ -94,9 +94,7 @@ async def test_a_handler_that_raises_does_not_block_later_messages(bus_factory: 
 async def test_a_message_is_acknowledged_only_after_its_handler_returned(bus_factory: Fixture) -> None:
     kind, factory, new_host = bus_factory
     if kind == "memory":
-        pytest.skip(
-            "the in-memory bus keeps nothing across a restart: the relay re-sends at start-up"
-        )
+        pytest.skip("the in-memory bus keeps nothing across a restart: the relay re-sends at start-up")
     host = new_host()
     first = factory()
     started = asyncio.Event()
