@@ -31,7 +31,8 @@ from tests.e2e.stack.cluster import (
 )
 from tests.e2e.stack.process import free_port
 
-pytestmark = [pytest.mark.stack, pytest.mark.postgres]
+# NOTE: real processes, a few hundred events, a broker started and restarted: minutes on a busy machine.
+pytestmark = [pytest.mark.stack, pytest.mark.postgres, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "scripts" / "test-services"
@@ -114,8 +115,9 @@ def private_rabbit() -> Iterator[PrivateRabbit]:
 
 
 def test_rabbitmq_killed_mid_stream_then_restarted(
-    make_cluster: Callable[..., Cluster], private_rabbit: PrivateRabbit
+    private_rabbit: PrivateRabbit, make_cluster: Callable[..., Cluster]
 ) -> None:
+    # NOTE: private_rabbit first: set up before the cluster, so it is stopped after the cluster's clean-up.
     cluster = make_cluster(default="sync_power_state_interval = -1\n", transport_url=private_rabbit.url)
     servers = boot_servers(cluster, SERVERS_PER_HOST)
     probe = servers[0]
