@@ -266,14 +266,32 @@ def send_rounds_retrying(
 ) -> None:
     """:func:`send_rounds` as a real client does it: a request that got no answer is sent again (a new
     event; the first one may have been committed). ``retried`` collects "server/round" of those;
-    ``unanswered`` those whose connection broke before any answer (a request in flight)."""
+    ``unanswered`` those whose connection broke before any answer (a request in flight).
+
+    One kept-alive connection, as an SDK keeps it: it stays with one API worker, so killing that
+    worker while it works on the request breaks it (a fresh connection per request would mostly
+    be between requests)."""
+    headers = {**ADMIN, "OpenStack-API-Version": "compute 2.76"}
+    with httpx.Client(headers=headers, timeout=30) as client:
+        _send_rounds_on(client, cluster.url, servers, rounds, sent, retried, unanswered)
+
+
+def _send_rounds_on(
+    client: httpx.Client,
+    url: str,
+    servers: list[str],
+    rounds: range,
+    sent: Sent,
+    retried: set[str],
+    unanswered: set[str] | None,
+) -> None:
     for n in rounds:
         tag = "POWER_OFF" if n % 2 == 0 else "POWER_ON"
         for server_id in servers:
             body = {"events": [{"name": "power-update", "server_uuid": server_id, "tag": tag}]}
             while True:
                 try:
-                    response = cluster.post("/os-server-external-events", body)
+                    response = client.post(url + "/os-server-external-events", json=body)
                 except httpx.TransportError:
                     retried.add(f"{server_id}/{n}")
                     if unanswered is not None:
