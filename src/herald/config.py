@@ -217,8 +217,7 @@ HERALD_OPTS: list[cfg.Opt] = [
         "api_threads",
         default=4,
         min=1,
-        help="Worker threads for the API's database work (reads, server creates and actions, the events listing) "
-        "and the relay's reads.",
+        help="Worker threads for the API's database work (reads, server creates and actions, the events listing).",
     ),
     cfg.IntOpt(
         "driver_threads",
