@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-UNFINISHED_LIMIT = 5000  # events an agent process takes back from the journal at start
+UNFINISHED_PAGE = 1000  # journal rows an agent process reads at a time at start
 
 
 def redfish_client(settings: Settings) -> RedfishClient:
@@ -277,9 +277,16 @@ async def start_agent_process(process: AgentProcess) -> None:
 
 
 def _unfinished_waiter_events(read_uow_factory: UnitOfWorkFactory, host: str) -> list[EventEnvelope]:
-    with read_uow_factory() as uow:
-        unfinished = uow.events.undelivered(include_dispatched=True, older_than=None, limit=UNFINISHED_LIMIT)
-    return [ev for ev in unfinished if ev.host == host and EventName(ev.name) in WAITER_EVENTS]
+    """Every unfinished waiter event of ``host``, read page by page (no cap)."""
+    found: list[EventEnvelope] = []
+    after_id = 0
+    while True:
+        with read_uow_factory() as uow:
+            page = uow.events.unfinished_on(host, after_id=after_id, limit=UNFINISHED_PAGE)
+        found.extend(ev for ev in page if EventName(ev.name) in WAITER_EVENTS)
+        if len(page) < UNFINISHED_PAGE:
+            return found
+        after_id = page[-1].id
 
 
 async def stop_agent_process(process: AgentProcess) -> None:

@@ -136,6 +136,9 @@ class EventJournal(Protocol):
         """Deliveries to ``host`` for these servers, accepted or dispatched but not finished, whose id
         is below ``before_id`` (accepted earlier), oldest first."""
 
+    def unfinished_on(self, host: str, *, after_id: int, limit: int) -> list[EventEnvelope]:
+        """A page of the deliveries to ``host`` not finished yet, by id, above ``after_id``."""
+
     def undelivered(self, *, include_dispatched: bool, older_than: datetime | None, limit: int) -> list[EventEnvelope]:
         """Deliveries not yet finished, oldest first (the relay's re-read)."""
 

@@ -228,6 +228,19 @@ class SqlEventJournal:
             for row in self._conn.execute(stmt, params).mappings()
         ]
 
+    _UNFINISHED_ON_SQL = (
+        "SELECT id, uuid, request_id, server_uuid, name, tag, status, host FROM external_events"
+        " WHERE host = ? AND id > ? AND state IN ('accepted', 'dispatched') ORDER BY id LIMIT ?"
+    )
+
+    def unfinished_on(self, host: str, *, after_id: int, limit: int) -> list[EventEnvelope]:
+        """Up to ``limit`` unfinished deliveries to ``host`` with an id above ``after_id``, by id (a page)."""
+        rows = fetchall(self._conn, self._UNFINISHED_ON_SQL, [host, after_id, limit])
+        return [
+            EventEnvelope(uuid, request_id, server_uuid, name, tag, status, to_host, id=row_id)
+            for row_id, uuid, request_id, server_uuid, name, tag, status, to_host in rows
+        ]
+
     _UNFINISHED_BEFORE_SQL = (
         "SELECT id, uuid, request_id, server_uuid, name, tag, status, host FROM external_events"
         " WHERE host = ? AND id < ? AND state IN ('accepted', 'dispatched') AND server_uuid IN ({}) ORDER BY id"

@@ -297,3 +297,20 @@ def test_unfinished_before_finds_earlier_deliveries_of_the_servers(uow_factory: 
         "completed",
         "req-1",
     )
+
+
+def test_unfinished_on_pages_through_one_hosts_unfinished_rows(uow_factory: UowFactory) -> None:
+    _record_all(
+        uow_factory,
+        _record("e1"),
+        _record("e2", state=HANDLED),
+        _record("e3", state=DISPATCHED),
+        _record("e4", host="c2"),
+        _record("e5"),
+        _record("e6"),
+    )
+    with uow_factory() as uow:
+        first = uow.events.unfinished_on("c1", after_id=0, limit=2)
+        second = uow.events.unfinished_on("c1", after_id=first[-1].id, limit=2)
+        third = uow.events.unfinished_on("c1", after_id=second[-1].id, limit=2)
+    assert [[e.uuid for e in page] for page in (first, second, third)] == [["e1", "e3"], ["e5", "e6"], []]
