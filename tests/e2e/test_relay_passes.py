@@ -144,3 +144,26 @@ async def test_every_unfinished_row_is_sent_at_start_however_many(db_url: str, e
         assert {r["state"] for r in await herald.records()} == {"handled"}
     finally:
         await stop_herald(herald)
+
+
+async def test_a_resent_event_kept_for_its_waiter_stays_kept(db_url: str, engine: Engine) -> None:
+    """A waiter event kept for a waiter stays ``dispatched``: a pass re-sends it once its claim lapsed,
+    and the copy must neither replace it (which would record it ``expired``) nor be kept twice."""
+    herald, deps = await start_herald(settings_for(db_url))
+    try:
+        server_id = await herald.create_server(host="compute-1")
+        event = {"name": "network-vif-plugged", "server_uuid": server_id, "tag": "port-1"}
+        assert (await herald.events([event])).status_code == 200
+        await deps.relay.flush()
+        await herald.settle()
+        (record,) = await herald.records(server_uuid=server_id)
+        assert record["state"] == "dispatched"  # kept: no operation waits for it yet
+        later = deps.clock.now() + timedelta(seconds=deps.settings.relay_resend_after + 1)
+        assert await deps.relay.redeliver(claimed_before=later) == 1
+        await herald.settle()
+        await deps.agents["compute-1"].expire_early()  # records whatever left the buffer
+        (record,) = await herald.records(server_uuid=server_id)
+        assert record["state"] == "dispatched"
+        assert deps.agents["compute-1"].duplicates_suppressed == 1
+    finally:
+        await stop_herald(herald)
