@@ -139,7 +139,7 @@ async def test_a_redelivered_event_has_no_second_effect(herald: Herald) -> None:
     assert (await herald.server(server_id))["status"] == "ACTIVE"
 
     with herald.deps.uow_factory() as uow:
-        envelopes = uow.events.undelivered(include_dispatched=True, older_than=None, limit=10)
+        envelopes = uow.events.unfinished_on("compute-1", after_id=0, limit=10)
     assert envelopes == []
     records = await herald.records(server_uuid=server_id)
     with herald.deps.uow_factory() as uow:

@@ -139,9 +139,6 @@ class EventJournal(Protocol):
     def unfinished_on(self, host: str, *, after_id: int, limit: int) -> list[EventEnvelope]:
         """A page of the deliveries to ``host`` not finished yet, by id, above ``after_id``."""
 
-    def undelivered(self, *, include_dispatched: bool, older_than: datetime | None, limit: int) -> list[EventEnvelope]:
-        """Deliveries not yet finished, oldest first (the relay's re-read)."""
-
     def query(
         self,
         *,

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Integer,
     RowMapping,
-    Select,
-    bindparam,
     func,
     select,
 )
@@ -44,17 +39,6 @@ def _record(row: RowMapping) -> EventRecord:
         outcome=row["outcome"],
         id=row["id"],
     )
-
-
-@functools.cache
-def _undelivered_statement(include_dispatched: bool, has_older_than: bool) -> Select[Any]:
-    states = [DeliveryState.ACCEPTED.value]
-    if include_dispatched:
-        states.append(DeliveryState.DISPATCHED.value)
-    stmt = select(_ev).where(_ev.c.state.in_(states))
-    if has_older_than:
-        stmt = stmt.where(_ev.c.accepted_at < bindparam("older_than"))
-    return stmt.order_by(_ev.c.accepted_at, _ev.c.id).limit(bindparam("limit", type_=Integer()))
 
 
 class SqlEventJournal:
@@ -201,32 +185,6 @@ class SqlEventJournal:
             at = timestamp(self._conn, now)
             params = [(state, outcome, at, at, row_id) for row_id, state, outcome in results]
             executemany(self._conn, self._FINISHED_SQL, params)
-
-    def undelivered(self, *, include_dispatched: bool, older_than: datetime | None, limit: int) -> list[EventEnvelope]:
-        """Deliveries still ``accepted`` (and ``dispatched`` too, if asked), oldest first.
-
-        :param include_dispatched: also return deliveries handed to the bus but not finished.
-        :param older_than: only those accepted before this time (naive UTC), if given.
-        :param limit: at most this many.
-        :returns: envelopes to publish again (without user and project, which the journal does not keep).
-        """
-        stmt = _undelivered_statement(include_dispatched, older_than is not None)
-        params: dict[str, Any] = {"limit": limit}
-        if older_than is not None:
-            params["older_than"] = older_than
-        return [
-            EventEnvelope(
-                uuid=row["uuid"],
-                request_id=row["request_id"],
-                server_uuid=row["server_uuid"],
-                name=row["name"],
-                tag=row["tag"],
-                status=row["status"],
-                host=row["host"],
-                id=row["id"],
-            )
-            for row in self._conn.execute(stmt, params).mappings()
-        ]
 
     _UNFINISHED_ON_SQL = (
         "SELECT id, uuid, request_id, server_uuid, name, tag, status, host FROM external_events"

@@ -191,37 +191,6 @@ def test_finished_with_many_keys(uow_factory: UowFactory) -> None:
         assert uow.events.finished([r.id for r in records if r.id is not None]) == {r.id for r in records[::2]}
 
 
-def test_undelivered_order_and_filters(uow_factory: UowFactory) -> None:
-    # Inserted out of time order on purpose: the answer is by accepted_at.
-    late, early, middle = _record("late", seconds=30), _record("early", seconds=10), _record("mid", "c2", seconds=20)
-    done = _record("done", seconds=0, state=HANDLED)
-    _record_all(uow_factory, late, early, middle, done)
-    with uow_factory() as uow:
-        uow.events.mark_dispatched(_ids(uow, [("mid", "c2")]), T0 + timedelta(seconds=21))
-        uow.commit()
-    with uow_factory() as uow:
-        journal = uow.events
-        assert journal.undelivered(include_dispatched=False, older_than=None, limit=10) == [
-            _envelope(early),
-            _envelope(late),
-        ]
-        assert journal.undelivered(include_dispatched=True, older_than=None, limit=10) == [
-            _envelope(early),
-            _envelope(middle),
-            _envelope(late),
-        ]
-        assert journal.undelivered(include_dispatched=True, older_than=None, limit=2) == [
-            _envelope(early),
-            _envelope(middle),
-        ]
-        older_than = T0 + timedelta(seconds=30)
-        assert journal.undelivered(include_dispatched=True, older_than=older_than, limit=10) == [
-            _envelope(early),
-            _envelope(middle),
-        ]
-        assert journal.undelivered(include_dispatched=False, older_than=T0, limit=10) == []
-
-
 def test_uncommitted_records_are_invisible(uow_factory: UowFactory) -> None:
     with uow_factory() as uow:
         uow.events.record(_with_ids(uow, [_record("e1")]))
