@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-UNFINISHED_LIMIT = 5000  # events an agent process takes back from the journal at start
+UNFINISHED_PAGE = 1000  # journal rows an agent process reads at a time at start
 
 
 def redfish_client(settings: Settings) -> RedfishClient:
@@ -110,6 +110,8 @@ class Deps:
     workers: WorkerPools = field(default_factory=WorkerPools)
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
     agents: dict[str, ComputeAgent] = field(default_factory=dict)
+    # The process's relay is the only one (embedded): at start, every claim is from a run that ended.
+    sole_relay: bool = False
 
 
 def build_embedded(
@@ -126,15 +128,7 @@ def build_embedded(
     bus = bus or InMemoryBus(settings.host_queue_events)
     writer = build_writer(settings, uow_factory)
     workers = WorkerPools(settings.api_threads, settings.driver_threads)
-    relay = Relay(
-        bus,
-        writer,
-        read_uow_factory,
-        clock,
-        interval=settings.relay_interval,
-        volatile_bus=bus.volatile,
-        executor=workers.api,
-    )
+    relay = Relay(bus, writer, clock, interval=settings.relay_interval, resend_after=settings.relay_resend_after)
     deps = Deps(
         settings=settings,
         engine=engine,
@@ -150,6 +144,7 @@ def build_embedded(
         notifier=notifier or build_notifier(settings),
         checkpointer=Checkpointer(engine) if sqlite else None,
         workers=workers,
+        sole_relay=True,
     )
     for host in settings.hosts:
         deps.drivers[host] = DRIVERS[settings.compute_driver](settings, host, engine)
@@ -204,15 +199,7 @@ def build_api_process(settings: Settings, *, clock: Clock | None = None, bus: Bu
     bus = bus or build_rabbit_bus(settings, role="api")
     writer = build_writer(settings, uow_factory)
     workers = WorkerPools(settings.api_threads, settings.driver_threads)
-    relay = Relay(
-        bus,
-        writer,
-        read_uow_factory,
-        clock,
-        interval=settings.relay_interval,
-        volatile_bus=False,
-        executor=workers.api,
-    )
+    relay = Relay(bus, writer, clock, interval=settings.relay_interval, resend_after=settings.relay_resend_after)
     return Deps(
         settings=settings,
         engine=engine,
@@ -272,7 +259,7 @@ def build_agent_process(
         checkpointer=Checkpointer(engine) if is_sqlite(settings.database_url) else None,
     )
     process.drivers[host] = DRIVERS[settings.compute_driver](settings, host, engine)
-    process.agents[host] = build_agent(process, host, catch_up=True)
+    process.agents[host] = build_agent(process, host)
     return process
 
 
@@ -292,9 +279,16 @@ async def start_agent_process(process: AgentProcess) -> None:
 
 
 def _unfinished_waiter_events(read_uow_factory: UnitOfWorkFactory, host: str) -> list[EventEnvelope]:
-    with read_uow_factory() as uow:
-        unfinished = uow.events.undelivered(include_dispatched=True, older_than=None, limit=UNFINISHED_LIMIT)
-    return [ev for ev in unfinished if ev.host == host and EventName(ev.name) in WAITER_EVENTS]
+    """Every unfinished waiter event of ``host``, read page by page (no cap)."""
+    found: list[EventEnvelope] = []
+    after_id = 0
+    while True:
+        with read_uow_factory() as uow:
+            page = uow.events.unfinished_on(host, after_id=after_id, limit=UNFINISHED_PAGE)
+        found.extend(ev for ev in page if EventName(ev.name) in WAITER_EVENTS)
+        if len(page) < UNFINISHED_PAGE:
+            return found
+        after_id = page[-1].id
 
 
 async def stop_agent_process(process: AgentProcess) -> None:
@@ -371,9 +365,12 @@ class AgentDeps(Protocol):
     def drivers(self) -> dict[str, VirtDriver]: ...
 
 
-def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> ComputeAgent:
-    """:param catch_up: the bus is shared by several relays that may re-send (RabbitMQ): an event
-    first applies its server's older unfinished events from the journal (see ``OlderUnfinished``)."""
+def build_agent(deps: AgentDeps, host: str) -> ComputeAgent:
+    """The agent of ``host``: the same for both shapes.
+
+    A relay's pass may re-send an event after newer ones of its server went (its first publish
+    failed): an event first applies its server's older unfinished events from the journal (see
+    ``OlderUnfinished``)."""
     settings = deps.settings
     waiters = WaiterRegistry(
         clock=deps.clock.monotonic,
@@ -406,7 +403,7 @@ def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> Comput
         waiters=waiters,
         is_transient=is_transient,
         notifier=deps.notifier,
-        catch_up=OlderUnfinished(host=host, read_uow_factory=deps.read_uow_factory) if catch_up else None,
+        catch_up=OlderUnfinished(host=host, read_uow_factory=deps.read_uow_factory),
     )
     waiters.on_early_consumed = delivery.early_event_consumed
     tools = OperationTools(
@@ -465,7 +462,7 @@ async def start(deps: Deps) -> None:
         deps.checkpointer.start()
     for agent in deps.agents.values():
         await agent.start()
-    await deps.relay.start()
+    await deps.relay.start(reclaim_all=deps.sole_relay)
 
 
 async def stop(deps: Deps) -> None:

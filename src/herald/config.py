@@ -256,8 +256,7 @@ HERALD_OPTS: list[cfg.Opt] = [
         "api_threads",
         default=4,
         min=1,
-        help="Worker threads for the API's database work (reads, server creates and actions, the events listing) "
-        "and the relay's reads.",
+        help="Worker threads for the API's database work (reads, server creates and actions, the events listing).",
     ),
     cfg.IntOpt(
         "driver_threads",
@@ -265,6 +264,14 @@ HERALD_OPTS: list[cfg.Opt] = [
         min=1,
         help="Worker threads for the compute agents' operations and virt driver calls (power sync included): a "
         "slow or hung driver holds only these, never the API's.",
+    ),
+    cfg.IntOpt(
+        "relay_resend_after",
+        default=60,
+        min=1,
+        help="Seconds after which a relay's claim on an undelivered event lapses: an event accepted by a worker "
+        "that died before publishing it, or published but not handled (its agent lost it), is sent again by the "
+        "next relay pass. Agents recognise a delivery they already handled, so a re-send has no second effect.",
     ),
 ]
 
@@ -445,6 +452,7 @@ class Settings:
     reclaim_instance_interval: int = 0
     reimage_timeout_per_gb: int = 20
     wait_for_vif_plugged_event_during_hard_reboot: tuple[str, ...] = ()
+    relay_resend_after: int = 60
 
     def __repr__(self) -> str:
         # NOTE: Settings get logged, and a database URL may hold a password.
@@ -527,6 +535,7 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         wait_for_vif_plugged_event_during_hard_reboot=tuple(
             conf.workarounds.wait_for_vif_plugged_event_during_hard_reboot
         ),
+        relay_resend_after=conf.herald.relay_resend_after,
     )
 
 

@@ -78,11 +78,11 @@ async def test_events_a_full_queue_refused_wait_in_the_journal_for_the_relay(
             # The relay's pass sends them once there is room, and records the hand-off: its next
             # pass does not send them again.
             bus.widen(10)
-            assert await deps.relay.redeliver(include_dispatched=False, older_than=None) == 3
+            assert await deps.relay.redeliver() == 3
             assert {tag: state for tag, state in (await _states(herald, stuck)).items() if tag.startswith("b")} == (
                 dict.fromkeys(("b-0", "b-1", "b-2"), "dispatched")
             )
-            assert await deps.relay.redeliver(include_dispatched=False, older_than=None) == 0
+            assert await deps.relay.redeliver() == 0
 
             gate.release()
             await herald.settle()

@@ -70,7 +70,7 @@ async def test_one_host_failing_does_not_block_another_and_the_relay_retries(db_
         assert states == {"compute-1": "accepted", "compute-2": "handled"}
 
         bus.broken.clear()
-        assert await herald.deps.relay.redeliver(include_dispatched=False, older_than=None) == 1
+        assert await herald.deps.relay.redeliver() == 1
         await herald.settle()
         states = {r["host"]: r["state"] for r in await herald.records()}
         assert states == {"compute-1": "handled", "compute-2": "handled"}
@@ -139,7 +139,7 @@ async def test_a_redelivered_event_has_no_second_effect(herald: Herald) -> None:
     assert (await herald.server(server_id))["status"] == "ACTIVE"
 
     with herald.deps.uow_factory() as uow:
-        envelopes = uow.events.undelivered(include_dispatched=True, older_than=None, limit=10)
+        envelopes = uow.events.unfinished_on("compute-1", after_id=0, limit=10)
     assert envelopes == []
     records = await herald.records(server_uuid=server_id)
     with herald.deps.uow_factory() as uow:

@@ -55,6 +55,11 @@ class EarlyBuffer(Generic[V]):
             self._drop(evicted)
         self._entries[slot] = (value, now)
 
+    def peek(self, slot: Slot) -> V | None:
+        """The value in ``slot``, left in place (it may be past its time: ``take`` decides that)."""
+        entry = self._entries.get(slot)
+        return None if entry is None else entry[0]
+
     def take(self, slot: Slot, now: float) -> tuple[V, float] | None:
         """Remove and return the live value in ``slot`` with the time it was put."""
         self.expire(now)

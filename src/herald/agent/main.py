@@ -201,6 +201,11 @@ class ComputeAgent:
         """Whether a background operation (a build waiting for its events) is still running."""
         return bool(self._tasks)
 
+    @property
+    def duplicates_suppressed(self) -> int:
+        """Deliveries received again after they were finished, and given no second effect."""
+        return self._delivery.duplicates.suppressed
+
     async def run_until_idle(self) -> None:
         """Wait for the builds and other background operations this agent started."""
         while self._tasks:

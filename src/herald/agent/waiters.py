@@ -214,6 +214,12 @@ class WaiterRegistry:
                 logger.debug("[server %s] Cancelling wait for %s: shutting down", server_uuid, waiter.key)
                 waiter.set(synthetic_failure(server_uuid, waiter.name, waiter.tag), Resolution.SHUTDOWN)
 
+    def holds(self, event: EventEnvelope) -> bool:
+        """Whether this very delivery (same journal row) is already kept for a waiter: a re-sent copy
+        must not replace it, or the replaced one would be recorded ``expired``."""
+        kept = self._early.peek((event.server_uuid, event_key(event.name, event.tag)))
+        return kept is not None and kept.id == event.id
+
     def deliver(self, event: EventEnvelope, *, vm_state: str | None = None, task_state: str | None = None) -> Delivery:
         """Hand an event to its waiter, or buffer it; ``vm_state``/``task_state`` only shape the log."""
         uuid, key = event.server_uuid, event_key(event.name, event.tag)

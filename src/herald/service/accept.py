@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from herald.domain.events import DeliveryState, EventName, EventStatus, Verdict, judge_event
+from herald.domain.events import EventName, EventStatus, Verdict, judge_event
 from herald.domain.records import EventEnvelope, EventRecord, ServerAction, accepted_record
 from herald.service.ids import new_uuid4
 from herald.service.ports import Clock, ServerTargets, UnitOfWork
@@ -52,22 +52,16 @@ class AcceptEvents:
         clock: Clock,
         new_uuid: Callable[[], str] = new_uuid4,
         *,
-        handed_off: bool = False,
         has_room: Callable[[str, int], bool] | None = None,
     ) -> None:
-        """:param handed_off: the deliveries go to an in-process bus right after the commit: record
-        them ``dispatched`` at once instead of writing every row a second time.
-        :param has_room: whether a host's delivery queue should be given so many more events; a
+        """:param has_room: whether a host's delivery queue should be given so many more events; a
         request with events for a host without room is refused whole (admission control)."""
         self._clock = clock
         self._new_uuid = new_uuid
-        self._handed_off = handed_off
         self._has_room = has_room
 
     def run(self, uow: UnitOfWork, items: Sequence[AcceptRequest]) -> list[AcceptResult]:
-        return judge_and_record(
-            uow, items, self._clock.now(), self._new_uuid, handed_off=self._handed_off, has_room=self._has_room
-        )
+        return judge_and_record(uow, items, self._clock.now(), self._new_uuid, has_room=self._has_room)
 
     @staticmethod
     def weight(item: AcceptRequest) -> int:
@@ -94,7 +88,6 @@ def judge_and_record(
     now: datetime,
     new_uuid: Callable[[], str],
     *,
-    handed_off: bool = False,
     has_room: Callable[[str, int], bool] | None = None,
 ) -> list[AcceptResult]:
     """Judge every event in request order and record the accepted ones (no commit)."""
@@ -131,10 +124,6 @@ def judge_and_record(
                 deliveries.append(envelope)
                 records.append(accepted_record(envelope, now))
         results.append(AcceptResult(verdicts, deliveries, busy_hosts))
-    if handed_off:
-        for record in records:
-            record.state = DeliveryState.DISPATCHED.value
-            record.dispatched_at = now
     if records:
         uow.events.record(records)
     if actions:

@@ -18,7 +18,7 @@ class ExternalEventsService:
     def __init__(self, writer: Writer, clock: Clock, relay: Relay) -> None:
         self._writer = writer
         self._relay = relay
-        self._job = AcceptEvents(clock, handed_off=relay.hands_off_at_commit, has_room=relay.has_room)
+        self._job = AcceptEvents(clock, has_room=relay.has_room)
 
     async def accept(self, request: AcceptRequest, *, commit_wait: float | None = None) -> AcceptResult:
         """:param commit_wait: seconds to wait for the commit at most (None: as long as it takes).

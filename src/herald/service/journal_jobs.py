@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
+from herald.domain.records import EventEnvelope
 from herald.service.ports import Clock, UnitOfWork
 
 Key = int  # a delivery's journal row id (EventEnvelope.id)
@@ -28,11 +31,38 @@ class MarkDispatched:
         return [None] * len(items)
 
 
-class MarkUndispatched:
-    """Put deliveries whose hand-off failed back to ``accepted``, for the relay's next pass."""
+@dataclass(frozen=True, slots=True)
+class ClaimPage:
+    """One page of a relay pass: unfinished deliveries above ``after_id`` whose claim lapsed."""
+
+    after_id: int
+    claimed_before: datetime
+    limit: int
+
+
+class ClaimUndelivered:
+    """Claim pages of unfinished deliveries for the relay (each page in the pass's transaction)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def run(self, uow: UnitOfWork, items: Sequence[ClaimPage]) -> list[list[EventEnvelope]]:
+        now = self._clock.now()
+        return [
+            uow.events.claim(after_id=page.after_id, claimed_before=page.claimed_before, now=now, limit=page.limit)
+            for page in items
+        ]
+
+    @staticmethod
+    def weight(item: ClaimPage) -> int:
+        return item.limit
+
+
+class ReleaseClaims:
+    """Free deliveries whose publish failed, for the next relay pass (of any relay)."""
 
     def run(self, uow: UnitOfWork, items: Sequence[Sequence[Key]]) -> list[None]:
-        uow.events.mark_undispatched([key for batch in items for key in batch])
+        uow.events.release([key for batch in items for key in batch])
         return [None] * len(items)
 
 

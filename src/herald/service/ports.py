@@ -149,8 +149,12 @@ class EventJournal(Protocol):
     def mark_dispatched(self, ids: Sequence[int], now: datetime) -> None:
         """Deliveries handed to the bus; only rows still ``accepted`` move (each is stamped once)."""
 
-    def mark_undispatched(self, ids: Sequence[int]) -> None:
-        """Deliveries recorded ``dispatched`` whose hand-off failed: back to ``accepted``."""
+    def claim(self, *, after_id: int, claimed_before: datetime, now: datetime, limit: int) -> list[EventEnvelope]:
+        """Claim, for this relay, unfinished deliveries above ``after_id`` nobody holds a claim on
+        newer than ``claimed_before`` (at most ``limit``, by id)."""
+
+    def release(self, ids: Sequence[int]) -> None:
+        """Drop the claims of deliveries whose publish failed."""
 
     def finished(self, ids: Sequence[int]) -> set[int]:
         """Which of these deliveries are already handled, failed or expired."""
@@ -168,8 +172,8 @@ class EventJournal(Protocol):
         """Deliveries to ``host`` for these servers, accepted or dispatched but not finished, whose id
         is below ``before_id`` (accepted earlier), oldest first."""
 
-    def undelivered(self, *, include_dispatched: bool, older_than: datetime | None, limit: int) -> list[EventEnvelope]:
-        """Deliveries not yet finished, oldest first (the relay's re-read)."""
+    def unfinished_on(self, host: str, *, after_id: int, limit: int) -> list[EventEnvelope]:
+        """A page of the deliveries to ``host`` not finished yet, by id, above ``after_id``."""
 
     def query(
         self,

@@ -1,24 +1,22 @@
 """The relay: hands accepted events to each host's bus queue and re-sends what was not delivered.
 
 A crash between the accept commit and the publish loses nothing: the rows stay
-``accepted`` and the relay re-reads them when it starts and every ``interval``.
+``accepted`` and a relay claims them again once their claim has lapsed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Coroutine, Sequence
-from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from herald.domain.errors import BusUnavailable
 from herald.domain.messages import DeliverEvents
 from herald.domain.records import EventEnvelope
-from herald.service.journal_jobs import MarkDispatched, MarkUndispatched
-from herald.service.ports import Bus, Clock, UnitOfWorkFactory
+from herald.service.journal_jobs import ClaimPage, ClaimUndelivered, MarkDispatched, ReleaseClaims
+from herald.service.ports import Bus, Clock
 from herald.service.writer import Writer
 
 logger = logging.getLogger(__name__)
@@ -38,43 +36,43 @@ class BoundedBus(Protocol):
 class Relay:
     """Publishes per-host event batches; one host's failure never blocks another's.
 
+    The path is the same for every transport: the accept transaction records each delivery
+    ``accepted`` and claimed by this process; after the commit the relay publishes it, and
+    marks it ``dispatched`` only once the transport has taken it (RabbitMQ: confirmed). A
+    publish that fails frees its claim for the next pass.
+
+    Each pass (at start and every ``interval``) pages through every unfinished delivery whose
+    claim is older than ``resend_after`` seconds, claims it and publishes it again: rows of a
+    relay that died before publishing, and ``dispatched`` rows nobody finished (the agent
+    recognises a delivery it already handled by id). Several relays run safely together: a
+    claimed row is left alone until its claim lapses.
+
     Hand-offs made during one turn of the event loop are published together: one
     message per host, however many requests committed in the same pass.
-
-    :param volatile_bus: the bus lives in this process and loses messages when the process dies
-        (in-memory): deliveries already ``dispatched`` but not finished are re-sent at start-up,
-        and since such a bus takes a message the moment it is published, the accept transaction
-        records the hand-off itself (:attr:`hands_off_at_commit`); a publish that fails puts its
-        deliveries back to ``accepted`` for the periodic pass.
     """
 
     def __init__(
         self,
         bus: Bus,
         writer: Writer,
-        uow_factory: UnitOfWorkFactory,
         clock: Clock,
         *,
         interval: float,
-        volatile_bus: bool,
-        batch_limit: int = 5000,
-        executor: Executor | None = None,
+        resend_after: float,
+        page_size: int = 1000,
     ) -> None:
-        """:param executor: where the relay's database reads run (None: the loop's default executor)."""
         self._bus = bus
         self._writer = writer
-        self._uow_factory = uow_factory
         self._clock = clock
         self._interval = interval
-        self._volatile_bus = volatile_bus
-        self._batch_limit = batch_limit
-        self._executor = executor
+        self._resend_after = resend_after
+        self._page_size = page_size
         self._mark = MarkDispatched(clock)
-        self._unmark = MarkUndispatched()
-        self.hands_off_at_commit = volatile_bus
+        self._claim = ClaimUndelivered(clock)
+        self._release = ReleaseClaims()
         self._bounded = bus if isinstance(bus, BoundedBus) else None
         self._pending: dict[str, list[EventEnvelope]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[int]] = set()
         self._periodic: asyncio.Task[None] | None = None
 
     def has_room(self, host: str, events: int) -> bool:
@@ -93,8 +91,10 @@ class Relay:
         for host, envelopes in pending.items():
             self._spawn(self._publish(host, envelopes, redelivery=False))
 
-    async def start(self) -> None:
-        await self.redeliver(include_dispatched=self._volatile_bus, older_than=None)
+    async def start(self, *, reclaim_all: bool = False) -> None:
+        """:param reclaim_all: the first pass takes every unfinished delivery, claimed or not: the
+        transport kept nothing of an earlier run (in-memory) and no other relay is alive."""
+        await self.redeliver(claimed_before=self._clock.now() if reclaim_all else None)
         self._periodic = asyncio.create_task(self._run_periodically())
 
     async def stop(self) -> None:
@@ -110,34 +110,47 @@ class Relay:
             if self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def redeliver(self, *, include_dispatched: bool, older_than: float | None) -> int:
-        """Publish every unfinished delivery again, oldest first; returns how many."""
-        cutoff = None if older_than is None else self._clock.now() - timedelta(seconds=older_than)
-        read = functools.partial(self._read_undelivered, include_dispatched, cutoff)
-        envelopes = await asyncio.get_running_loop().run_in_executor(self._executor, read)
-        by_host: dict[str, list[EventEnvelope]] = {}
-        for envelope in envelopes:
-            by_host.setdefault(envelope.host, []).append(envelope)
-        await asyncio.gather(*(self._publish(host, batch, redelivery=True) for host, batch in by_host.items()))
-        if envelopes:
-            logger.info("Relay re-sent %d undelivered events to %d hosts", len(envelopes), len(by_host))
-        return len(envelopes)
+    async def redeliver(self, *, claimed_before: datetime | None = None) -> int:
+        """One pass: claim and publish every unfinished delivery whose claim lapsed, page by page,
+        oldest first; returns how many were published.
 
-    def _read_undelivered(self, include_dispatched: bool, cutoff: datetime | None) -> list[EventEnvelope]:
-        with self._uow_factory() as uow:
-            return uow.events.undelivered(
-                include_dispatched=include_dispatched, older_than=cutoff, limit=self._batch_limit
+        :param claimed_before: claims older than this have lapsed (default: ``resend_after`` ago).
+        """
+        if claimed_before is None:
+            claimed_before = self._clock.now() - timedelta(seconds=self._resend_after)
+        sent = after_id = 0
+        hosts: set[str] = set()
+        while True:
+            page = ClaimPage(after_id, claimed_before, self._page_size)
+            envelopes = await self._writer.submit(self._claim, page)
+            if not envelopes:
+                break
+            by_host: dict[str, list[EventEnvelope]] = {}
+            for envelope in envelopes:
+                by_host.setdefault(envelope.host, []).append(envelope)
+            # NOTE: a page is published before the next is claimed: memory stays bounded by the page.
+            results = await asyncio.gather(
+                *(self._publish(host, batch, redelivery=True) for host, batch in by_host.items())
             )
+            sent += sum(count for count in results)
+            hosts.update(by_host)
+            after_id = envelopes[-1].id
+            if len(envelopes) < self._page_size:
+                break
+        if sent:
+            logger.info("Relay re-sent %d undelivered events to %d hosts", sent, len(hosts))
+        return sent
 
     async def _run_periodically(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
             try:
-                await self.redeliver(include_dispatched=False, older_than=self._interval)
+                await self.redeliver()
             except Exception:
                 logger.exception("Relay pass failed; retrying in %s s", self._interval)
 
-    async def _publish(self, host: str, envelopes: Sequence[EventEnvelope], *, redelivery: bool) -> None:
+    async def _publish(self, host: str, envelopes: Sequence[EventEnvelope], *, redelivery: bool) -> int:
+        """Publish, then mark ``dispatched``; returns how many were published (0 or all)."""
         keys = [envelope.id for envelope in envelopes]
         try:
             await self._bus.publish(host, [DeliverEvents(tuple(envelopes), redelivery=redelivery)])
@@ -149,15 +162,12 @@ class Relay:
                 logger.warning("Could not dispatch %d events to host %s: %s; will retry", len(keys), host, exc)
             else:
                 logger.exception("Could not dispatch %d events to host %s; the relay will retry", len(keys), host)
-            if self.hands_off_at_commit:
-                await self._writer.submit(self._unmark, keys)
-            return
-        # NOTE: a re-send of deliveries put back to ``accepted`` records its hand-off even when
-        # fresh ones are recorded at commit: otherwise every later pass would send them again.
-        if redelivery or not self.hands_off_at_commit:
-            await self._writer.submit(self._mark, keys)
+            await self._writer.submit(self._release, keys)
+            return 0
+        await self._writer.submit(self._mark, keys)
+        return len(keys)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, int]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -36,6 +37,8 @@ def write_config(path: Path, *, database_url: str, transport_url: str, default: 
         "auth_strategy = noauth2\n"
         "[herald]\n"
         "relay_interval = 1\n"
+        # NOTE: the claims of a killed API worker's relay lapse soon: its orphans are re-sent quickly.
+        "relay_resend_after = 5\n"
     )
     return path
 
@@ -77,6 +80,7 @@ class Cluster:
         self, tmp_path: Path, *, database_url: str, transport_url: str, hosts: int = 3, default: str = ""
     ) -> None:
         self.tmp_path = tmp_path
+        self.transport_url = transport_url
         self.config = write_config(
             tmp_path / "herald.conf", database_url=database_url, transport_url=transport_url, default=default
         )
@@ -126,6 +130,10 @@ class Cluster:
 
     def _api_log(self) -> str:
         return (self.tmp_path / "api.log").read_text()
+
+    def duplicates_suppressed(self) -> int:
+        """Deliveries the agents received again after finishing them and gave no second effect (their logs)."""
+        return sum(path.read_text().count("Duplicate delivery of event") for path in self.tmp_path.glob("agent-*.log"))
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.tmp_path.glob("*.log")))
@@ -244,21 +252,50 @@ def check_exactly_once_in_order(cluster: Cluster, sent: Sent) -> dict[str, int]:
             counts["effects"] += len(steps)
         assert _in_final_state(cluster, server_id, stream)
         counts["in_final_state"] += 1
+    counts["duplicates_suppressed"] = cluster.duplicates_suppressed()
     return counts
 
 
-def send_rounds_retrying(cluster: Cluster, servers: list[str], rounds: range, sent: Sent, retried: set[str]) -> None:
+def send_rounds_retrying(
+    cluster: Cluster,
+    servers: list[str],
+    rounds: range,
+    sent: Sent,
+    retried: set[str],
+    unanswered: set[str] | None = None,
+) -> None:
     """:func:`send_rounds` as a real client does it: a request that got no answer is sent again (a new
-    event; the first one may have been committed). ``retried`` collects "server/round" of those."""
+    event; the first one may have been committed). ``retried`` collects "server/round" of those;
+    ``unanswered`` those whose connection broke before any answer (a request in flight).
+
+    One kept-alive connection, as an SDK keeps it: it stays with one API worker, so killing that
+    worker while it works on the request breaks it (a fresh connection per request would mostly
+    be between requests)."""
+    headers = {**ADMIN, "OpenStack-API-Version": "compute 2.76"}
+    with httpx.Client(headers=headers, timeout=30) as client:
+        _send_rounds_on(client, cluster.url, servers, rounds, sent, retried, unanswered)
+
+
+def _send_rounds_on(
+    client: httpx.Client,
+    url: str,
+    servers: list[str],
+    rounds: range,
+    sent: Sent,
+    retried: set[str],
+    unanswered: set[str] | None,
+) -> None:
     for n in rounds:
         tag = "POWER_OFF" if n % 2 == 0 else "POWER_ON"
         for server_id in servers:
             body = {"events": [{"name": "power-update", "server_uuid": server_id, "tag": tag}]}
             while True:
                 try:
-                    response = cluster.post("/os-server-external-events", body)
+                    response = client.post(url + "/os-server-external-events", json=body)
                 except httpx.TransportError:
                     retried.add(f"{server_id}/{n}")
+                    if unanswered is not None:
+                        unanswered.add(f"{server_id}/{n}")
                     continue
                 if response.status_code == 200:
                     break
@@ -306,4 +343,28 @@ def check_with_client_retries(cluster: Cluster, sent: Sent, retried: set[str]) -
         counts["handled"] += len(records)
         assert _in_final_state(cluster, server_id, stream)
         counts["in_final_state"] += 1
+    counts["duplicates_suppressed"] = cluster.duplicates_suppressed()
     return counts
+
+
+def send_concurrently(
+    cluster: Cluster,
+    servers: list[str],
+    rounds: range,
+    sent: Sent,
+    retried: set[str],
+    unanswered: set[str],
+    *,
+    clients: int,
+) -> list[threading.Thread]:
+    """:func:`send_rounds_retrying` from ``clients`` threads at once, each with its own servers (so each
+    server's events still go one after the other); returns the started threads."""
+    threads = [
+        threading.Thread(
+            target=send_rounds_retrying, args=(cluster, servers[n::clients], rounds, sent, retried, unanswered)
+        )
+        for n in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    return threads

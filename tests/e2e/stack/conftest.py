@@ -36,11 +36,11 @@ def make_cluster(tmp_path: Path, pg_url: str, amqp_url: str) -> Iterator[Callabl
     made: list[Cluster] = []
 
     def make(**options: Any) -> Cluster:
-        made.append(Cluster(tmp_path, database_url=pg_url, transport_url=amqp_url, **options))
+        made.append(Cluster(tmp_path, **{"database_url": pg_url, "transport_url": amqp_url, **options}))
         made[-1].start()
         return made[-1]
 
     yield make
     for cluster in made:
         cluster.stop()
-        asyncio.run(delete_queues(amqp_url, cluster.hosts))
+        asyncio.run(delete_queues(cluster.transport_url, cluster.hosts))

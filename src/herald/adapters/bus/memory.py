@@ -42,8 +42,6 @@ class InMemoryBus:
     are always taken.
     """
 
-    volatile = True
-
     def __init__(self, max_events: int = DEFAULT_MAX_EVENTS) -> None:
         self._max_events = max_events
         self._queues: dict[str, asyncio.Queue[object]] = {}

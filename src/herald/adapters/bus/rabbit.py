@@ -150,8 +150,6 @@ class RabbitBus:
     :param reconnect_delay: (first, largest) seconds between two connection attempts.
     """
 
-    volatile = False
-
     def __init__(
         self,
         transport: RabbitTransport,

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Integer,
     RowMapping,
-    Select,
-    bindparam,
     func,
     select,
 )
@@ -46,17 +41,6 @@ def _record(row: RowMapping) -> EventRecord:
     )
 
 
-@functools.cache
-def _undelivered_statement(include_dispatched: bool, has_older_than: bool) -> Select[Any]:
-    states = [DeliveryState.ACCEPTED.value]
-    if include_dispatched:
-        states.append(DeliveryState.DISPATCHED.value)
-    stmt = select(_ev).where(_ev.c.state.in_(states))
-    if has_older_than:
-        stmt = stmt.where(_ev.c.accepted_at < bindparam("older_than"))
-    return stmt.order_by(_ev.c.accepted_at, _ev.c.id).limit(bindparam("limit", type_=Integer()))
-
-
 class SqlEventJournal:
     """One ``external_events`` row per accepted event and target host, known by its integer id.
 
@@ -71,7 +55,8 @@ class SqlEventJournal:
 
     _INSERT_SQL = (
         "INSERT INTO external_events (id, uuid, request_id, server_uuid, name, tag, status, host, state,"
-        " accepted_at, dispatched_at, handled_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " accepted_at, dispatched_at, handled_at, outcome, claimed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     # NOTE: the agent may finish a delivery before the relay records its hand-off: the time is
     # still written once, and the state only moves forward.
@@ -80,9 +65,14 @@ class SqlEventJournal:
         " state = CASE WHEN state = 'accepted' THEN 'dispatched' ELSE state END"
         " WHERE id = ? AND dispatched_at IS NULL"
     )
-    _UNDISPATCHED_SQL = (
-        "UPDATE external_events SET state = 'accepted', dispatched_at = NULL WHERE id = ? AND state = 'dispatched'"
+    # NOTE: keyset pages by id: a pass reaches every unfinished row however many there are.
+    _CLAIMABLE_SQL = (
+        "SELECT id, uuid, request_id, server_uuid, name, tag, status, host FROM external_events"
+        " WHERE state IN ('accepted', 'dispatched') AND id > ? AND (claimed_at IS NULL OR claimed_at < ?)"
+        " ORDER BY id LIMIT ?"
     )
+    _CLAIM_SQL = "UPDATE external_events SET claimed_at = ? WHERE id = ?"
+    _RELEASE_SQL = "UPDATE external_events SET claimed_at = NULL WHERE id = ?"
     # A finished delivery was necessarily handed off: if the relay's mark has not landed yet,
     # the finish time stands in for it.
     _FINISHED_SQL = (
@@ -137,6 +127,8 @@ class SqlEventJournal:
                 stamp(r.dispatched_at),
                 stamp(r.handled_at),
                 r.outcome,
+                # NOTE: the accepting process's relay publishes its rows itself: claimed from the start.
+                stamp(r.accepted_at),
             )
             for r in records
         ]
@@ -148,10 +140,31 @@ class SqlEventJournal:
             at = timestamp(self._conn, now)
             executemany(self._conn, self._DISPATCHED_SQL, [(at, row_id) for row_id in ids])
 
-    def mark_undispatched(self, ids: Sequence[int]) -> None:
-        """Deliveries recorded ``dispatched`` whose hand-off failed go back to ``accepted``."""
+    def claim(self, *, after_id: int, claimed_before: datetime, now: datetime, limit: int) -> list[EventEnvelope]:
+        """Take for publishing up to ``limit`` unfinished deliveries with an id above ``after_id``, by id.
+
+        A delivery is free when nobody claimed it, or its claim is older than ``claimed_before``
+        (its relay died, or its hand-off was never finished). On PostgreSQL the rows another
+        relay is claiming right now are skipped (``FOR UPDATE SKIP LOCKED``); SQLite has a single
+        writer, so the claim is whole at once.
+        """
+        sql = self._CLAIMABLE_SQL
+        if self._conn.dialect.name == "postgresql":
+            sql += " FOR UPDATE SKIP LOCKED"
+        conn = self._conn
+        rows = fetchall(conn, sql, [after_id, timestamp(conn, claimed_before), limit])
+        if rows:
+            at = timestamp(conn, now)
+            executemany(conn, self._CLAIM_SQL, [(at, row[0]) for row in rows])
+        return [
+            EventEnvelope(uuid, request_id, server_uuid, name, tag, status, host, id=row_id)
+            for row_id, uuid, request_id, server_uuid, name, tag, status, host in rows
+        ]
+
+    def release(self, ids: Sequence[int]) -> None:
+        """Deliveries whose publish failed are free again for the next pass of any relay."""
         if ids:
-            executemany(self._conn, self._UNDISPATCHED_SQL, [(row_id,) for row_id in ids])
+            executemany(self._conn, self._RELEASE_SQL, [(row_id,) for row_id in ids])
 
     def finished(self, ids: Sequence[int]) -> set[int]:
         """:returns: those of the deliveries that are handled, failed or expired."""
@@ -173,30 +186,17 @@ class SqlEventJournal:
             params = [(state, outcome, at, at, row_id) for row_id, state, outcome in results]
             executemany(self._conn, self._FINISHED_SQL, params)
 
-    def undelivered(self, *, include_dispatched: bool, older_than: datetime | None, limit: int) -> list[EventEnvelope]:
-        """Deliveries still ``accepted`` (and ``dispatched`` too, if asked), oldest first.
+    _UNFINISHED_ON_SQL = (
+        "SELECT id, uuid, request_id, server_uuid, name, tag, status, host FROM external_events"
+        " WHERE host = ? AND id > ? AND state IN ('accepted', 'dispatched') ORDER BY id LIMIT ?"
+    )
 
-        :param include_dispatched: also return deliveries handed to the bus but not finished.
-        :param older_than: only those accepted before this time (naive UTC), if given.
-        :param limit: at most this many.
-        :returns: envelopes to publish again (without user and project, which the journal does not keep).
-        """
-        stmt = _undelivered_statement(include_dispatched, older_than is not None)
-        params: dict[str, Any] = {"limit": limit}
-        if older_than is not None:
-            params["older_than"] = older_than
+    def unfinished_on(self, host: str, *, after_id: int, limit: int) -> list[EventEnvelope]:
+        """Up to ``limit`` unfinished deliveries to ``host`` with an id above ``after_id``, by id (a page)."""
+        rows = fetchall(self._conn, self._UNFINISHED_ON_SQL, [host, after_id, limit])
         return [
-            EventEnvelope(
-                uuid=row["uuid"],
-                request_id=row["request_id"],
-                server_uuid=row["server_uuid"],
-                name=row["name"],
-                tag=row["tag"],
-                status=row["status"],
-                host=row["host"],
-                id=row["id"],
-            )
-            for row in self._conn.execute(stmt, params).mappings()
+            EventEnvelope(uuid, request_id, server_uuid, name, tag, status, to_host, id=row_id)
+            for row_id, uuid, request_id, server_uuid, name, tag, status, to_host in rows
         ]
 
     _UNFINISHED_BEFORE_SQL = (

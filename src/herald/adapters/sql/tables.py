@@ -175,6 +175,8 @@ external_events = Table(
     Column("dispatched_at", DateTime),
     Column("handled_at", DateTime),
     Column("outcome", Text),
+    # When a relay last took the row to publish it; a claim older than the resend delay has lapsed.
+    Column("claimed_at", DateTime),
     Index("ix_external_events_state_host", "state", "host"),
     Index("ix_external_events_server_uuid", "server_uuid"),
 )

@@ -1,8 +1,8 @@
 """The Bus contract (service/ports.py), one suite for the in-memory bus and RabbitMQ.
 
-Where the two differ by design the expectation is parametrized: the in-memory bus is
-volatile and dead-letters a message whose handler raised (the relay re-sends unfinished
-events after a restart); RabbitMQ puts it back for redelivery and redelivers whatever a
+Where the two differ by design the expectation is parametrized: the in-memory bus keeps
+nothing across a restart and dead-letters a message whose handler raised (a relay pass re-sends
+what was not finished); RabbitMQ puts it back for redelivery and redelivers whatever a
 dead consumer left unacknowledged.
 """
 
@@ -94,7 +94,7 @@ async def test_a_handler_that_raises_does_not_block_later_messages(bus_factory: 
 async def test_a_message_is_acknowledged_only_after_its_handler_returned(bus_factory: Fixture) -> None:
     kind, factory, new_host = bus_factory
     if kind == "memory":
-        pytest.skip("the in-memory bus is volatile by design: the relay re-sends unfinished events at start-up")
+        pytest.skip("the in-memory bus keeps nothing across a restart: the relay re-sends at start-up")
     host = new_host()
     first = factory()
     started = asyncio.Event()

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import aio_pika
 import pytest
 
-from herald.adapters.bus.rabbit import RabbitBus, queue_name
+from herald.adapters.bus.rabbit import queue_name
 from herald.domain.errors import BusUnavailable
 from herald.domain.messages import DeliverEvents, StopServer
 from herald.domain.records import EventEnvelope
@@ -173,7 +173,3 @@ async def test_event_batches_are_handed_on_as_possible_copies(amqp_url: str) -> 
     finally:
         await bus.close()
         await delete_queues(amqp_url, [host])
-
-
-def test_the_bus_is_durable() -> None:
-    assert RabbitBus.volatile is False

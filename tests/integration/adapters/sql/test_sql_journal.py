@@ -191,63 +191,54 @@ def test_finished_with_many_keys(uow_factory: UowFactory) -> None:
         assert uow.events.finished([r.id for r in records if r.id is not None]) == {r.id for r in records[::2]}
 
 
-def test_undelivered_order_and_filters(uow_factory: UowFactory) -> None:
-    # Inserted out of time order on purpose: the answer is by accepted_at.
-    late, early, middle = _record("late", seconds=30), _record("early", seconds=10), _record("mid", "c2", seconds=20)
-    done = _record("done", seconds=0, state=HANDLED)
-    _record_all(uow_factory, late, early, middle, done)
-    with uow_factory() as uow:
-        uow.events.mark_dispatched(_ids(uow, [("mid", "c2")]), T0 + timedelta(seconds=21))
-        uow.commit()
-    with uow_factory() as uow:
-        journal = uow.events
-        assert journal.undelivered(include_dispatched=False, older_than=None, limit=10) == [
-            _envelope(early),
-            _envelope(late),
-        ]
-        assert journal.undelivered(include_dispatched=True, older_than=None, limit=10) == [
-            _envelope(early),
-            _envelope(middle),
-            _envelope(late),
-        ]
-        assert journal.undelivered(include_dispatched=True, older_than=None, limit=2) == [
-            _envelope(early),
-            _envelope(middle),
-        ]
-        older_than = T0 + timedelta(seconds=30)
-        assert journal.undelivered(include_dispatched=True, older_than=older_than, limit=10) == [
-            _envelope(early),
-            _envelope(middle),
-        ]
-        assert journal.undelivered(include_dispatched=False, older_than=T0, limit=10) == []
-
-
 def test_uncommitted_records_are_invisible(uow_factory: UowFactory) -> None:
     with uow_factory() as uow:
         uow.events.record(_with_ids(uow, [_record("e1")]))
     assert _states(uow_factory) == {}
 
 
-def test_mark_undispatched_puts_only_dispatched_rows_back(uow_factory: UowFactory) -> None:
-    """An in-process hand-off recorded at accept time is undone when the publish failed."""
+def test_claim_pages_through_unfinished_rows_whose_claim_lapsed(uow_factory: UowFactory) -> None:
+    """A row is claimed by its accept (its own relay publishes it); a pass takes it once that lapsed."""
     t1 = T0 + timedelta(seconds=1)
-    _record_all(
-        uow_factory,
-        _record("e1", state=DISPATCHED, dispatched_at=t1),
-        _record("e2", state=HANDLED, dispatched_at=t1),
-        _record("e3"),
-    )
+    rows = [_record(f"e{n}", seconds=n) for n in range(5)]
+    rows.append(_record("done", state=HANDLED))
+    rows.append(_record("sent", state=DISPATCHED, dispatched_at=t1))
+    _record_all(uow_factory, *rows)
+    now = T0 + timedelta(seconds=100)
     with uow_factory() as uow:
-        uow.events.mark_undispatched(_ids(uow, [("e1", "c1"), ("e2", "c1"), ("e3", "c1")]))
+        # Claims taken at accept (T0 + n) are not older than T0 + 2: only e0, e1 and "sent" (at T0) are free.
+        first = uow.events.claim(after_id=0, claimed_before=T0 + timedelta(seconds=2), now=now, limit=2)
+        assert [e.uuid for e in first] == ["e0", "e1"]
+        rest = uow.events.claim(after_id=first[-1].id, claimed_before=T0 + timedelta(seconds=2), now=now, limit=2)
+        assert [e.uuid for e in rest] == ["sent"]
         uow.commit()
     with uow_factory() as uow:
-        got = {r.uuid: (r.state, r.dispatched_at) for r in uow.events.query()}
-    assert got == {"e1": (ACCEPTED, None), "e2": (HANDLED, t1), "e3": (ACCEPTED, None)}
+        # Just claimed: another pass leaves them alone until their claim lapses in turn.
+        again = uow.events.claim(after_id=0, claimed_before=now, now=now, limit=10)
+        assert [e.uuid for e in again] == ["e2", "e3", "e4"]
+        uow.events.release([e.id for e in again[:1]])
+        uow.commit()
     with uow_factory() as uow:
-        assert [e.uuid for e in uow.events.undelivered(include_dispatched=False, older_than=None, limit=10)] == [
-            "e1",
-            "e3",
-        ]
+        assert [e.uuid for e in uow.events.claim(after_id=0, claimed_before=now, now=now, limit=10)] == ["e2"]
+        later = now + timedelta(seconds=1)
+        everything = uow.events.claim(after_id=0, claimed_before=later, now=later, limit=10)
+        assert [e.uuid for e in everything] == ["e0", "e1", "e2", "e3", "e4", "sent"]
+
+
+def test_two_relays_never_claim_the_same_rows(uow_factory: UowFactory, db_url: str) -> None:
+    """PostgreSQL: a relay skips the rows another relay's open claim holds (FOR UPDATE SKIP LOCKED).
+    (SQLite has one writer at a time: its second claim would wait for the first to commit.)"""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("several relays at once need PostgreSQL")
+    _record_all(uow_factory, *(_record(f"e{n}") for n in range(6)))
+    later = T0 + timedelta(seconds=10)
+    with uow_factory() as first, uow_factory() as second:
+        mine = first.events.claim(after_id=0, claimed_before=later, now=later, limit=4)
+        theirs = second.events.claim(after_id=0, claimed_before=later, now=later, limit=4)
+        assert [e.uuid for e in mine] == ["e0", "e1", "e2", "e3"]
+        assert [e.uuid for e in theirs] == ["e4", "e5"]
+        first.commit()
+        second.commit()
 
 
 def test_unfinished_before_finds_earlier_deliveries_of_the_servers(uow_factory: UowFactory) -> None:
@@ -275,3 +266,20 @@ def test_unfinished_before_finds_earlier_deliveries_of_the_servers(uow_factory: 
         "completed",
         "req-1",
     )
+
+
+def test_unfinished_on_pages_through_one_hosts_unfinished_rows(uow_factory: UowFactory) -> None:
+    _record_all(
+        uow_factory,
+        _record("e1"),
+        _record("e2", state=HANDLED),
+        _record("e3", state=DISPATCHED),
+        _record("e4", host="c2"),
+        _record("e5"),
+        _record("e6"),
+    )
+    with uow_factory() as uow:
+        first = uow.events.unfinished_on("c1", after_id=0, limit=2)
+        second = uow.events.unfinished_on("c1", after_id=first[-1].id, limit=2)
+        third = uow.events.unfinished_on("c1", after_id=second[-1].id, limit=2)
+    assert [[e.uuid for e in page] for page in (first, second, third)] == [["e1", "e3"], ["e5", "e6"], []]
