@@ -8,7 +8,8 @@ HeraldError
 │   ├── MetadataItemNotFound
 │   ├── TagNotFound
 │   ├── KeypairNotFound
-│   └── HostNotFound
+│   ├── HostNotFound
+│   └── FlavorExtraSpecNotFound
 ├── Invalid                      (the caller asked for something malformed)
 │   ├── ImageRefInvalid
 │   └── MarkerNotFound           (a listing's marker names nothing listed)
@@ -18,7 +19,8 @@ HeraldError
 │   ├── ServerLocked             (locked, and the caller is no admin)
 │   ├── ServerNotReady           (it has no host yet)
 │   ├── UnshelveInvalidState     (a host or zone named for a server that is not offloaded)
-│   └── UnexpectedTaskState      (a guarded save lost a race)
+│   ├── UnexpectedTaskState      (a guarded save lost a race)
+│   └── FlavorExists             (a flavor with that name or id exists)
 ├── NoValidHost
 ├── Forbidden
 │   ├── TooManyServers           (one request asks for more servers than it may make)
@@ -185,3 +187,12 @@ class NotSupportedByDriver(DriverError):
 
 class BusUnavailable(HeraldError):
     message = "The message bus is unavailable."
+
+
+class FlavorExtraSpecNotFound(NotFound):
+    def __init__(self, flavor_id: str, key: str) -> None:
+        super().__init__(f"Flavor {flavor_id} has no extra specs with key {key}.")
+
+
+class FlavorExists(Conflict):
+    """Nova's FlavorExists / FlavorIdExists texts."""

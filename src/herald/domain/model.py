@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from herald.domain.flavors import Flavor
+
 
 class VmState(enum.StrEnum):
     ACTIVE = "active"
@@ -151,6 +153,8 @@ class Server:
     config_drive: bool = False
     trusted_image_certificates: list[str] | None = None  # 2.63
     scheduler_hints: dict[str, list[object]] = field(default_factory=dict)  # each value a list, as Nova keeps them
+    flavor: Flavor | None = None  # the copy made at create (Nova's instance.flavor); None: unknown flavor_id
+    accelerator_requests: list[str] = field(default_factory=list)  # ARQ uuids made for the boot
 
     @property
     def status(self) -> str:

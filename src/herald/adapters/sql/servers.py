@@ -13,6 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from herald.adapters.sql.driver_sql import fetchall, placeholders
 from herald.adapters.sql.tables import migrations, servers
+from herald.domain.flavors import flavor_from_dict, flavor_to_dict
 from herald.domain.model import Migration, Server, Vif, VolumeAttachment
 from herald.service.ports import ServerTargets
 
@@ -71,6 +72,8 @@ def _server_values(server: Server) -> dict[str, Any]:
         "config_drive": server.config_drive,
         "trusted_image_certificates": server.trusted_image_certificates,
         "scheduler_hints": server.scheduler_hints,
+        "flavor": None if server.flavor is None else flavor_to_dict(server.flavor),
+        "accelerator_requests": list(server.accelerator_requests),
     }
 
 
@@ -119,6 +122,8 @@ def _server(row: RowMapping) -> Server:
         config_drive=row["config_drive"],
         trusted_image_certificates=row["trusted_image_certificates"],
         scheduler_hints=dict(row["scheduler_hints"] or {}),
+        flavor=None if row["flavor"] is None else flavor_from_dict(row["flavor"]),
+        accelerator_requests=list(row["accelerator_requests"] or ()),
     )
 
 
