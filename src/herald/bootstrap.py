@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.engine import Engine
 
+from herald.adapters.accelerator.memory import InMemoryAccelerators
 from herald.adapters.bus.memory import InMemoryBus
 from herald.adapters.clock import SystemClock
 from herald.adapters.network.memory import InMemoryNetwork
@@ -108,6 +109,7 @@ class Deps:
     workers: WorkerPools = field(default_factory=WorkerPools)
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
     agents: dict[str, ComputeAgent] = field(default_factory=dict)
+    accelerators: InMemoryAccelerators = field(default_factory=InMemoryAccelerators)
 
 
 def build_embedded(
@@ -247,6 +249,7 @@ class AgentProcess:
     checkpointer: Checkpointer | None = None
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
     agents: dict[str, ComputeAgent] = field(default_factory=dict)
+    accelerators: InMemoryAccelerators = field(default_factory=InMemoryAccelerators)
 
 
 def build_agent_process(
@@ -367,6 +370,9 @@ class AgentDeps(Protocol):
 
     @property
     def drivers(self) -> dict[str, VirtDriver]: ...
+
+    @property
+    def accelerators(self) -> InMemoryAccelerators: ...
 
 
 def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> ComputeAgent:

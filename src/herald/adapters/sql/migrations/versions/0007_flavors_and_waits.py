@@ -83,9 +83,7 @@ def _seed(flavors: sa.Table) -> None:
     op.bulk_insert(flavors, rows)
     servers = sa.table("servers", sa.column("flavor_id", sa.String()), sa.column("flavor", sa.JSON()))
     for flavor in FLAVORS:
-        op.execute(
-            servers.update().where(servers.c.flavor_id == flavor.flavorid).values(flavor=flavor_to_dict(flavor))
-        )
+        op.execute(servers.update().where(servers.c.flavor_id == flavor.flavorid).values(flavor=flavor_to_dict(flavor)))
 
 
 def downgrade() -> None:
