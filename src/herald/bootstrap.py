@@ -25,6 +25,7 @@ from herald.adapters.virt.fake import FakeVirtDriver
 from herald.adapters.volume.memory import InMemoryVolumes
 from herald.agent.build import BuildPolicy
 from herald.agent.context import Backends, ServerLocks
+from herald.agent.current_waits import CurrentWaits
 from herald.agent.event_delivery import ApplyEvents, EventDelivery, OlderUnfinished, Prepare
 from herald.agent.event_handlers import WAITER_EVENTS
 from herald.agent.main import ComputeAgent
@@ -385,6 +386,7 @@ def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> Comput
         early_ttl=float(settings.early_event_ttl),
     )
     locks = ServerLocks()
+    current_waits = CurrentWaits(host=host, registry=waiters, writer=deps.writer, clock=deps.clock)
     driver = deps.drivers[host]
     notifications = InstanceNotifications(
         host=host, enabled=deps.notifier.enabled, bdms=settings.notifications.bdms_in_notifications
@@ -426,9 +428,13 @@ def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> Comput
         tools=tools,
         network=deps.network,
         waiters=waiters,
-        build_policy=BuildPolicy(settings.vif_plugging_timeout, settings.vif_plugging_is_fatal),
+        build_policy=BuildPolicy(
+            settings.vif_plugging_timeout, settings.vif_plugging_is_fatal, settings.arq_binding_timeout
+        ),
         notifier=deps.notifier,
         notifications=notifications,
+        current_waits=current_waits,
+        accelerators=deps.accelerators,
     )
     return ComputeAgent(
         host=host,
@@ -453,6 +459,7 @@ def build_agent(deps: AgentDeps, host: str, *, catch_up: bool = False) -> Comput
             grace=float(settings.power_state_change_grace),
         ),
         sync_power_state_interval=float(settings.sync_power_state_interval),
+        current_waits=current_waits,
     )
 
 

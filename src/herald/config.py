@@ -81,6 +81,13 @@ DEFAULT_OPTS: list[cfg.Opt] = [
         help="Seconds a shelved server stays on its host before it is offloaded: 0 offloads at once, "
         "-1 never (only shelveOffload does). Positive values keep it shelved (no periodic offload yet).",
     ),
+    cfg.IntOpt(
+        "arq_binding_timeout",
+        default=300,
+        min=1,
+        help="Seconds a boot waits for accelerator-request-bound of each accelerator request its flavor's "
+        "device profile made; a timeout or a failed binding fails the boot (ERROR).",
+    ),
 ]
 
 DATABASE_OPTS: list[cfg.Opt] = [
@@ -402,6 +409,7 @@ class Settings:
     redfish: RedfishSettings = field(default_factory=RedfishSettings)
     power_watch_interval: int = 10
     rabbit: RabbitSettings = field(default_factory=RabbitSettings)
+    arq_binding_timeout: int = 300
 
     def __repr__(self) -> str:
         # NOTE: Settings get logged, and a database URL may hold a password.
@@ -479,6 +487,7 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
             ssl_cert_file=conf.oslo_messaging_rabbit.ssl_cert_file or None,
             ssl_key_file=conf.oslo_messaging_rabbit.ssl_key_file or None,
         ),
+        arq_binding_timeout=conf.arq_binding_timeout,
     )
 
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from herald.agent.current_waits import CurrentWaits
 from herald.agent.event_delivery import EventDelivery
 from herald.agent.power_sync import PowerSync
 from herald.agent.recovery import RecoverHost
@@ -52,6 +53,7 @@ class ComputeAgent:
         early_ttl: float,
         power_sync: PowerSync,
         sync_power_state_interval: float,
+        current_waits: CurrentWaits | None = None,
     ) -> None:
         self.host = host
         self._bus = bus
@@ -71,6 +73,7 @@ class ComputeAgent:
         self._unlogged_expiries = 0
         self._delivered_since_expiry = 0
         self._expiry_sample: list[str] = []
+        self._current_waits = current_waits
         self._tasks: set[asyncio.Task[None]] = set()
         self._periodic: list[asyncio.Task[None]] = []
         self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
@@ -101,6 +104,8 @@ class ComputeAgent:
 
     async def start(self) -> None:
         await self.heartbeat()
+        if self._current_waits is not None:
+            await self._current_waits.clear()
         again = await self._writer.submit(RecoverHost(self.host), self._clock.now())
         await self._bus.subscribe(self.host, self.handle)
         if again:

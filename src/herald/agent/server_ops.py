@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from herald.agent.build import Build, BuildPolicy
+from herald.agent.current_waits import CurrentWaits
 from herald.agent.operation import OperationTools
 from herald.agent.transitions import Status, Step, Transition
 from herald.agent.waiters import WaiterRegistry
@@ -36,7 +37,7 @@ from herald.service.notifications import (
     Phase,
     send,
 )
-from herald.service.ports import NetworkBackend, Notifier, UnitOfWork
+from herald.service.ports import AcceleratorBackend, NetworkBackend, Notifier, UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class ServerOps:
         build_policy: BuildPolicy,
         notifier: Notifier | None = None,
         notifications: InstanceNotifications = NO_NOTIFICATIONS,
+        current_waits: CurrentWaits | None = None,
+        accelerators: AcceleratorBackend | None = None,
     ) -> None:
         self._tools = tools
         self._host = tools.host
@@ -62,7 +65,8 @@ class ServerOps:
         self._driver = tools.driver
         self._network = network
         self._waiters = waiters
-        self._build = Build(tools, waiters, build_policy)
+        self._accelerators = accelerators
+        self._build = Build(tools, waiters, build_policy, current_waits=current_waits, accelerators=accelerators)
         self._notifier = notifier
         self._notifications = notifications
 
@@ -271,6 +275,8 @@ class ServerOps:
         def destroy(server: Server) -> None:
             self._driver.destroy(server)
             self._network.deallocate_for_server(server.uuid)
+            if self._accelerators is not None and server.accelerator_requests:
+                self._accelerators.delete_for_server(server.uuid)
 
         def done(server: Server) -> None:
             server.vm_state = VmState.DELETED.value
