@@ -91,8 +91,8 @@ class SqlFlavorRepository:
             "created_at": datetime.now(UTC).replace(tzinfo=None),
         }
         insert: Any = postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
-        result = self._conn.execute(insert(flavors).values(values).on_conflict_do_nothing())
-        return bool(result.rowcount == 1)
+        stmt = insert(flavors).values(values).on_conflict_do_nothing().returning(flavors.c.id)
+        return self._conn.execute(stmt).first() is not None
 
     def set_description(self, flavorid: str, description: str | None) -> None:
         self._conn.execute(flavors.update().where(flavors.c.flavorid == flavorid).values(description=description))
