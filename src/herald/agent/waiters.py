@@ -147,6 +147,10 @@ class WaiterRegistry:
         """How many waiters the server has registered (operators and tests look at this)."""
         return len(self._waiters.get(server_uuid, {}))
 
+    def early(self, server_uuid: str) -> list[str]:
+        """The keys of the server's events kept for a waiter not registered yet (operators and tests look)."""
+        return [key for _, key in self._early.slots_of(server_uuid)]
+
     def prepare(self, server_uuid: str, name: str, tag: str | None) -> Waiter:
         """Get or create the waiter for the key; resolved at once if its event came early.
 
