@@ -194,17 +194,28 @@ async def test_a_duplicate_binding_event_wakes_nothing_twice(herald: Herald) -> 
     assert [a["action"] for a in actions] == ["create"]
 
 
-async def test_a_stuck_boot_shows_the_port_it_waits_for(herald: Herald) -> None:
-    port = "0b8f3c4e-4f21-4c2e-9a53-3d1f2a6b7c80"
-    server_id = await herald.create_server(networks=[{"port": port}], settle=False)
-    (wait,) = await _until_waiting(herald, server_id)
+async def test_a_stuck_boot_shows_the_ports_it_waits_for(herald: Herald) -> None:
+    ports = ["0b8f3c4e-4f21-4c2e-9a53-3d1f2a6b7c80", "1c9a4d5f-5a32-4d3f-8b64-4e2a3b7c8d91"]
+    server_id = await herald.create_server(networks=[{"port": p} for p in ports], settle=False)
+    waits = await _until_waiting(herald, server_id)
     server = await herald.server(server_id)
-    assert (wait["name"], wait["tag"], wait["state"]) == ("network-vif-plugged", port, "waiting")
-    assert wait["host"] == server["OS-EXT-SRV-ATTR:host"]
-    since, deadline = datetime.fromisoformat(wait["since"]), datetime.fromisoformat(wait["until"])
+    assert sorted((w["name"], w["tag"], w["state"]) for w in waits) == [
+        ("network-vif-plugged", port, "waiting") for port in sorted(ports)
+    ]
+    assert {w["host"] for w in waits} == {server["OS-EXT-SRV-ATTR:host"]}
+    since, deadline = datetime.fromisoformat(waits[0]["since"]), datetime.fromisoformat(waits[0]["until"])
     assert (deadline - since).total_seconds() == herald.deps.settings.vif_plugging_timeout
 
-    resp = await herald.events([{"name": "network-vif-plugged", "server_uuid": server_id, "tag": port}])
+    # Once one port's event came, only the other one is waited for.
+    resp = await herald.events([{"name": "network-vif-plugged", "server_uuid": server_id, "tag": ports[0]}])
+    assert resp.status_code == 200
+
+    async def one_left() -> bool:
+        return [w["tag"] for w in await waiting(herald, server_id)] == [ports[1]]
+
+    await until(one_left)
+    assert (await herald.server(server_id))["status"] == "BUILD"
+    resp = await herald.events([{"name": "network-vif-plugged", "server_uuid": server_id, "tag": ports[1]}])
     assert resp.status_code == 200
     await herald.settle()
     assert (await herald.server(server_id))["status"] == "ACTIVE"

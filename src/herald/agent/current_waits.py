@@ -2,8 +2,9 @@
 
 :func:`CurrentWaits.waiting` wraps :meth:`WaiterRegistry.wait_for_events`: the waits are recorded
 before the waiters register (so a caller that reads them and sends the event never finds it
-unwaited for long: an event that comes first is kept by the early buffer) and removed once the
-wait ends, by any path. A crashed agent's rows are cleared when the agent starts again.
+unwaited for long: an event that comes first is kept by the early buffer); each is removed once its
+event satisfies it, and whatever is left once the wait ends, by any path (timeout, failure,
+cancellation). A crashed agent's rows are cleared when the agent starts again.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ class CurrentWaits:
         self._clock = clock
         self._put = PutWaits()
         self._remove = RemoveWaits()
+        self._active: dict[tuple[str, str], EventWaitRecord] = {}
+        registry.on_satisfied = self._satisfied
+
+    def _satisfied(self, server_uuid: str, key: str) -> None:
+        record = self._active.pop((server_uuid, key), None)
+        if record is not None:
+            self._writer.submit_nowait(self._remove, [record])
 
     async def clear(self) -> None:
         """Forget the host's recorded waits (at start: no operation of this agent runs yet)."""
@@ -54,12 +62,16 @@ class CurrentWaits:
         )
         if records:
             await self._writer.submit(self._put, records)
+            self._active.update({(r.server_uuid, r.key): r for r in records})
         try:
             async with self._registry.wait_for_events(
                 server_uuid, keys, timeout=timeout, error_callback=error_callback
             ) as wait:
                 yield wait
         finally:
-            if records:
+            left = [r for r in records if self._active.get((r.server_uuid, r.key)) is r]
+            for record in left:
+                del self._active[(record.server_uuid, record.key)]
+            if left:
                 # NOTE: queued after the put, so the writer removes them after it wrote them.
-                self._writer.submit_nowait(self._remove, records)
+                self._writer.submit_nowait(self._remove, left)
