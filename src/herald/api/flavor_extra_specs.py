@@ -43,7 +43,9 @@ class FlavorExtraSpecsController:
     async def index(self, req: ApiRequest) -> ApiResponse:
         self._authorize(req, "index")
         deps = self._deps
-        specs = await deps.run(flavors.extra_specs, deps.read_uow_factory(), req.path_params["flavor_id"])
+        specs = await deps.run(
+            flavors.extra_specs, deps.read_uow_factory(), req.path_params["flavor_id"], admin=req.context.is_admin
+        )
         return ApiResponse(200, {"extra_specs": specs})
 
     async def create(self, req: ApiRequest) -> ApiResponse:
@@ -59,7 +61,9 @@ class FlavorExtraSpecsController:
         self._authorize(req, "show")
         deps = self._deps
         key = req.path_params["key"]
-        value = await deps.run(flavors.extra_spec, deps.read_uow_factory(), req.path_params["flavor_id"], key)
+        value = await deps.run(
+            flavors.extra_spec, deps.read_uow_factory(), req.path_params["flavor_id"], key, admin=req.context.is_admin
+        )
         return ApiResponse(200, {key: value})
 
     async def update(self, req: ApiRequest) -> ApiResponse:

@@ -152,7 +152,9 @@ class FlavorsController:
 
     async def show_one(self, req: ApiRequest) -> ApiResponse:
         deps = self._deps
-        flavor = await deps.run(flavors.show_flavor, deps.read_uow_factory(), req.path_params["flavor_id"])
+        flavor = await deps.run(
+            flavors.show_flavor, deps.read_uow_factory(), req.path_params["flavor_id"], admin=req.context.is_admin
+        )
         return ApiResponse(200, {"flavor": show(req, flavor, _extra_specs(req))})
 
     async def create(self, req: ApiRequest) -> ApiResponse:

@@ -11,13 +11,15 @@ from herald.domain.flavors import Flavor
 from herald.service.ports import UnitOfWork
 
 
-def get_flavor(uow: UnitOfWork, flavor_id: str) -> Flavor:
+def get_flavor(uow: UnitOfWork, flavor_id: str, *, admin: bool = True) -> Flavor:
     """The flavor with API id ``flavor_id`` and its extra specs, inside the caller's transaction.
 
-    :raises FlavorNotFound: there is none.
+    :param admin: False for a caller who is no admin: a private flavor is then not found (Nova's
+        query for such a caller; Herald has no flavor access lists).
+    :raises FlavorNotFound: there is none (for this caller).
     """
     flavor = uow.flavors.get(flavor_id)
-    if flavor is None:
+    if flavor is None or not (admin or flavor.is_public):
         raise FlavorNotFound(flavor_id)
     return flavor
 
@@ -27,9 +29,9 @@ def list_flavors(uow: UnitOfWork, *, min_ram: int = 0, min_disk: int = 0) -> lis
         return uow.flavors.list(min_ram=min_ram, min_disk=min_disk)
 
 
-def show_flavor(uow: UnitOfWork, flavor_id: str) -> Flavor:
+def show_flavor(uow: UnitOfWork, flavor_id: str, *, admin: bool = True) -> Flavor:
     with uow:
-        return get_flavor(uow, flavor_id)
+        return get_flavor(uow, flavor_id, admin=admin)
 
 
 def create_flavor(uow: UnitOfWork, flavor: Flavor) -> Flavor:
@@ -66,15 +68,15 @@ def delete_flavor(uow: UnitOfWork, flavor_id: str) -> None:
         uow.commit()
 
 
-def extra_specs(uow: UnitOfWork, flavor_id: str) -> dict[str, str]:
+def extra_specs(uow: UnitOfWork, flavor_id: str, *, admin: bool = True) -> dict[str, str]:
     """:raises FlavorNotFound: no such flavor."""
     with uow:
-        return dict(get_flavor(uow, flavor_id).extra_specs)
+        return dict(get_flavor(uow, flavor_id, admin=admin).extra_specs)
 
 
-def extra_spec(uow: UnitOfWork, flavor_id: str, key: str) -> str:
+def extra_spec(uow: UnitOfWork, flavor_id: str, key: str, *, admin: bool = True) -> str:
     """:raises FlavorNotFound, FlavorExtraSpecNotFound: no such flavor, or no such key."""
-    specs = extra_specs(uow, flavor_id)
+    specs = extra_specs(uow, flavor_id, admin=admin)
     if key not in specs:
         raise FlavorExtraSpecNotFound(flavor_id, key)
     return specs[key]

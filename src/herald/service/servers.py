@@ -89,7 +89,7 @@ def create_server(
     """
     _check_count(spec)
     with uow:
-        flavor = get_flavor(uow, spec.flavor_id)
+        flavor = get_flavor(uow, spec.flavor_id, admin=caller.is_admin)
     attachments = _attachments(volumes, spec.volumes)
     uuids = [str(uuidlib.uuid4()) for _ in range(spec.count)]
     servers = [_new_server(caller, spec, flavor, attachments, now, uuid, index) for index, uuid in enumerate(uuids)]

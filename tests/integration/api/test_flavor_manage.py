@@ -172,3 +172,19 @@ async def test_a_server_keeps_its_flavor_when_the_flavor_goes(compute: Compute) 
     body = {"server": {"name": "vm", "imageRef": "70a599e0-31e7-49b7-b260-868f441e862b", "flavorRef": "short-lived"}}
     resp = await _call(compute, "POST", "/servers", body)
     assert resp.json() == {"badRequest": {"code": 400, "message": "Flavor short-lived could not be found."}}
+
+
+async def test_a_private_flavor_is_for_admins_only(compute: Compute) -> None:
+    resp = await _call(compute, "POST", "/flavors", _flavor(id="private", **{"os-flavor-access:is_public": "false"}))
+    assert (resp.status_code, resp.json()["flavor"]["os-flavor-access:is_public"]) == (200, False)
+    assert (await _call(compute, "GET", "/flavors/private")).status_code == 200
+    assert (await _call(compute, "GET", "/flavors/private", headers=ALICE)).json() == {
+        "itemNotFound": {"code": 404, "message": "Flavor private could not be found."}
+    }
+    assert (await _call(compute, "GET", "/flavors/private/os-extra_specs", headers=ALICE)).status_code == 404
+    assert "private" not in [f["id"] for f in (await compute.get("/v2.1/flavors")).json()["flavors"]]
+    listed = (await _call(compute, "GET", "/flavors?is_public=none")).json()["flavors"]
+    assert "private" in [f["id"] for f in listed]
+    body = {"server": {"name": "vm", "imageRef": "70a599e0-31e7-49b7-b260-868f441e862b", "flavorRef": "private"}}
+    resp = await _call(compute, "POST", "/servers", body, headers=ALICE)
+    assert resp.json() == {"badRequest": {"code": 400, "message": "Flavor private could not be found."}}
