@@ -37,7 +37,14 @@ class CurrentWaits:
     def _satisfied(self, server_uuid: str, key: str) -> None:
         record = self._active.pop((server_uuid, key), None)
         if record is not None:
-            self._writer.submit_nowait(self._remove, [record])
+            self._forget([record])
+
+    def _forget(self, records: list[EventWaitRecord]) -> None:
+        try:
+            self._writer.submit_nowait(self._remove, records)
+        except Exception:
+            # NOTE: the writer is stopping (or full): the rows go when this host's agent starts again.
+            logger.warning("Host %s could not forget %d finished waits", self._host, len(records), exc_info=True)
 
     async def clear(self) -> None:
         """Forget the host's recorded waits (at start: no operation of this agent runs yet)."""
@@ -74,4 +81,4 @@ class CurrentWaits:
                 del self._active[(record.server_uuid, record.key)]
             if left:
                 # NOTE: queued after the put, so the writer removes them after it wrote them.
-                self._writer.submit_nowait(self._remove, left)
+                self._forget(left)
