@@ -74,6 +74,9 @@ class SqlFlavorRepository:
     def name_taken(self, name: str) -> bool:
         return bool(self._conn.execute(select(exists().where(flavors.c.name == name))).scalar())
 
+    def _insert(self) -> Any:
+        return postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
+
     def add(self, flavor: Flavor) -> bool:
         """Insert ``flavor`` (no extra specs). :returns: False when its id or name is taken (nothing written)."""
         values = {
@@ -90,8 +93,7 @@ class SqlFlavorRepository:
             "description": flavor.description,
             "created_at": datetime.now(UTC).replace(tzinfo=None),
         }
-        insert: Any = postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(flavors).values(values).on_conflict_do_nothing().returning(flavors.c.id)
+        stmt = self._insert()(flavors).values(values).on_conflict_do_nothing().returning(flavors.c.id)
         return self._conn.execute(stmt).first() is not None
 
     def set_description(self, flavorid: str, description: str | None) -> None:
@@ -112,14 +114,13 @@ class SqlFlavorRepository:
         if row_id is None:
             return False
         if specs:
-            self._conn.execute(
-                delete(flavor_extra_specs).where(
-                    flavor_extra_specs.c.flavor_id == row_id, flavor_extra_specs.c.key.in_(list(specs))
-                )
+            # NOTE: an upsert, so that two writers of one key both succeed (the last one wins).
+            stmt = self._insert()(flavor_extra_specs)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[flavor_extra_specs.c.flavor_id, flavor_extra_specs.c.key],
+                set_={"value": stmt.excluded.value},
             )
-            self._conn.execute(
-                flavor_extra_specs.insert(), [{"flavor_id": row_id, "key": k, "value": v} for k, v in specs.items()]
-            )
+            self._conn.execute(stmt, [{"flavor_id": row_id, "key": k, "value": v} for k, v in specs.items()])
         return True
 
     def delete_extra_spec(self, flavorid: str, key: str) -> bool:
