@@ -106,6 +106,11 @@ async def test_a_failed_plug_event_fails_the_boot(herald: Herald) -> None:
         f"Build of instance {server_id} aborted: Failed to allocate the network(s), not rescheduling."
     )
     assert (server["OS-EXT-SRV-ATTR:host"], server["OS-EXT-SRV-ATTR:hypervisor_hostname"]) == (None, None)
+    # Nova deallocates a failed build's ports: they are free again and the server shows no address.
+    assert server["addresses"] == {}
+    port = herald.deps.network.port(ports[0])
+    assert port is not None
+    assert port.server_uuid is None
 
 
 async def test_timeout_zero_does_not_wait(db_url: str, engine: Engine) -> None:

@@ -5,7 +5,8 @@ The claim and the spawn run under the server's operation lock, so a delete that 
 meanwhile waits for them (Nova's per-instance lock), and each record change expects the
 task state the build set, so a delete recorded meanwhile is never overwritten. A failed
 build ends in ERROR with Nova's "Build of instance ... aborted" fault, even when tearing
-the machine down fails too, and with no host or node any more (Nova nils them on a build abort).
+the machine down fails too, with no host or node any more (Nova nils them on a build abort) and
+its ports deallocated (Nova's network cleanup; its addresses go with them).
 
 A server whose flavor asked for accelerators first waits, holding no lock, for one
 ``accelerator-request-bound`` per accelerator request, within ``arq_binding_timeout``; a
@@ -30,7 +31,7 @@ from herald.domain.events import EventName
 from herald.domain.messages import BuildServer
 from herald.domain.model import PowerState, Server, TaskState, VmState
 from herald.domain.records import EventEnvelope
-from herald.service.ports import AcceleratorBackend, UnitOfWork
+from herald.service.ports import AcceleratorBackend, NetworkBackend, UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ class Build:
         *,
         current_waits: CurrentWaits | None = None,
         accelerators: AcceleratorBackend | None = None,
+        network: NetworkBackend | None = None,
     ) -> None:
         self._tools = tools
+        self._network = network
         self._waiters = waiters
         self._policy = policy
         self._current = current_waits
@@ -183,6 +186,15 @@ class Build:
             if server is not None:
                 await self._end_failed(command, message, SPAWNING, server)
 
+    async def _release_ports(self, server_uuid: str) -> None:
+        """Unbind the server's ports (Nova's cleanup of a failed build's networks); a failure is logged."""
+        if self._network is None:
+            return
+        try:
+            await asyncio.to_thread(self._network.deallocate_for_server, server_uuid)
+        except Exception:
+            logger.exception("Could not deallocate the network of instance %s after its failed build", server_uuid)
+
     async def _end_failed(
         self, command: BuildServer, message: str, expected: tuple[str | None, ...], server: Server | None = None
     ) -> None:
@@ -194,12 +206,14 @@ class Build:
                 await asyncio.to_thread(self._tools.driver.destroy, server)
             except Exception:
                 logger.exception("Could not destroy instance %s after its failed build", command.server_uuid)
+        await self._release_ports(command.server_uuid)
 
         def change(uow: UnitOfWork, server: Server) -> None:
             server.vm_state = VmState.ERROR.value
             server.power_state = PowerState.NOSTATE.value
             server.task_state = None
             server.host = server.node = None
+            server.vifs = []  # Nova empties the network info cache when it deallocates a failed build's ports
             server.fault = {"code": 500, "message": message}
 
         step = Step(command.request_id, BUILD_STEP, start, "Error")

@@ -66,7 +66,9 @@ class ServerOps:
         self._network = network
         self._waiters = waiters
         self._accelerators = accelerators
-        self._build = Build(tools, waiters, build_policy, current_waits=current_waits, accelerators=accelerators)
+        self._build = Build(
+            tools, waiters, build_policy, current_waits=current_waits, accelerators=accelerators, network=network
+        )
         self._notifier = notifier
         self._notifications = notifications
 
