@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.engine import Engine
 
+from herald.adapters.accelerator.memory import InMemoryAccelerators
 from herald.adapters.bus.memory import InMemoryBus
 from herald.adapters.clock import SystemClock
 from herald.adapters.network.memory import InMemoryNetwork
@@ -25,6 +26,7 @@ from herald.adapters.volume.memory import InMemoryVolumes
 from herald.agent.attachments import AttachmentOps
 from herald.agent.build import BuildPolicy
 from herald.agent.context import Backends, ServerLocks
+from herald.agent.current_waits import CurrentWaits
 from herald.agent.event_delivery import ApplyEvents, EventDelivery, OlderUnfinished, Prepare
 from herald.agent.event_handlers import WAITER_EVENTS
 from herald.agent.main import ComputeAgent
@@ -112,6 +114,7 @@ class Deps:
     agents: dict[str, ComputeAgent] = field(default_factory=dict)
     # The process's relay is the only one (embedded): at start, every claim is from a run that ended.
     sole_relay: bool = False
+    accelerators: InMemoryAccelerators = field(default_factory=InMemoryAccelerators)
 
 
 def build_embedded(
@@ -236,6 +239,7 @@ class AgentProcess:
     checkpointer: Checkpointer | None = None
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
     agents: dict[str, ComputeAgent] = field(default_factory=dict)
+    accelerators: InMemoryAccelerators = field(default_factory=InMemoryAccelerators)
 
 
 def build_agent_process(
@@ -364,6 +368,9 @@ class AgentDeps(Protocol):
     @property
     def drivers(self) -> dict[str, VirtDriver]: ...
 
+    @property
+    def accelerators(self) -> InMemoryAccelerators: ...
+
 
 def build_agent(deps: AgentDeps, host: str) -> ComputeAgent:
     """The agent of ``host``: the same for both shapes.
@@ -378,6 +385,7 @@ def build_agent(deps: AgentDeps, host: str) -> ComputeAgent:
         early_ttl=float(settings.early_event_ttl),
     )
     locks = ServerLocks()
+    current_waits = CurrentWaits(host=host, registry=waiters, writer=deps.writer, clock=deps.clock)
     driver = deps.drivers[host]
     notifications = InstanceNotifications(
         host=host, enabled=deps.notifier.enabled, bdms=settings.notifications.bdms_in_notifications
@@ -415,7 +423,9 @@ def build_agent(deps: AgentDeps, host: str) -> ComputeAgent:
         locks=locks,
         is_transient=is_transient,
     )
-    build_policy = BuildPolicy(settings.vif_plugging_timeout, settings.vif_plugging_is_fatal)
+    build_policy = BuildPolicy(
+        settings.vif_plugging_timeout, settings.vif_plugging_is_fatal, settings.arq_binding_timeout
+    )
     ops = ServerOps(
         tools=tools,
         network=deps.network,
@@ -426,6 +436,8 @@ def build_agent(deps: AgentDeps, host: str) -> ComputeAgent:
         hard_reboot_vnic_types=settings.wait_for_vif_plugged_event_during_hard_reboot,
         reimage_timeout_per_gb=settings.reimage_timeout_per_gb,
         reclaim_instance_interval=settings.reclaim_instance_interval,
+        current_waits=current_waits,
+        accelerators=deps.accelerators,
     )
     return ComputeAgent(
         host=host,
@@ -452,6 +464,7 @@ def build_agent(deps: AgentDeps, host: str) -> ComputeAgent:
         sync_power_state_interval=float(settings.sync_power_state_interval),
         attachments=AttachmentOps(tools=tools, network=deps.network, volumes=deps.volumes),
         moves=Moves(tools=tools, waiters=waiters, bus=deps.bus, policy=build_policy),
+        current_waits=current_waits,
     )
 
 

@@ -95,6 +95,13 @@ DEFAULT_OPTS: list[cfg.Opt] = [
         help="Seconds per GiB of a volume-backed server's root volume that a rebuild (2.93) waits for the "
         "volume-reimaged event (at least one GiB's worth, also for an empty volume).",
     ),
+    cfg.IntOpt(
+        "arq_binding_timeout",
+        default=300,
+        min=1,
+        help="Seconds a boot waits for accelerator-request-bound of each accelerator request its flavor's "
+        "device profile made; a timeout or a failed binding fails the boot (ERROR).",
+    ),
 ]
 
 # Nova's vnic types, as its [workarounds] option accepts them.
@@ -453,6 +460,7 @@ class Settings:
     reimage_timeout_per_gb: int = 20
     wait_for_vif_plugged_event_during_hard_reboot: tuple[str, ...] = ()
     relay_resend_after: int = 60
+    arq_binding_timeout: int = 300
 
     def __repr__(self) -> str:
         # NOTE: Settings get logged, and a database URL may hold a password.
@@ -536,6 +544,7 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
             conf.workarounds.wait_for_vif_plugged_event_during_hard_reboot
         ),
         relay_resend_after=conf.herald.relay_resend_after,
+        arq_binding_timeout=conf.arq_binding_timeout,
     )
 
 

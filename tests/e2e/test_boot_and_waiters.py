@@ -79,8 +79,13 @@ async def test_boot_without_its_plug_event(db_url: str, engine: Engine, fatal: b
         server = await herald.server(server_id)
         if fatal:
             assert server["status"] == "ERROR"
-            assert server["fault"]["message"] == "Failed to allocate the network(s), not rescheduling."
-            assert herald.driver(server["OS-EXT-SRV-ATTR:host"]).machine(server_id) is None
+            assert server["OS-EXT-STS:task_state"] is None
+            assert server["fault"]["message"] == (
+                f"Build of instance {server_id} aborted: Failed to allocate the network(s), not rescheduling."
+            )
+            # Nova nils host and node on a build abort.
+            assert (server["OS-EXT-SRV-ATTR:host"], server["OS-EXT-SRV-ATTR:hypervisor_hostname"]) == (None, None)
+            assert all(herald.driver(h).machine(server_id) is None for h in ("compute-1", "compute-2"))
         else:
             assert server["status"] == "ACTIVE"
     finally:
@@ -95,7 +100,17 @@ async def test_a_failed_plug_event_fails_the_boot(herald: Herald) -> None:
     )
     assert resp.status_code == 200
     await herald.settle()
-    assert (await herald.server(server_id))["status"] == "ERROR"
+    server = await herald.server(server_id)
+    assert (server["status"], server["OS-EXT-STS:task_state"]) == ("ERROR", None)
+    assert server["fault"]["message"] == (
+        f"Build of instance {server_id} aborted: Failed to allocate the network(s), not rescheduling."
+    )
+    assert (server["OS-EXT-SRV-ATTR:host"], server["OS-EXT-SRV-ATTR:hypervisor_hostname"]) == (None, None)
+    # Nova deallocates a failed build's ports: they are free again and the server shows no address.
+    assert server["addresses"] == {}
+    port = herald.deps.network.port(ports[0])
+    assert port is not None
+    assert port.server_uuid is None
 
 
 async def test_timeout_zero_does_not_wait(db_url: str, engine: Engine) -> None:

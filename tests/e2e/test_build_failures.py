@@ -18,6 +18,17 @@ HOST = "bm-1"
 WEDGED = 30.0
 
 
+async def _refused_without_host(herald: Herald, server_id: str) -> None:
+    """A failed build leaves the server without a host (as Nova does): its events get Nova's 422."""
+    server = await herald.server(server_id)
+    assert (server["OS-EXT-SRV-ATTR:host"], server["OS-EXT-SRV-ATTR:hypervisor_hostname"]) == (None, None)
+    resp = await asyncio.wait_for(
+        herald.events([{"name": "network-changed", "server_uuid": server_id}]), timeout=WEDGED
+    )
+    assert resp.status_code == 207, resp.text
+    assert resp.json()["events"][0]["code"] == 422
+
+
 async def _answered(herald: Herald, server_id: str) -> None:
     """An event for ``server_id`` is answered and its effect handled."""
     resp = await asyncio.wait_for(
@@ -55,7 +66,7 @@ async def test_no_free_node_fails_the_build_and_nothing_else(
         assert server["fault"]["message"].startswith(f"Build of instance {second} aborted: No free Redfish system")
 
         # An event for the failed server and one for another server are answered and handled.
-        await _answered(herald, second)
+        await _refused_without_host(herald, second)
         await _answered(herald, first)
         # Heartbeats still get through the writer.
         await asyncio.wait_for(herald.deps.agents[HOST].heartbeat(), timeout=WEDGED)
@@ -74,4 +85,4 @@ async def test_a_build_whose_teardown_fails_still_ends_in_error(herald: Herald) 
     assert server["status"] == "ERROR"
     assert server["OS-EXT-STS:task_state"] is None
     assert server["fault"]["message"] == f"Build of instance {server_id} aborted: BMC unreachable"
-    await _answered(herald, server_id)
+    await _refused_without_host(herald, server_id)

@@ -65,6 +65,10 @@ class EarlyBuffer(Generic[V]):
         self.expire(now)
         return self._entries.pop(slot, None)
 
+    def slots_of(self, server_uuid: str) -> list[Slot]:
+        """The slots one server has entries in, oldest first."""
+        return [slot for slot in self._entries if slot[0] == server_uuid]
+
     def discard_server(self, server_uuid: str) -> None:
         """Drop every entry of one server."""
         for slot in [slot for slot in self._entries if slot[0] == server_uuid]:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from herald.agent.attachments import AttachmentOps
+from herald.agent.current_waits import CurrentWaits
 from herald.agent.event_delivery import EventDelivery
 from herald.agent.moves import Moves
 from herald.agent.power_sync import PowerSync
@@ -70,6 +71,7 @@ class ComputeAgent:
         sync_power_state_interval: float,
         attachments: AttachmentOps | None = None,
         moves: Moves | None = None,
+        current_waits: CurrentWaits | None = None,
     ) -> None:
         self.host = host
         self._bus = bus
@@ -89,6 +91,7 @@ class ComputeAgent:
         self._unlogged_expiries = 0
         self._delivered_since_expiry = 0
         self._expiry_sample: list[str] = []
+        self._current_waits = current_waits
         self._tasks: set[asyncio.Task[None]] = set()
         self._periodic: list[asyncio.Task[None]] = []
         self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
@@ -152,6 +155,8 @@ class ComputeAgent:
 
     async def start(self) -> None:
         await self.heartbeat()
+        if self._current_waits is not None:
+            await self._current_waits.clear()
         again = await self._writer.submit(RecoverHost(self.host), self._clock.now())
         await self._bus.subscribe(self.host, self.handle)
         if again:

@@ -329,7 +329,12 @@ class Moves:
             if migration is None:
                 return False
             if change is not None:
+                flavor_id = server.flavor_id
                 change(server, migration)
+                if server.flavor_id != flavor_id:
+                    # NOTE: the server's own copy follows the flavor it now runs with (Nova swaps
+                    # instance.flavor with new_flavor/old_flavor); a flavor deleted since keeps the copy.
+                    server.flavor = uow.flavors.get(server.flavor_id) or server.flavor
             server.task_state = task_state
             updated = migration
             if status is not None:

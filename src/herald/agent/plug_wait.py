@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from herald.agent.current_waits import CurrentWaits
 from herald.agent.operation import OperationTools
 from herald.agent.waiters import EventWait, WaiterRegistry
 from herald.domain.errors import EventWaitFailed, EventWaitTimeout
@@ -66,10 +67,12 @@ async def start_waiting_for_plugs(
     server_uuid: str,
     ports: Sequence[str],
     work: Callable[[], Awaitable[bool]],
+    current_waits: CurrentWaits | None = None,
 ) -> PlugResult:
     """Register waiters for ``ports``, run ``work`` under the operation lock, then wait for the events.
 
     ``work`` returns False when the operation is over (it recorded why); the wait is then skipped.
+    With ``current_waits``, the wait is also recorded for ``GET /os-server-external-events?state=waiting``.
     """
     timeout = policy.vif_plugging_timeout
     keys = [(PLUGGED, port) for port in dict.fromkeys(ports)] if timeout else []
@@ -83,9 +86,12 @@ async def start_waiting_for_plugs(
 
     handle: EventWait | None = None
     try:
-        async with waiters.wait_for_events(
-            server_uuid, keys, timeout=float(timeout), error_callback=on_failed_event
-        ) as wait:
+        opened = (
+            waiters.wait_for_events(server_uuid, keys, timeout=float(timeout), error_callback=on_failed_event)
+            if current_waits is None
+            else current_waits.waiting(server_uuid, keys, timeout=float(timeout), error_callback=on_failed_event)
+        )
+        async with opened as wait:
             handle = wait
             async with tools.hold(server_uuid):
                 if not await work():

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from herald.agent.build import Build, BuildPolicy
+from herald.agent.current_waits import CurrentWaits
 from herald.agent.deferred_delete import DeferredDelete
 from herald.agent.operation import OperationTools
 from herald.agent.plug_wait import PlugPolicy
@@ -44,7 +45,7 @@ from herald.service.notifications import (
     Phase,
     send,
 )
-from herald.service.ports import NetworkBackend, Notifier, UnitOfWork
+from herald.service.ports import AcceleratorBackend, NetworkBackend, Notifier, UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class ServerOps:
         hard_reboot_vnic_types: tuple[str, ...] = (),
         reimage_timeout_per_gb: int = 20,
         reclaim_instance_interval: int = 0,
+        current_waits: CurrentWaits | None = None,
+        accelerators: AcceleratorBackend | None = None,
     ) -> None:
         self._tools = tools
         self._host = tools.host
@@ -73,7 +76,10 @@ class ServerOps:
         self._driver = tools.driver
         self._network = network
         self._waiters = waiters
-        self._build = Build(tools, waiters, build_policy)
+        self._accelerators = accelerators
+        self._build = Build(
+            tools, waiters, build_policy, current_waits=current_waits, accelerators=accelerators, network=network
+        )
         self._notifier = notifier
         self._notifications = notifications
         plugs = PlugPolicy(build_policy.vif_plugging_timeout, build_policy.vif_plugging_is_fatal)
@@ -287,6 +293,8 @@ class ServerOps:
         def destroy(server: Server) -> None:
             self._driver.destroy(server)
             self._network.deallocate_for_server(server.uuid)
+            if self._accelerators is not None and server.accelerator_requests:
+                self._accelerators.delete_for_server(server.uuid)
 
         def done(server: Server) -> None:
             server.vm_state = VmState.DELETED.value

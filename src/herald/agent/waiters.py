@@ -138,6 +138,8 @@ class WaiterRegistry:
     ) -> None:
         self._clock = clock
         self.on_early_consumed = on_early_consumed
+        # Told (server uuid, event key) when an event satisfies a wait, from the buffer or on arrival.
+        self.on_satisfied: Callable[[str, str], None] | None = None
         self._waiters: dict[str, dict[str, Waiter]] = {}
         self._early: EarlyBuffer[EventEnvelope] = EarlyBuffer(size=early_buffer_size, ttl=early_ttl)
         self._ended: EarlyBuffer[str] = EarlyBuffer(size=late_record_size, ttl=early_ttl, keep_dropped=False)
@@ -146,6 +148,10 @@ class WaiterRegistry:
     def pending(self, server_uuid: str) -> int:
         """How many waiters the server has registered (operators and tests look at this)."""
         return len(self._waiters.get(server_uuid, {}))
+
+    def early(self, server_uuid: str) -> list[str]:
+        """The keys of the server's events kept for a waiter not registered yet (operators and tests look)."""
+        return [key for _, key in self._early.slots_of(server_uuid)]
 
     def prepare(self, server_uuid: str, name: str, tag: str | None) -> Waiter:
         """Get or create the waiter for the key; resolved at once if its event came early.
@@ -170,10 +176,18 @@ class WaiterRegistry:
             waiter.set(early[0])
             if self.on_early_consumed is not None:
                 self.on_early_consumed(early[0])
+            self._satisfied(server_uuid, key)
             return waiter
         logger.debug("[server %s] Preparing to wait for external event %s", server_uuid, key)
         self._waiters.setdefault(server_uuid, {})[key] = waiter
         return waiter
+
+    def _satisfied(self, server_uuid: str, key: str) -> None:
+        if self.on_satisfied is not None:
+            try:
+                self.on_satisfied(server_uuid, key)
+            except Exception:
+                logger.exception("[server %s] Could not report event %s as received", server_uuid, key)
 
     def pop(self, server_uuid: str, name: str, tag: str | None) -> Waiter | None:
         """Unregister and return the waiter for the key, if there is one."""
@@ -227,6 +241,7 @@ class WaiterRegistry:
         if waiter is not None:
             logger.debug("[server %s] Processing event %s", uuid, key)
             waiter.set(event)
+            self._satisfied(uuid, key)
             return Delivery.WOKE_WAITER
         now = self._clock()
         self._ended.expire(now)

@@ -48,6 +48,7 @@ def compute_deps(deps: Deps) -> ComputeDeps:
         settings=deps.settings,
         executor=deps.workers.api,
         transient=is_transient,
+        accelerators=deps.accelerators,
     )
 
 

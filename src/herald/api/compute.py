@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from herald.api.deps import ComputeDeps
 from herald.api.edge import Edge
+from herald.api.flavor_extra_specs import extra_spec_routes
 from herald.api.flavors import flavor_routes
 from herald.api.instance_actions import instance_action_routes
 from herald.api.keypairs import keypair_routes
@@ -30,9 +31,10 @@ def compute_routes(edge: Edge, deps: ComputeDeps) -> list[BaseRoute]:
         *server_ip_routes(edge, deps),
         *keypair_routes(edge, deps),
         *instance_action_routes(edge, deps),
-        *flavor_routes(edge),
+        *flavor_routes(edge, deps),
         *service_routes(edge, deps),
         *server_interface_routes(edge, deps),
         *volume_attachment_routes(edge, deps),
         *migration_routes(edge, deps),
+        *extra_spec_routes(edge, deps),
     ]

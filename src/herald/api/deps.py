@@ -15,7 +15,7 @@ from herald.config import Settings
 from herald.domain.model import Server
 from herald.service import server_queries
 from herald.service.common import Caller, Outcome
-from herald.service.ports import Bus, Clock, NetworkBackend, UnitOfWorkFactory, VolumeBackend
+from herald.service.ports import AcceleratorBackend, Bus, Clock, NetworkBackend, UnitOfWorkFactory, VolumeBackend
 from herald.service.writer import Unavailable
 
 P = ParamSpec("P")
@@ -39,6 +39,7 @@ class ComputeDeps:
     :param executor: the API's worker threads (None: the loop's default executor).
     :param transient: whether a use case's exception means the database is unavailable for now
         (the request is then answered 503 with Retry-After).
+    :param accelerators: the accelerator requests of flavors with a device profile (None: no such service).
     """
 
     uow_factory: UnitOfWorkFactory
@@ -50,6 +51,7 @@ class ComputeDeps:
     settings: Settings
     executor: Executor | None = None
     transient: Callable[[BaseException], bool] = lambda exc: False
+    accelerators: AcceleratorBackend | None = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a synchronous use case (one transaction) on one of the API's worker threads.

@@ -1,4 +1,8 @@
-"""``GET /os-server-external-events`` (Herald extension): what happened to each accepted event."""
+"""``GET /os-server-external-events`` (Herald extension): what happened to each accepted event.
+
+``state=waiting`` lists instead the events operations wait for right now (``name``, ``tag``,
+``host``, ``since``, ``until``: the wait's deadline), as every agent records them.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from herald.api.policies import EXTERNAL_EVENTS_LIST
 from herald.api.views.common import next_link
 from herald.domain.errors import MarkerNotFound
 from herald.domain.events import DeliveryState
-from herald.domain.records import EventRecord
+from herald.domain.records import EventRecord, EventWaitRecord
 from herald.domain.uuids import is_uuid_like
 from herald.service.ports import UnitOfWorkFactory
 
@@ -42,6 +46,21 @@ def record_view(record: EventRecord) -> dict[str, Any]:
     }
 
 
+WAITING = "waiting"
+
+
+def wait_view(wait: EventWaitRecord) -> dict[str, Any]:
+    return {
+        "server_uuid": wait.server_uuid,
+        "name": wait.name,
+        "tag": wait.tag,
+        "host": wait.host,
+        "state": WAITING,
+        "since": _iso(wait.since),
+        "until": _iso(wait.until),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class _Filters:
     server_uuid: str | None
@@ -62,11 +81,18 @@ class EventRecordsController:
     async def index(self, req: ApiRequest) -> ApiResponse:
         req.authorize(EXTERNAL_EVENTS_LIST)
         filters = _filters(req)
+        if filters.state == WAITING:
+            waits = await self._run(self._waits, filters)
+            return ApiResponse(200, {"events": [wait_view(w) for w in waits]})
         records = await self._run(self._query, filters)
         body: dict[str, Any] = {"events": [record_view(r) for r in records]}
         if records and len(records) >= filters.limit:
             body["events_links"] = next_link(req, "os-server-external-events", records[-1].uuid)
         return ApiResponse(200, body)
+
+    def _waits(self, filters: _Filters) -> list[EventWaitRecord]:
+        with self._uow_factory() as uow:
+            return uow.event_waits.list(server_uuid=filters.server_uuid, limit=filters.limit)
 
     def _query(self, filters: _Filters) -> list[EventRecord]:
         with self._uow_factory() as uow:
@@ -82,8 +108,11 @@ class EventRecordsController:
 def _filters(req: ApiRequest) -> _Filters:
     query = req.query
     state = query.get("state")
-    if state is not None and state not in {s.value for s in DeliveryState}:
-        raise ApiFault(400, f"Invalid state {state!r}; one of {', '.join(s.value for s in DeliveryState)}.")
+    states = [*(s.value for s in DeliveryState), WAITING]
+    if state is not None and state not in states:
+        raise ApiFault(400, f"Invalid state {state!r}; one of {', '.join(states)}.")
+    if state == WAITING and ("marker" in query or "request_id" in query):
+        raise ApiFault(400, "The current waits (state=waiting) are filtered by server_uuid and limit only.")
     server_uuid = query.get("server_uuid")
     if server_uuid is not None:
         if not is_uuid_like(server_uuid):

@@ -129,6 +129,9 @@ _IFACES = "os_compute_api:os-attach-interfaces:"
 _IFACE = "/servers/{server_id}/os-interface"
 _VOLS = "os_compute_api:os-volumes-attachments:"
 _VOL = "/servers/{server_id}/os-volume_attachments"
+_FLAVOR_MANAGE = "os_compute_api:os-flavor-manage:"
+_EXTRA_SPECS = "os_compute_api:os-flavor-extra-specs:"
+_EXTRA_SPECS_PATH = "/flavors/{flavor_id}/os-extra_specs"
 
 OPERATION_RULES = [
     _op(
@@ -396,6 +399,31 @@ OPERATION_RULES = [
         "Lists in-progress live migrations for a given server with host info",
         "GET",
         "/servers/{server_id}/migrations",
+    ),
+    _op(_FLAVOR_MANAGE + "create", ADMIN, "Create a flavor", "POST", "/flavors"),
+    _op(_FLAVOR_MANAGE + "update", ADMIN, "Update a flavor (its description, 2.55)", "PUT", "/flavors/{flavor_id}"),
+    _op(_FLAVOR_MANAGE + "delete", ADMIN, "Delete a flavor", "DELETE", "/flavors/{flavor_id}"),
+    _op(
+        _EXTRA_SPECS + "show",
+        PROJECT_READER_OR_ADMIN,
+        "Show an extra spec of a flavor",
+        "GET",
+        _EXTRA_SPECS_PATH + "/{flavor_extra_spec_key}",
+    ),
+    _op(_EXTRA_SPECS + "create", ADMIN, "Create extra specs for a flavor", "POST", _EXTRA_SPECS_PATH),
+    _op(
+        _EXTRA_SPECS + "update",
+        ADMIN,
+        "Update an extra spec of a flavor",
+        "PUT",
+        _EXTRA_SPECS_PATH + "/{flavor_extra_spec_key}",
+    ),
+    _op(
+        _EXTRA_SPECS + "delete",
+        ADMIN,
+        "Delete an extra spec of a flavor",
+        "DELETE",
+        _EXTRA_SPECS_PATH + "/{flavor_extra_spec_key}",
     ),
 ]
 

@@ -91,6 +91,7 @@ class ServersController:
                 request.spec,
                 now=deps.clock.now(),
                 policy=policy,
+                accelerators=deps.accelerators,
             )
         except FlavorNotFound as exc:
             raise ApiFault(400, exc.text) from None

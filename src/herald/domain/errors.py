@@ -10,7 +10,8 @@ HeraldError
 │   ├── KeypairNotFound
 │   ├── HostNotFound
 │   ├── PortNotFound
-│   └── VolumeNotAttached        (the server has no attachment of that volume)
+│   ├── VolumeNotAttached        (the server has no attachment of that volume)
+│   └── FlavorExtraSpecNotFound
 ├── Invalid                      (the caller asked for something malformed)
 │   ├── ImageRefInvalid
 │   ├── MarkerNotFound           (a listing's marker names nothing listed)
@@ -26,8 +27,9 @@ HeraldError
 │   ├── ServerNotReady           (it has no host yet)
 │   ├── UnshelveInvalidState     (a host or zone named for a server that is not offloaded)
 │   ├── UnexpectedTaskState      (a guarded save lost a race)
-│   └── PortInUse                (the port is bound to another server)
-│   └── ServiceUnavailable       (the compute host a move needs is down)
+│   ├── PortInUse                (the port is bound to another server)
+│   ├── ServiceUnavailable       (the compute host a move needs is down)
+│   └── FlavorExists             (a flavor with that name or id exists)
 ├── NoValidHost
 ├── Forbidden
 │   ├── TooManyServers           (one request asks for more servers than it may make)
@@ -235,3 +237,12 @@ class NotSupportedByDriver(DriverError):
 
 class BusUnavailable(HeraldError):
     message = "The message bus is unavailable."
+
+
+class FlavorExtraSpecNotFound(NotFound):
+    def __init__(self, flavor_id: str, key: str) -> None:
+        super().__init__(f"Flavor {flavor_id} has no extra specs with key {key}.")
+
+
+class FlavorExists(Conflict):
+    """Nova's FlavorExists / FlavorIdExists texts."""

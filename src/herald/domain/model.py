@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from herald.domain.flavors import Flavor
+
 
 class VmState(enum.StrEnum):
     ACTIVE = "active"
@@ -179,6 +181,8 @@ class Server:
     # The security groups of its ports, by name (there is no security group service: only "default" exists).
     security_groups: list[str] = field(default_factory=lambda: ["default"])
     deleted_at: datetime | None = None  # when a deferred delete (SOFT_DELETED) began; the reclaim counts from it
+    flavor: Flavor | None = None  # the copy made at create (Nova's instance.flavor); None: unknown flavor_id
+    accelerator_requests: list[str] = field(default_factory=list)  # ARQ uuids made for the boot
 
     @property
     def status(self) -> str:

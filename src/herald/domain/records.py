@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from herald.domain.events import DeliveryState
+from herald.domain.events import DeliveryState, event_key
 
 
 @dataclass(slots=True)
@@ -87,3 +87,19 @@ def accepted_record(envelope: EventEnvelope, accepted_at: datetime) -> EventReco
         accepted_at,
         id=envelope.id,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class EventWaitRecord:
+    """An event an operation on ``host`` waits for right now, until its deadline."""
+
+    server_uuid: str
+    host: str
+    name: str
+    tag: str | None
+    since: datetime
+    until: datetime
+
+    @property
+    def key(self) -> str:
+        return event_key(self.name, self.tag)

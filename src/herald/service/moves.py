@@ -26,7 +26,7 @@ from herald.domain.model import Migration, MigrationStatus, Server, TaskState, V
 from herald.domain.records import ActionEvent
 from herald.service import scheduler
 from herald.service.common import Caller, Dispatch, Outcome, load_server, start_action
-from herald.service.flavor_lookup import find_flavor
+from herald.service.flavors import get_flavor
 from herald.service.ports import UnitOfWork
 from herald.service.server_actions import ActionPolicy, check_lock, check_state
 
@@ -61,8 +61,8 @@ def move_server(
         source = _source_host(uow, server, now, policy)
         if host is not None:
             _check_requested_host(uow, server, host)
-        current = find_flavor(uow, server.flavor_id)
-        new = current if flavor_id is None else find_flavor(uow, flavor_id)
+        current = server.flavor if server.flavor is not None else get_flavor(uow, server.flavor_id)
+        new = current if flavor_id is None else get_flavor(uow, flavor_id, admin=caller.is_admin)
         if flavor_id is not None and new.flavorid == current.flavorid:
             raise CannotResizeToSameFlavor()
         try:

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-from herald.domain.errors import FlavorNotFound
-from herald.domain.flavors import get_flavor
+from herald.domain.flavors import Flavor
 from herald.domain.model import PowerState, Server
 from herald.domain.naming import availability_zone, fixed_ip, server_hostname, server_reservation_id
 from herald.service.ports import Notifier
@@ -160,7 +159,7 @@ def instance_action_payload(server: Server, *, initiator: Initiator, bdms: bool 
         "os_type": None,
         "architecture": None,
         "availability_zone": availability_zone(server),
-        "flavor": flavor_payload(server.flavor_id),
+        "flavor": flavor_payload(server.flavor_id, server.flavor),
         "image_uuid": server.image_ref,
         "key_name": server.key_name,
         "kernel_id": "",
@@ -190,12 +189,10 @@ def instance_action_payload(server: Server, *, initiator: Initiator, bdms: bool 
     return _ovo("InstanceActionPayload", INSTANCE_ACTION_PAYLOAD_VERSION, data)
 
 
-def flavor_payload(flavor_id: str) -> dict[str, object]:
-    """Nova's ``FlavorPayload`` of a server's flavor (``projects`` is not loaded for an instance's flavor)."""
+def flavor_payload(flavor_id: str, flavor: Flavor | None) -> dict[str, object]:
+    """Nova's ``FlavorPayload`` of a server's flavor copy (``projects`` is not loaded for an instance's flavor)."""
     data: dict[str, object]
-    try:
-        flavor = get_flavor(flavor_id)
-    except FlavorNotFound:
+    if flavor is None:
         data = {"flavorid": flavor_id, "name": "", "swap": 0, "disabled": False, "is_public": True}
         data |= dict.fromkeys(("memory_mb", "vcpus", "root_gb", "ephemeral_gb", "rxtx_factor", "vcpu_weight"))
         data |= {"extra_specs": None, "projects": None, "description": None}

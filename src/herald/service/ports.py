@@ -15,9 +15,10 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from herald.domain.flavors import Flavor
 from herald.domain.model import ComputeHost, KeyPair, Migration, Server
 from herald.domain.power_sync import PowerObservation, SyncChange, SyncRow
-from herald.domain.records import ActionEvent, EventEnvelope, EventRecord, ServerAction
+from herald.domain.records import ActionEvent, EventEnvelope, EventRecord, EventWaitRecord, ServerAction
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +209,42 @@ class PowerObservationRepository(Protocol):
         """The observations of the non-deleted servers on ``host``, whichever host keeps them."""
 
 
+class FlavorRepository(Protocol):
+    def get(self, flavorid: str) -> Flavor | None:
+        """The flavor with that API id, with its extra specs."""
+
+    def list(self, *, min_ram: int = 0, min_disk: int = 0) -> list[Flavor]:
+        """By API id."""
+
+    def name_taken(self, name: str) -> bool: ...
+
+    def add(self, flavor: Flavor) -> bool:
+        """False when its id or name is taken."""
+
+    def set_description(self, flavorid: str, description: str | None) -> None: ...
+
+    def delete(self, flavorid: str) -> bool:
+        """False when there was none."""
+
+    def update_extra_specs(self, flavorid: str, specs: Mapping[str, str]) -> bool:
+        """False when there is no such flavor."""
+
+    def delete_extra_spec(self, flavorid: str, key: str) -> bool:
+        """False when the flavor has no such key."""
+
+
+class EventWaitRepository(Protocol):
+    def put(self, waits: Sequence[EventWaitRecord]) -> None:
+        """Record waits (replacing the same server, host and key)."""
+
+    def remove(self, waits: Sequence[EventWaitRecord]) -> None: ...
+
+    def clear_host(self, host: str) -> None: ...
+
+    def list(self, *, server_uuid: str | None = None, limit: int | None = None) -> list[EventWaitRecord]:
+        """Oldest first."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. ``with uow:`` rolls back whatever was not committed."""
 
@@ -218,6 +255,8 @@ class UnitOfWork(Protocol):
     events: EventJournal
     power_observations: PowerObservationRepository
     keypairs: KeyPairRepository
+    flavors: FlavorRepository
+    event_waits: EventWaitRepository
 
     def __enter__(self) -> Self: ...
 
@@ -428,3 +467,32 @@ class Notifier(Protocol):
 
     def close(self) -> None:
         """Release the transport (connections to the broker)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AcceleratorRequest:
+    """One accelerator request (Cyborg's ARQ) of a server."""
+
+    uuid: str
+    device_profile: str
+    server_uuid: str
+    state: str  # Cyborg's arq state: "Initial", "Bound", "BindFailed", ...
+
+
+class AcceleratorBackend(Protocol):
+    """The accelerator service (Cyborg): accelerator requests for a server's boot.
+
+    Cyborg tells compute that a request is bound with ``accelerator-request-bound`` (tag: its uuid).
+    """
+
+    def create_for_server(self, server_uuid: str, device_profile: str) -> list[AcceleratorRequest]:
+        """Make the requests the device profile asks for, and start binding them to the server.
+
+        :raises Invalid: no such device profile.
+        """
+
+    def for_server(self, server_uuid: str) -> list[AcceleratorRequest]:
+        """The server's requests, oldest first."""
+
+    def delete_for_server(self, server_uuid: str) -> None:
+        """Delete the server's requests (a failed boot, a deleted server); none is fine."""

@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from herald.domain.errors import Invalid, NotFound, NoValidHost, TooManyServers
-from herald.domain.flavors import get_flavor
+from herald.domain.flavors import Flavor
 from herald.domain.messages import BuildServer
 from herald.domain.model import PowerState, Server, TaskState, Vif, VmState, VolumeAttachment
 from herald.domain.naming import hostname, reservation_id
 from herald.domain.records import ActionEvent
 from herald.service import scheduler
 from herald.service.common import Caller, Dispatch, Outcome, start_action
-from herald.service.ports import NetworkBackend, UnitOfWork, VolumeBackend
+from herald.service.flavors import get_flavor
+from herald.service.ports import AcceleratorBackend, NetworkBackend, UnitOfWork, VolumeBackend
 
 SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
 # Herald has no instance quota; one request still makes a bounded number of servers.
@@ -75,21 +76,71 @@ def create_server(
     *,
     now: datetime,
     policy: CreatePolicy,
+    accelerators: AcceleratorBackend | None = None,
 ) -> Outcome:
     """Record a new server and send it to a host, or put it in ERROR when no host can take it.
+
+    The server keeps a copy of its flavor. A flavor with a device profile gets its accelerator
+    requests made here, before the transaction (Nova's conductor makes them), so that their
+    binding may complete, and its event come, before the build on the host waits for it.
 
     :raises FlavorNotFound: no such flavor.
     :raises Invalid: a volume, port or named host does not exist.
     """
     _check_count(spec)
-    flavor = get_flavor(spec.flavor_id)
+    with uow:
+        flavor = get_flavor(uow, spec.flavor_id, admin=caller.is_admin)
     attachments = _attachments(volumes, spec.volumes)
     uuids = [str(uuidlib.uuid4()) for _ in range(spec.count)]
-    servers = [
-        _new_server(caller, spec, flavor.flavorid, attachments, now, uuid, index) for index, uuid in enumerate(uuids)
-    ]
+    servers = [_new_server(caller, spec, flavor, attachments, now, uuid, index) for index, uuid in enumerate(uuids)]
     for server in servers:
         server.reservation_id = reservation_id(uuids[0])
+    _request_accelerators(accelerators, flavor, servers)
+    try:
+        outcome = _record(uow, network, caller, request_id, spec, servers, now, policy)
+    except BaseException:
+        _release_accelerators(accelerators, servers)
+        raise
+    _release_accelerators(accelerators, [server for server in servers if server.host is None])
+    return outcome
+
+
+def _request_accelerators(accelerators: AcceleratorBackend | None, flavor: Flavor, servers: list[Server]) -> None:
+    """The accelerator requests of the flavor's device profile, for each server.
+
+    :raises Invalid: the flavor asks for accelerators and there is no accelerator service.
+    """
+    profile = flavor.device_profile
+    if profile is None:
+        return
+    if accelerators is None:
+        raise Invalid(f"Flavor {flavor.flavorid} asks for device profile {profile}, but no accelerator service is set.")
+    try:
+        for server in servers:
+            server.accelerator_requests = [arq.uuid for arq in accelerators.create_for_server(server.uuid, profile)]
+    except BaseException:
+        _release_accelerators(accelerators, servers)
+        raise
+
+
+def _release_accelerators(accelerators: AcceleratorBackend | None, servers: list[Server]) -> None:
+    """Delete the requests of servers that will not be built (Nova's conductor does so on failure)."""
+    for server in servers:
+        if accelerators is not None and server.accelerator_requests:
+            accelerators.delete_for_server(server.uuid)
+            server.accelerator_requests = []
+
+
+def _record(
+    uow: UnitOfWork,
+    network: NetworkBackend,
+    caller: Caller,
+    request_id: str,
+    spec: ServerSpec,
+    servers: list[Server],
+    now: datetime,
+    policy: CreatePolicy,
+) -> Outcome:
     dispatch: list[Dispatch] = []
     with uow:
         if spec.key_name is not None and uow.keypairs.get(caller.user_id or "", spec.key_name) is None:
@@ -143,7 +194,7 @@ def _schedule(
 def _new_server(
     caller: Caller,
     spec: ServerSpec,
-    flavor_id: str,
+    flavor: Flavor,
     attachments: list[VolumeAttachment],
     now: datetime,
     uuid: str,
@@ -158,7 +209,8 @@ def _new_server(
         name=name,
         project_id=caller.project_id or "",
         user_id=caller.user_id or "",
-        flavor_id=flavor_id,
+        flavor_id=flavor.flavorid,
+        flavor=flavor,
         image_ref=spec.image_ref,
         vm_state=VmState.BUILDING.value,
         power_state=PowerState.NOSTATE.value,

@@ -539,3 +539,34 @@ async def test_a_waiter_shared_by_two_waits_stays_until_both_end(registry: Waite
 
     assert registry.deliver(make_event("a")) is Delivery.WOKE_WAITER
     assert (await second).waiters["network-vif-plugged-a"].event == make_event("a")
+
+
+BOUND = "accelerator-request-bound"
+
+
+def test_an_arq_binding_that_came_first_satisfies_the_wait_and_is_reported(registry: WaiterRegistry) -> None:
+    satisfied: list[tuple[str, str]] = []
+    registry.on_satisfied = lambda server, key: satisfied.append((server, key))
+    assert registry.deliver(make_event("arq-1", name=BOUND)) is Delivery.BUFFERED
+    assert registry.early(SERVER) == [f"{BOUND}-arq-1"]
+    waiter = registry.prepare(SERVER, BOUND, "arq-1")
+    assert waiter.is_set()
+    assert registry.early(SERVER) == []
+    assert satisfied == [(SERVER, f"{BOUND}-arq-1")]
+
+
+def test_an_event_for_a_registered_waiter_is_reported_satisfied_a_late_one_not(registry: WaiterRegistry) -> None:
+    satisfied: list[tuple[str, str]] = []
+    registry.on_satisfied = lambda server, key: satisfied.append((server, key))
+    registry.prepare(SERVER, BOUND, "arq-1")
+    assert registry.deliver(make_event("arq-1", name=BOUND)) is Delivery.WOKE_WAITER
+    assert satisfied == [(SERVER, f"{BOUND}-arq-1")]
+
+    async def timed_out() -> None:
+        with pytest.raises(EventWaitTimeout):
+            async with registry.wait_for_events(SERVER, [(BOUND, "arq-2")], timeout=0.01):
+                pass
+
+    asyncio.run(timed_out())
+    assert registry.deliver(make_event("arq-2", name=BOUND, uuid="e2")) is Delivery.LATE_AFTER_TIMEOUT
+    assert satisfied == [(SERVER, f"{BOUND}-arq-1")]

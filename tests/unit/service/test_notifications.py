@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from herald.domain.flavors import FLAVORS
 from herald.domain.model import PowerState, Server, Vif, VolumeAttachment
 from herald.service.notifications import (
     Initiator,
@@ -143,6 +144,7 @@ def server(**changes: Any) -> Server:
         project_id="6f70656e737461636b20342065766572",
         user_id="fake",
         flavor_id="1",
+        flavor=FLAVORS[0],
         image_ref="155d900f-4e14-4e4c-a73d-069cbf4541e6",
         vm_state="active",
         power_state=PowerState.RUNNING.value,
@@ -250,7 +252,7 @@ def test_deleted_server_has_deleted_at() -> None:
 
 
 def test_unknown_flavor_keeps_the_payload_shape() -> None:
-    data = instance_action_payload(server(flavor_id="gone"), initiator=ADMIN)["nova_object.data"]
+    data = instance_action_payload(server(flavor_id="gone", flavor=None), initiator=ADMIN)["nova_object.data"]
     assert isinstance(data, dict)
     flavor = data["flavor"]
     assert flavor["nova_object.data"]["flavorid"] == "gone"

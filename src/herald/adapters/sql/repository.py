@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from herald.adapters.sql.actions import SqlActionRepository
+from herald.adapters.sql.event_waits import SqlEventWaitRepository
+from herald.adapters.sql.flavors import SqlFlavorRepository
 from herald.adapters.sql.hosts import SqlHostRepository
 from herald.adapters.sql.journal import SqlEventJournal
 from herald.adapters.sql.keypairs import SqlKeyPairRepository
@@ -12,6 +14,8 @@ from herald.adapters.sql.servers import SqlMigrationRepository, SqlServerReposit
 __all__ = [
     "SqlActionRepository",
     "SqlEventJournal",
+    "SqlEventWaitRepository",
+    "SqlFlavorRepository",
     "SqlHostRepository",
     "SqlKeyPairRepository",
     "SqlMigrationRepository",

@@ -15,6 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from herald.adapters.sql.driver_sql import executemany, fetchall, placeholders, statement, timestamp
 from herald.adapters.sql.tables import migrations, servers
 from herald.domain.errors import MarkerNotFound
+from herald.domain.flavors import flavor_from_dict, flavor_to_dict
 from herald.domain.model import Migration, Server, Vif, VolumeAttachment
 from herald.domain.power_sync import SyncChange, SyncRow
 from herald.service.ports import MigrationQuery, ServerTargets
@@ -74,6 +75,8 @@ def _server_values(server: Server) -> dict[str, Any]:
         "scheduler_hints": server.scheduler_hints,
         "deleted_at": server.deleted_at,
         "security_groups": list(server.security_groups),
+        "flavor": None if server.flavor is None else flavor_to_dict(server.flavor),
+        "accelerator_requests": list(server.accelerator_requests),
     }
 
 
@@ -124,6 +127,8 @@ def _server(row: RowMapping) -> Server:
         scheduler_hints=dict(row["scheduler_hints"] or {}),
         deleted_at=row["deleted_at"],
         security_groups=["default"] if row["security_groups"] is None else list(row["security_groups"]),
+        flavor=None if row["flavor"] is None else flavor_from_dict(row["flavor"]),
+        accelerator_requests=list(row["accelerator_requests"] or ()),
     )
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -88,6 +89,8 @@ servers = Table(
     Column("scheduler_hints", JSON),
     Column("deleted_at", DateTime),
     Column("security_groups", JSON),
+    Column("flavor", JSON),
+    Column("accelerator_requests", JSON),
     Index("ix_servers_host_deleted", "host", "deleted"),
     Index("ix_servers_project_id", "project_id"),
 )
@@ -201,4 +204,48 @@ fake_machines = Table(
     Column("host", String(255), primary_key=True),
     Column("server_uuid", String(36), primary_key=True),
     Column("power_state", Integer, nullable=False),
+)
+
+# Flavors (the seeded m1.* set and those made through the API) and their extra specs.
+flavors = Table(
+    "flavors",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("flavorid", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("memory_mb", Integer, nullable=False),
+    Column("vcpus", Integer, nullable=False),
+    Column("root_gb", Integer, nullable=False),
+    Column("ephemeral_gb", Integer, nullable=False),
+    Column("swap", Integer, nullable=False),
+    Column("rxtx_factor", Float, nullable=False),
+    Column("is_public", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("description", Text),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("flavorid", name="uq_flavors_flavorid"),
+    UniqueConstraint("name", name="uq_flavors_name"),
+)
+
+flavor_extra_specs = Table(
+    "flavor_extra_specs",
+    metadata,
+    Column("flavor_id", Id, ForeignKey("flavors.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+# The events an operation waits for right now, one row per (server, host, event key): written when
+# an agent registers the wait, removed when it ends, so any API process can list them.
+event_waits = Table(
+    "event_waits",
+    metadata,
+    Column("server_uuid", String(36), primary_key=True),
+    Column("host", String(255), primary_key=True),
+    Column("event_key", String(320), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("tag", String(255)),
+    Column("since", DateTime, nullable=False),
+    Column("until", DateTime, nullable=False),
+    Index("ix_event_waits_host", "host"),
 )

@@ -13,6 +13,8 @@ from herald.adapters.sql.engine import READ_ONLY_OPTION
 from herald.adapters.sql.repository import (
     SqlActionRepository,
     SqlEventJournal,
+    SqlEventWaitRepository,
+    SqlFlavorRepository,
     SqlHostRepository,
     SqlKeyPairRepository,
     SqlMigrationRepository,
@@ -22,6 +24,8 @@ from herald.adapters.sql.repository import (
 from herald.service.ports import (
     ActionRepository,
     EventJournal,
+    EventWaitRepository,
+    FlavorRepository,
     HostRepository,
     KeyPairRepository,
     MigrationRepository,
@@ -50,6 +54,8 @@ class SqlUnitOfWork:
     events: EventJournal
     power_observations: PowerObservationRepository
     keypairs: KeyPairRepository
+    flavors: FlavorRepository
+    event_waits: EventWaitRepository
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -73,6 +79,8 @@ class SqlUnitOfWork:
         self.events = SqlEventJournal(conn)
         self.power_observations = SqlPowerObservationRepository(conn)
         self.keypairs = SqlKeyPairRepository(conn)
+        self.flavors = SqlFlavorRepository(conn)
+        self.event_waits = SqlEventWaitRepository(conn)
         return self
 
     def __exit__(

@@ -16,8 +16,6 @@ from typing import Any
 from herald.api.edge import ApiRequest
 from herald.api.microversion import APIVersion
 from herald.api.views.common import bookmark, isotime, links, strtime
-from herald.domain.errors import FlavorNotFound
-from herald.domain.flavors import Flavor, get_flavor
 from herald.domain.model import Server, VmState
 from herald.domain.naming import availability_zone, fixed_ip, server_hostname, server_reservation_id
 from herald.service.server_queries import HostStatusName, ServerDetail
@@ -184,9 +182,8 @@ def _image(req: ApiRequest, server: Server) -> dict[str, Any] | str:
 
 
 def _flavor(req: ApiRequest, server: Server, options: ViewOptions) -> dict[str, Any]:
-    try:
-        flavor: Flavor = get_flavor(server.flavor_id)
-    except FlavorNotFound:
+    flavor = server.flavor
+    if flavor is None:
         return {}
     if not v(req, 2, 47):
         return {"id": flavor.flavorid, "links": bookmark(req, "flavors", flavor.flavorid)}

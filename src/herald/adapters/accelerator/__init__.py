@@ -1,0 +1,1 @@
+"""Accelerator service adapters (Cyborg's role)."""
