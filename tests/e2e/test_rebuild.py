@@ -46,6 +46,9 @@ async def test_rebuild_reply_and_outcome(herald: Herald) -> None:
     assert (server["name"], server["metadata"], server["description"]) == ("renamed", {"role": "db"}, "rebuilt")
     assert server["accessIPv6"] == "2001:db8::1"
     assert server["user_data"] == "aGVsbG8="
+    # Nova shows user_data once: on its own (2.57), not as the extended attribute GET shows.
+    assert "OS-EXT-SRV-ATTR:user_data" not in server
+    assert server["OS-EXT-SRV-ATTR:host"] is not None
     assert server["status"] == "REBUILD"
     assert server["OS-EXT-STS:task_state"] == "rebuilding"
     await herald.settle()

@@ -198,6 +198,9 @@ def rebuilt_view(req: ApiRequest, detail: server_queries.ServerDetail) -> dict[s
         is_admin=req.context.is_admin,
     )
     body = views.updated(req, detail, options)
+    # NOTE: Nova's rebuild view leaves the user data out of the extended attributes; from 2.57 the
+    # reply carries it as ``user_data`` instead.
+    body.pop("OS-EXT-SRV-ATTR:user_data", None)
     if req.version >= APIVersion(2, 54):
         body["key_name"] = detail.server.key_name
     return body
