@@ -463,7 +463,7 @@ def build_agent(deps: AgentDeps, host: str) -> ComputeAgent:
         ),
         sync_power_state_interval=float(settings.sync_power_state_interval),
         attachments=AttachmentOps(tools=tools, network=deps.network, volumes=deps.volumes),
-        moves=Moves(tools=tools, waiters=waiters, bus=deps.bus, policy=build_policy),
+        moves=Moves(tools=tools, waiters=waiters, bus=deps.bus, policy=build_policy, network=deps.network),
         current_waits=current_waits,
     )
 

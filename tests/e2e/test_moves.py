@@ -270,6 +270,20 @@ async def test_destination_needs_no_plug_event_and_revert_waits_on_the_source(he
     assert woke.count("compute-1") == 2  # the boot's and the revert's
 
 
+async def test_revert_needs_no_plug_event_for_a_port_its_network_wired_itself(herald: Herald) -> None:
+    """An auto-allocated port of the in-memory network is active at once (it sends no events): the
+    revert does not wait for it, as the boot did not."""
+    server_id = await herald.create_server(host="compute-1", networks="auto")
+    assert (await herald.server(server_id))["addresses"]
+    await _moved(herald, server_id, {"migrate": None})
+    resp = await _action(herald, server_id, {"revertResize": None})
+    assert resp.status_code == 202
+    await herald.settle()
+    server = await herald.server(server_id)
+    assert (server["status"], server["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", "compute-1")
+    assert not herald.deps.agents["compute-1"].waiters.pending(server_id)
+
+
 @pytest.fixture
 async def short_plug_timeout(db_url: str, engine: Any) -> AsyncIterator[Herald]:
     service, _ = await start_herald(settings_for(db_url, vif_plugging_timeout=1))

@@ -38,7 +38,7 @@ from herald.domain.messages import (
 )
 from herald.domain.model import Migration, MigrationStatus, PowerState, Server, TaskState, VmState
 from herald.domain.records import EventEnvelope
-from herald.service.ports import Bus, UnitOfWork
+from herald.service.ports import Bus, NetworkBackend, UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +70,32 @@ def _power_on(migration: Migration) -> bool:
 class Moves:
     """One host's share of cold moves (see the module docstring)."""
 
-    def __init__(self, *, tools: OperationTools, waiters: WaiterRegistry, bus: Bus, policy: BuildPolicy) -> None:
+    def __init__(
+        self,
+        *,
+        tools: OperationTools,
+        waiters: WaiterRegistry,
+        bus: Bus,
+        policy: BuildPolicy,
+        network: NetworkBackend | None = None,
+    ) -> None:
         self._tools = tools
         self._host = tools.host
         self._waiters = waiters
         self._bus = bus
         self._policy = policy
+        self._network = network
+
+    async def _wired_ports(self, server_uuid: str) -> set[str]:
+        """The server's ports the network backend reports active: no plug event will come for them.
+
+        The embedded backend wires the ports it allocates itself at once (it sends no events, as a
+        boot does not wait for them either); a port it does not know is waited for.
+        """
+        if self._network is None:
+            return set()
+        ports = await asyncio.to_thread(self._network.refresh, server_uuid, None)
+        return {str(port["port_id"]) for port in ports if port["active"]}
 
     # --- the destination ---------------------------------------------------------------------
     async def prep_resize(self, command: PrepResize) -> None:
@@ -191,6 +211,7 @@ class Moves:
             start = self._tools.clock.now()
             # NOTE: events kept for this server before its ports came back here are not about them.
             self._waiters.clear(server.uuid)
+            wired = await self._wired_ports(server.uuid)
 
             def back_here(server: Server, migration: Migration) -> None:
                 server.host = self._host
@@ -198,7 +219,7 @@ class Moves:
                 server.flavor_id = migration.old_flavor_id or server.flavor_id
                 # The ports are bound to this host again: Neutron reports them up once plugged.
                 for vif in server.vifs:
-                    vif.active = False
+                    vif.active = vif.port_id in wired
 
             applied = await self._record(command, (REVERTING,), REVERTING, None, back_here)
             if not applied.done or applied.server is None:
@@ -223,7 +244,9 @@ class Moves:
     async def _start_old_machine(self, command: MoveCommand, server: Server, migration: Migration) -> None:
         """Nova's ``finish_revert_migration``: start the guest, waiting for its ports to be plugged here."""
         timeout = self._policy.vif_plugging_timeout
-        keys = [(EventName.NETWORK_VIF_PLUGGED.value, v.port_id) for v in server.vifs] if timeout else []
+        keys = (
+            [(EventName.NETWORK_VIF_PLUGGED.value, v.port_id) for v in server.vifs if not v.active] if timeout else []
+        )
         failed: list[str] = []
 
         def on_failed_event(key: str, event: EventEnvelope) -> bool | None:
