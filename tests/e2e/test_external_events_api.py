@@ -1,4 +1,4 @@
-"""POST /os-server-external-events over HTTP: every rule of reference sections 1.4-1.9."""
+"""POST /os-server-external-events over HTTP: every rule Nova applies (microversions, per-event codes, 200/207)."""
 
 from __future__ import annotations
 

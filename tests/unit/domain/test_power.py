@@ -1,4 +1,4 @@
-"""power-update's transition table (reference section 5.2), with Herald's one widening."""
+"""power-update's transition table (Nova 34 with Ironic), with Herald's one widening."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The power sync decision table, row by row (reference section 6.3)."""
+"""The power sync decision table, row by row (Nova's _sync_instance_power_state)."""
 
 from __future__ import annotations
 
