@@ -9,6 +9,7 @@ operation that starts the guest waits for it again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -113,3 +114,15 @@ async def start_waiting_for_plugs(
             if waiter.tag is not None and waiter.event is not None and waiter.event.status == EventStatus.COMPLETED
         }
     return result
+
+
+async def power_off_after_failure(tools: OperationTools, server_uuid: str, operation: str) -> None:
+    """As Nova's driver after a failed plug wait: the guest the operation started is powered off
+    (its disk is kept); a failure to do so is logged, the operation's own failure is what counts."""
+    server = await tools.load(server_uuid)
+    if server is None:
+        return
+    try:
+        await asyncio.to_thread(tools.driver.power_off, server)
+    except Exception:
+        logger.exception("Could not power off instance %s after its failed %s", server_uuid, operation)

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from herald.agent.operation import OperationTools
-from herald.agent.plug_wait import PlugPolicy, PlugResult, inactive_ports, mark_plugged, start_waiting_for_plugs
+from herald.agent.plug_wait import (
+    PlugPolicy,
+    PlugResult,
+    inactive_ports,
+    mark_plugged,
+    power_off_after_failure,
+    start_waiting_for_plugs,
+)
 from herald.agent.transitions import Step, Transition
 from herald.agent.waiters import WaiterRegistry
 from herald.domain.errors import DriverError
@@ -118,7 +125,7 @@ class Reboot:
             elif result.ended:
                 return
             elif result.fatal:
-                await self._power_off_after_failure(uuid)
+                await power_off_after_failure(self._tools, uuid, "reboot")
                 await self._end(command, kind, start, VIF_FAILURE, PowerState.SHUTDOWN)
             else:
                 await self._end(command, kind, start, None, PowerState.RUNNING, result)
@@ -126,15 +133,6 @@ class Reboot:
     def _restart(self, server: Server) -> None:
         self._tools.driver.power_off(server)
         self._tools.driver.power_on(server)
-
-    async def _power_off_after_failure(self, uuid: str) -> None:
-        server = await self._tools.load(uuid)
-        if server is None:
-            return
-        try:
-            await asyncio.to_thread(self._tools.driver.power_off, server)
-        except Exception:
-            logger.exception("Could not power off instance %s after its failed reboot", uuid)
 
     async def _end(
         self,

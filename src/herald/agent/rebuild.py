@@ -18,7 +18,14 @@ from datetime import datetime
 
 from herald.agent.build import build_aborted
 from herald.agent.operation import OperationTools
-from herald.agent.plug_wait import PlugPolicy, PlugResult, inactive_ports, mark_plugged, start_waiting_for_plugs
+from herald.agent.plug_wait import (
+    PlugPolicy,
+    PlugResult,
+    inactive_ports,
+    mark_plugged,
+    power_off_after_failure,
+    start_waiting_for_plugs,
+)
 from herald.agent.reboot import VIF_FAILURE, set_task
 from herald.agent.transitions import Step, Transition
 from herald.agent.waiters import WaiterRegistry
@@ -109,11 +116,11 @@ class Rebuild:
         elif result.ended:
             return
         elif result.fatal:
-            await self._power_off(uuid)
+            await power_off_after_failure(self._tools, uuid, "rebuild")
             await self._end(command, start, (SPAWNING,), VIF_FAILURE)
         else:
             if command.was_stopped:
-                await self._power_off(uuid)
+                await power_off_after_failure(self._tools, uuid, "rebuild")
             await self._finish(command, start, result)
 
     async def _reimage(self, command: RebuildServer, volume_id: str) -> str | None:
@@ -140,15 +147,6 @@ class Rebuild:
     def _respawn(self, server: Server) -> None:
         self._tools.driver.destroy(server)
         self._tools.driver.spawn(server)
-
-    async def _power_off(self, uuid: str) -> None:
-        server = await self._tools.load(uuid)
-        if server is None:
-            return
-        try:
-            await asyncio.to_thread(self._tools.driver.power_off, server)
-        except Exception:
-            logger.exception("Could not power off instance %s after its rebuild", uuid)
 
     async def _finish(self, command: RebuildServer, start: datetime, plugs: PlugResult) -> None:
         clock = self._tools.clock

@@ -75,35 +75,22 @@ class _Moves:
             # NOTE: Nova answers a resize to an unknown flavor with 400, not 404.
             raise ApiFault(400, exc.text) from None
 
-    async def _move(self, req: ApiRequest, server: Server, **options: Any) -> Outcome:
+    async def _run(self, use_case: Callable[..., Outcome], req: ApiRequest, server: Server, **options: Any) -> Outcome:
         return await self._deps.run(
-            moves.move_server,
+            use_case,
             self._deps.uow_factory(),
             caller(req),
             req.request_id,
             server.uuid,
             now=self._deps.clock.now(),
-            policy=self._policy,
             **options,
         )
 
+    async def _move(self, req: ApiRequest, server: Server, **options: Any) -> Outcome:
+        return await self._run(moves.move_server, req, server, policy=self._policy, **options)
+
     async def confirm(self, req: ApiRequest, server: Server, args: Any) -> Outcome:
-        return await self._deps.run(
-            moves.confirm_resize,
-            self._deps.uow_factory(),
-            caller(req),
-            req.request_id,
-            server.uuid,
-            now=self._deps.clock.now(),
-            policy=self._policy,
-        )
+        return await self._run(moves.confirm_resize, req, server, policy=self._policy)
 
     async def revert(self, req: ApiRequest, server: Server, args: Any) -> Outcome:
-        return await self._deps.run(
-            moves.revert_resize,
-            self._deps.uow_factory(),
-            caller(req),
-            req.request_id,
-            server.uuid,
-            now=self._deps.clock.now(),
-        )
+        return await self._run(moves.revert_resize, req, server)
