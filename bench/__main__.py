@@ -1,41 +1,68 @@
-"""``python -m bench``: load ``herald serve`` and a hello-world app with wrk; print and record the results."""
+"""``python -m bench``: measure both shapes and the power sync pass; print and record the results.
+
+Embedded: wrk loads ``herald serve`` and a hello-world app; cluster: wrk loads the API workers of the
+README's recipe, and an open-loop run measures POST→handled; power sync: one agent's pass over
+10,000 servers (``bench.power_sync``, in a process of its own).
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import asyncio
+import json
 import sqlite3
+import subprocess
 import sys
 import tempfile
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from bench import profile, report, servers, service, wrk
-from bench.report import Durability, Run, Scenario
+from sqlalchemy import Engine, create_engine
+
+from bench import cluster, latency, power_sync, profile, report, servers, service, wrk
+from bench.measure import OVERLOAD, measure, wait_idle, wrk_settings
+from bench.report import Bench, Durability, OpenLoop, PowerSync, PowerSyncPass, Run
 
 BATCHES = {"batch1": 1, "batch100": 100, "overload": 100}
-SCENARIOS = (*BATCHES, "hello")
-# Overload: 64 connections of batch 100, three times what the API commits (bench/RESULTS.md); one wrk
-# thread per connection times each admitted request.
-OVERLOAD = "overload"
-OVERLOAD_CONNECTIONS = 64
-# Admission control answers 503 (Retry-After, nothing recorded) when the agents fall behind: counted, not a failure.
-EVENT_STATUSES = frozenset({*wrk.OK_STATUSES, 503})
-WARMUP_S = 2.0
-NOISE_CPU = 0.10  # of one core: other processes above this make the run's numbers suspect
+LATENCY = "latency"
+SCENARIOS = (*BATCHES, LATENCY, "hello")
+SHAPES = ("embedded", "cluster", "power-sync")
 HOSTS = "compute-1,compute-2"
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 PROFILE_DIR = ROOT / "bench" / "out"
+FINISH_TIMEOUT = 300.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--shapes", type=_choices(SHAPES), default=list(SHAPES), help=f"comma-separated subset of {','.join(SHAPES)}"
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of measured load per scenario")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (2 threads)")
-    parser.add_argument("--servers", type=int, default=200, help="servers created as event targets")
+    parser.add_argument("--servers", type=int, default=200, help="servers created as event targets (embedded)")
     parser.add_argument(
-        "--scenarios", type=_scenarios, default=list(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}"
+        "--scenarios",
+        type=_choices(SCENARIOS),
+        default=list(SCENARIOS),
+        help=f"embedded scenarios: comma-separated subset of {','.join(SCENARIOS)}",
     )
+    parser.add_argument(
+        "--cluster-scenarios",
+        type=_choices(cluster.SCENARIOS),
+        default=list(cluster.SCENARIOS),
+        help=f"cluster scenarios: comma-separated subset of {','.join(cluster.SCENARIOS)}",
+    )
+    parser.add_argument("--rate", type=int, default=1000, help="events/s of the open-loop latency runs")
+    parser.add_argument("--batch", type=int, default=10, help="events per request of the open-loop latency runs")
+    parser.add_argument("--hosts", type=int, default=3, help="cluster: agents (one per host)")
+    parser.add_argument("--servers-per-host", type=int, default=10, help="cluster: servers booted on each host")
+    parser.add_argument("--psync-servers", type=int, default=10_000, help="power sync: servers on the agent")
+    parser.add_argument("--psync-changed", type=int, default=100, help="power sync: servers whose record changes")
+    parser.add_argument("--psync-database", help="power sync: SQLAlchemy URL (default: a fresh SQLite file)")
     parser.add_argument("--port", type=int, default=0, help="herald's port (default: a free one)")
     parser.add_argument(
         "--herald", type=Path, default=Path(sys.executable).parent / "herald", help="the herald executable to serve"
@@ -50,57 +77,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="after the measurements, one extra run per batch scenario under py-spy (bench/out/)",
+        help="after the measurements, one extra run per embedded batch scenario under py-spy (bench/out/)",
     )
     return parser.parse_args(argv)
 
 
-def _scenarios(value: str) -> list[str]:
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    unknown = sorted(set(names) - set(SCENARIOS))
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown scenario(s) {unknown}; choose from {','.join(SCENARIOS)}")
-    return [name for name in SCENARIOS if name in names]
+def _choices(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
+    def parse(value: str) -> list[str]:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = sorted(set(names) - set(allowed))
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"unknown name(s) {unknown}; choose from {','.join(allowed)}")
+        return [name for name in allowed if name in names]
 
-
-def wrk_settings(name: str, run: Run) -> wrk.WrkSettings:
-    if name != OVERLOAD:
-        return run.settings
-    # NOTE: a generous wrk timeout: an admitted request may wait up to [api] commit_timeout (5 s).
-    return dataclasses.replace(
-        run.settings, connections=OVERLOAD_CONNECTIONS, threads=OVERLOAD_CONNECTIONS, timeout=15.0
-    )
-
-
-def measure(name: str, batch: int, script: Path, target: service.Service, run: Run) -> int:
-    """A warm-up run, then the measured one (the harness only waits on wrk); returns events acknowledged by both."""
-    own, rest = service.wait_quiet(target, threshold=NOISE_CPU, timeout=run.quiet_timeout)
-    if max(own, rest) >= NOISE_CPU:
-        print(f"  not idle ({target.name} {own:.0%}, rest {rest:.0%} of a core); measuring anyway", flush=True)
-    settings = wrk_settings(name, run)
-    allowed = EVENT_STATUSES if batch else wrk.OK_STATUSES
-    warmup = wrk.run(script, target.base_url, dataclasses.replace(settings, duration=WARMUP_S))
-    before = (target.cpu_seconds(), service.children_cpu_seconds(), service.machine_busy_seconds())
-    result = wrk.run(script, target.base_url, settings)
-    after = (target.cpu_seconds(), service.children_cpu_seconds(), service.machine_busy_seconds())
-    server_cpu, wrk_cpu, busy = ((end - start) / result.seconds for start, end in zip(before, after, strict=True))
-    other_cpu = max(0.0, busy - server_cpu - wrk_cpu)
-    memory = target.memory()
-    target.check_alive()
-    for label, outcome in (("warm-up", warmup), ("measured", result)):
-        if outcome.statuses_outside(allowed):
-            run.problems.append(f"{name} {label}: unexpected statuses {outcome.statuses_outside(allowed)}")
-        if outcome.socket_errors:
-            run.problems.append(f"{name} {label}: socket errors {outcome.socket_errors}")
-    if batch and name != OVERLOAD and result.statuses.get(503):
-        run.notes.append(f"{name}: {result.statuses[503]:,} requests refused with 503 (admission control)")
-    if other_cpu > NOISE_CPU:
-        run.notes.append(f"{name}: the rest of the machine used {other_cpu:.0%} of a core during the run: noisy?")
-    run.scenarios[name] = Scenario(name, batch, result, memory, server_cpu, wrk_cpu, other_cpu, settings.connections)
-    print(f"  {name}: {result.requests_per_s:,.0f} req/s, p99 {result.p99_us / 1000:.2f} ms", flush=True)
-    if result.admitted_n:
-        print(f"  {name}: p99 of the {result.admitted_n:,} admitted {result.admitted_p99_us / 1000:.2f} ms", flush=True)
-    return warmup.accepted + result.accepted
+    return parse
 
 
 def count_events(database: Path) -> int:
@@ -115,11 +105,13 @@ def event_states(database: Path) -> dict[str, int]:
 
 
 def bench_herald(args: argparse.Namespace, run: Run, workdir: Path) -> None:
-    """Servers, then each batch scenario against one ``herald serve``; SIGKILL it, then count the rows."""
+    """Servers, then each batch scenario and the open-loop run against one ``herald serve``; SIGKILL it,
+    then count the rows and read the latency of the measured runs' records."""
     port = args.port or service.free_port()
     database = workdir / "bench.sqlite"
     argv = [str(args.herald), "serve", "--port", str(port), "--hosts", HOSTS, "--database", f"sqlite:///{database}"]
     api = service.start("herald", argv, port=port, log_dir=workdir)
+    engine = create_engine(f"sqlite:///{database}")
     accepted = in_flight = 0
     try:
         print(f"herald pid {api.pid} on port {port}; creating {args.servers} servers", flush=True)
@@ -129,12 +121,17 @@ def bench_herald(args: argparse.Namespace, run: Run, workdir: Path) -> None:
         for name in (name for name in args.scenarios if name in BATCHES):
             script = workdir / f"{name}.lua"
             script.write_text(wrk.events_script(name, uuids, BATCHES[name], time_admitted=name == OVERLOAD))
-            accepted += measure(name, BATCHES[name], script, api, run)
+            accepted += measure(
+                name, BATCHES[name], script, api, run, last_event_id=lambda: latency.max_event_id(engine)
+            )
             runs = 2
             if args.profile and name != OVERLOAD:
                 accepted += profile_scenario(name, script, api, run)
                 runs += 1
             in_flight += runs * wrk_settings(name, run).connections * BATCHES[name]
+        if LATENCY in args.scenarios:
+            run.open_loop = open_loop(args, api, engine, uuids, run)
+            accepted += run.open_loop.sent.events_accepted
     except Exception:
         print(f"herald log tail:\n{api.log_tail()}", file=sys.stderr)
         raise
@@ -143,6 +140,25 @@ def bench_herald(args: argparse.Namespace, run: Run, workdir: Path) -> None:
         service.stop(api, kill=True)
     states = event_states(database)
     run.durability = Durability(sum(states.values()) - baseline, accepted, in_flight=in_flight, states=states)
+    for name, scenario in run.scenarios.items():
+        if scenario.event_ids and name in BATCHES:
+            run.record_latency[name] = latency.record_latency(engine, *scenario.event_ids)
+    engine.dispose()
+
+
+def open_loop(args: argparse.Namespace, api: service.Service, engine: Engine, uuids: list[str], run: Run) -> OpenLoop:
+    """power-update events open loop, as the cluster's latency run; waits until their records are finished."""
+    wait_idle(api, run)
+    first = latency.max_event_id(engine)
+    sent = asyncio.run(
+        latency.send_open_loop(api.base_url, uuids, rate=args.rate, batch=args.batch, duration=args.duration)
+    )
+    left = latency.wait_finished(engine, first, timeout=FINISH_TIMEOUT, alive=api.check_alive)
+    loop = OpenLoop(args.rate, args.batch, args.duration, sent, latency.record_latency(engine, first), left)
+    if set(sent.statuses) - {200, 503}:
+        run.problems.append(f"{LATENCY}: unexpected statuses {sent.statuses}")
+    print(f"  {LATENCY}: {cluster.open_loop_summary(loop)}", flush=True)
+    return loop
 
 
 def profile_scenario(name: str, script: Path, api: service.Service, run: Run) -> int:
@@ -168,24 +184,87 @@ def bench_hello(run: Run, workdir: Path) -> None:
         service.stop(hello)
 
 
+def bench_embedded(args: argparse.Namespace, settings: wrk.WrkSettings, workdir: Path) -> Run:
+    print("== embedded shape", flush=True)
+    run = Run(settings=settings, server_count=0, hosts={}, quiet_timeout=args.quiet_timeout)
+    if any(name in BATCHES or name == LATENCY for name in args.scenarios):
+        run.server_count = args.servers
+        bench_herald(args, run, workdir)
+    if "hello" in args.scenarios:
+        bench_hello(run, workdir)
+    return run
+
+
+def bench_cluster(args: argparse.Namespace, settings: wrk.WrkSettings, workdir: Path) -> Run:
+    print("== distributed shape (cluster)", flush=True)
+    run = Run(settings=settings, server_count=0, hosts={}, quiet_timeout=args.quiet_timeout)
+    cluster_settings = cluster.ClusterSettings(
+        args.cluster_scenarios, args.hosts, args.servers_per_host, args.rate, args.batch, args.duration
+    )
+    cluster.bench_cluster(cluster_settings, run, workdir / "cluster")
+    return run
+
+
+def bench_power_sync(args: argparse.Namespace) -> PowerSync:
+    """``bench.power_sync`` in a process of its own, so that its CPU time is the pass's alone."""
+    print("== power sync", flush=True)
+    argv = [sys.executable, "-m", "bench.power_sync", "--json", "--servers", str(args.psync_servers)]
+    argv += ["--changed", str(args.psync_changed)]
+    if args.psync_database:
+        argv += ["--database", args.psync_database]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT, timeout=1800)
+    print(proc.stdout, end="", flush=True)
+    if proc.returncode != 0:
+        raise service.ServiceError(f"bench.power_sync exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return parse_power_sync(proc.stdout)
+
+
+def parse_power_sync(output: str) -> PowerSync:
+    for line in output.splitlines():
+        if line.startswith(power_sync.JSON_PREFIX):
+            found = json.loads(line[len(power_sync.JSON_PREFIX) :])
+            passes = [PowerSyncPass(p["outcomes"], p["cpu_s"], p["wall_s"]) for p in found["passes"]]
+            return PowerSync(found["servers"], found["changed"], found["database"], passes)
+    raise ValueError(f"no {power_sync.JSON_PREFIX.strip()} line in bench.power_sync's output")
+
+
+T = TypeVar("T")
+
+
+def _shape(bench: Bench, name: str, measure_shape: Callable[[], T]) -> T | None:
+    """One shape's measurements; a failure is recorded as a problem and the other shapes still run."""
+    try:
+        return measure_shape()
+    except Exception as exc:
+        traceback.print_exc()
+        bench.problems.append(f"the {name} shape failed: {type(exc).__name__}: {str(exc)[:500]}")
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    wrk.wrk_binary()
+    uses_wrk = ("embedded" in args.shapes and set(args.scenarios) - {LATENCY}) or (
+        "cluster" in args.shapes and set(args.cluster_scenarios) & set(cluster.BATCHES)
+    )
+    if uses_wrk:
+        wrk.wrk_binary()
     settings = wrk.WrkSettings(duration=args.duration, connections=args.connections)
-    run = Run(settings=settings, server_count=0, hosts={}, quiet_timeout=args.quiet_timeout)
+    bench = Bench()
     with tempfile.TemporaryDirectory(prefix="herald-bench-") as tmp:
-        if any(name in BATCHES for name in args.scenarios):
-            run.server_count = args.servers
-            bench_herald(args, run, Path(tmp))
-        if "hello" in args.scenarios:
-            bench_hello(run, Path(tmp))
+        if "embedded" in args.shapes:
+            bench.embedded = _shape(bench, "embedded", lambda: bench_embedded(args, settings, Path(tmp)))
+        if "cluster" in args.shapes:
+            bench.cluster = _shape(bench, "cluster", lambda: bench_cluster(args, settings, Path(tmp)))
+        if "power-sync" in args.shapes:
+            bench.power_sync = _shape(bench, "power sync", lambda: bench_power_sync(args))
     print()
-    print(report.text(run))
+    print(report.bench_text(bench))
     if not args.no_write:
-        report.append_results(RESULTS, run)
+        report.append_results(RESULTS, bench)
         print(f"\nappended to {RESULTS.relative_to(ROOT)}")
-    durable = run.durability is None or all(verdict.passed for verdict in run.durability.verdicts())
-    return 0 if durable and not run.problems else 1
+    durability = bench.embedded.durability if bench.embedded else None
+    durable = durability is None or all(verdict.passed for verdict in durability.verdicts())
+    return 0 if durable and not bench.all_problems() else 1
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ over the PostgreSQL and RabbitMQ that ``scripts/test-services`` runs: ``HERALD_T
 per second (open loop: requests go out on schedule whether or not earlier ones were answered) in
 requests of ``--batch`` events, and reads the latency of each event from its record
 (``handled_at - accepted_at``), once every event is handled.
+
+``python -m bench`` runs this too (:func:`bench_cluster`), and loads the API workers with wrk at
+batch 1 and batch 100 on a second, fresh cluster, reading each worker's memory after each load.
 """
 
 from __future__ import annotations
@@ -13,121 +16,224 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
+import subprocess
 import sys
 import tempfile
-import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.e2e.stack.cluster import ADMIN, Cluster, boot_servers
+from bench import latency, service, wrk
+from bench.measure import measure, wait_idle
+from bench.report import OpenLoop, Run
+from tests.e2e.stack.cluster import Cluster, Command, boot_servers
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SERVICES = ROOT / "scripts" / "test-services"
+SERVICE_VARIABLES = ("HERALD_TEST_PG_URL", "HERALD_TEST_AMQP_URL")
+BATCHES = {"batch1": 1, "batch100": 100}
+LATENCY = "latency"
+SCENARIOS = (*BATCHES, LATENCY)
+WORKERS = 2  # the recipe's (Cluster starts two)
+FINISH_TIMEOUT = 600.0
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+@dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    scenarios: list[str]
+    hosts: int = 3
+    servers_per_host: int = 10
+    rate: int = 1000
+    batch: int = 10
+    duration: float = 10.0
 
 
-async def _send(url: str, servers: list[str], *, rate: int, batch: int, duration: float) -> dict[int, int]:
-    """Open-loop load: one request of ``batch`` events every ``batch / rate`` seconds."""
-    statuses: dict[int, int] = {}
-    headers = {**ADMIN, "OpenStack-API-Version": "compute 2.76"}
-    interval = batch / rate
-    requests = int(duration / interval)
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(headers=headers, timeout=60, limits=limits) as client:
+class ClusterTarget:
+    """The cluster's herald processes as one wrk target: the API workers' port, their memory (the
+    larger worker's), and the CPU of the API workers, their supervisor and the agents."""
 
-        async def one(n: int) -> None:
-            events = [
-                {
-                    "name": "power-update",
-                    "server_uuid": servers[(n * batch + i) % len(servers)],
-                    "tag": "POWER_OFF" if (n + i) % 2 else "POWER_ON",
-                }
-                for i in range(batch)
-            ]
-            response = await client.post(f"{url}/os-server-external-events", json={"events": events})
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+    name = "cluster"
 
-        start = time.monotonic()
-        tasks = []
-        for n in range(requests):
-            delay = start + n * interval - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n)))
-        await asyncio.gather(*tasks)
-    return statuses
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.cluster.port}"
+
+    def worker_pids(self) -> list[int]:
+        return self.cluster.api_workers()[-WORKERS:]
+
+    def worker_memory(self) -> list[service.Memory]:
+        return [service.read_memory(pid) for pid in self.worker_pids()]
+
+    def memory(self) -> service.Memory:
+        memories = self.worker_memory()
+        return service.Memory(max(m.rss_kib for m in memories), max(m.hwm_kib for m in memories))
+
+    def cpu_seconds(self) -> float:
+        pids = [*self.worker_pids(), *(command.process.pid for command in self._commands())]
+        return sum(service.read_cpu_seconds(pid) for pid in pids)
+
+    def check_alive(self) -> None:
+        for command in self._commands():
+            if command.process.poll() is not None:
+                raise service.ServiceError(f"{command.args[0]} exited; logs:\n{self.cluster.logs()}")
+
+    def _commands(self) -> list[Command]:
+        api = [self.cluster.api] if self.cluster.api else []
+        return [*api, *self.cluster.agents.values()]
+
+
+def service_urls() -> tuple[str, str]:
+    """PostgreSQL's and RabbitMQ's URLs: from the environment (``eval "$(scripts/test-services)"``), or
+    else from ``scripts/test-services`` itself, which starts them when they are not running."""
+    if not all(os.environ.get(name) for name in SERVICE_VARIABLES):
+        print("cluster: starting the test services (scripts/test-services)", flush=True)
+        proc = subprocess.run([str(TEST_SERVICES)], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise service.ServiceError(f"scripts/test-services exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+        os.environ.update(parse_exports(proc.stdout))
+    return os.environ["HERALD_TEST_PG_URL"], os.environ["HERALD_TEST_AMQP_URL"]
+
+
+def parse_exports(output: str) -> dict[str, str]:
+    """``export A=1 B=2`` lines (what scripts/test-services prints) as a dict."""
+    found: dict[str, str] = {}
+    for line in output.splitlines():
+        words = line.split()
+        if words[:1] == ["export"]:
+            for word in words[1:]:
+                name, sep, value = word.partition("=")
+                if sep:
+                    found[name] = value
+    return found
+
+
+@contextmanager
+def bench_schema(database_url: str) -> Iterator[tuple[str, Engine]]:
+    """A fresh schema (dropped after): its URL for the cluster, and an engine on it for the harness."""
+    admin = create_engine(database_url)
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(database_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    engine = create_engine(url)
+    try:
+        yield url.render_as_string(hide_password=False), engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@contextmanager
+def running_cluster(workdir: Path, database_url: str, transport_url: str, hosts: int) -> Iterator[Cluster]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    cluster = Cluster(workdir, database_url=database_url, transport_url=transport_url, hosts=hosts)
+    try:
+        cluster.start()
+        yield cluster
+    except BaseException:
+        print(f"cluster logs:\n{cluster.logs()}", file=sys.stderr)
+        raise
+    finally:
+        cluster.stop()
+
+
+def open_loop(
+    target: ClusterTarget, engine: Engine, servers: list[str], settings: ClusterSettings, run: Run
+) -> OpenLoop:
+    """The open-loop run; waits until every event it got accepted is finished, then reads their records."""
+    wait_idle(target, run)
+    first = latency.max_event_id(engine)
+    sent = asyncio.run(
+        latency.send_open_loop(
+            target.base_url, servers, rate=settings.rate, batch=settings.batch, duration=settings.duration
+        )
+    )
+    left = latency.wait_finished(engine, first, timeout=FINISH_TIMEOUT, alive=target.check_alive)
+    loop = OpenLoop(settings.rate, settings.batch, settings.duration, sent, latency.record_latency(engine, first), left)
+    if set(sent.statuses) - {200}:
+        run.problems.append(f"latency: statuses other than 200: {sent.statuses}")
+    print(f"  {open_loop_summary(loop)}", flush=True)
+    return loop
+
+
+def open_loop_summary(loop: OpenLoop) -> str:
+    lat = loop.latency
+    return (
+        f"{loop.rate} events/s in requests of {loop.batch} for {loop.duration:g} s "
+        f"(sent in {loop.sent.seconds:.1f} s); statuses {loop.sent.statuses}; {lat.finished} events handled; "
+        f"POST->handled ms: p50 {lat.p50_ms:.1f}, p99 {lat.p99_ms:.1f}, max {lat.max_ms:.1f}"
+    )
+
+
+def throughput(target: ClusterTarget, servers: list[str], names: list[str], run: Run, workdir: Path) -> None:
+    """wrk at each batch against the API workers; each worker's memory after start-up and after each load."""
+    run.worker_memory["start-up"] = target.worker_memory()
+    for name in names:
+        script = workdir / f"cluster-{name}.lua"
+        script.write_text(wrk.events_script(f"cluster-{name}", servers, BATCHES[name]))
+        measure(name, BATCHES[name], script, target, run)
+        run.worker_memory[name] = target.worker_memory()
+        rss = ", ".join(f"{m.rss_mb:.1f}" for m in run.worker_memory[name])
+        print(f"  API workers' VmRSS after {name}: {rss} MB", flush=True)
+
+
+def bench_cluster(settings: ClusterSettings, run: Run, workdir: Path) -> None:
+    """The latency run on one fresh cluster, the wrk loads on another (so that neither's backlog or
+    memory is in the other's numbers)."""
+    database_url, transport_url = service_urls()
+    run.workers = WORKERS
+    with bench_schema(database_url) as (schema_url, engine):
+        if LATENCY in settings.scenarios:
+            with running_cluster(workdir / "latency", schema_url, transport_url, settings.hosts) as cluster:
+                servers = boot_servers(cluster, settings.servers_per_host)
+                _count_servers(run, cluster, settings)
+                print(f"cluster: {len(servers)} servers; latency at {settings.rate} events/s", flush=True)
+                run.open_loop = open_loop(ClusterTarget(cluster), engine, servers, settings, run)
+        names = [name for name in settings.scenarios if name in BATCHES]
+        if names:
+            with running_cluster(workdir / "wrk", schema_url, transport_url, settings.hosts) as cluster:
+                servers = boot_servers(cluster, settings.servers_per_host)
+                _count_servers(run, cluster, settings)
+                print(f"cluster: {len(servers)} servers; wrk {', '.join(names)}", flush=True)
+                throughput(ClusterTarget(cluster), servers, names, run, workdir)
+
+
+def _count_servers(run: Run, cluster: Cluster, settings: ClusterSettings) -> None:
+    run.server_count = len(cluster.hosts) * settings.servers_per_host
+    run.hosts = {f"compute-{n}": settings.servers_per_host for n in range(1, len(cluster.hosts) + 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--rate", type=int, default=1000, help="events per second")
     parser.add_argument("--batch", type=int, default=10, help="events per request")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load")
     parser.add_argument("--servers-per-host", type=int, default=10)
     parser.add_argument("--hosts", type=int, default=3)
     args = parser.parse_args(argv)
-    database_url = os.environ.get("HERALD_TEST_PG_URL")
-    transport_url = os.environ.get("HERALD_TEST_AMQP_URL")
-    if not database_url or not transport_url:
+    if not all(os.environ.get(name) for name in SERVICE_VARIABLES):
         print("bench.cluster: run scripts/test-services first (HERALD_TEST_PG_URL, HERALD_TEST_AMQP_URL)")
         return 2
-    engine = create_engine(database_url)
-    schema = f"bench_{os.getpid()}"
-    with engine.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    schema_url = (
-        make_url(database_url)
-        .update_query_dict({"options": f"-csearch_path={schema}"})
-        .render_as_string(hide_password=False)
-    )
+    settings = ClusterSettings([LATENCY], args.hosts, args.servers_per_host, args.rate, args.batch, args.duration)
+    run = Run(settings=wrk.WrkSettings(duration=args.duration, connections=0), server_count=0, hosts={})
     with tempfile.TemporaryDirectory() as tmp:
-        cluster = Cluster(Path(tmp), database_url=schema_url, transport_url=transport_url, hosts=args.hosts)
-        try:
-            cluster.start()
-            servers = boot_servers(cluster, args.servers_per_host)
-            with engine.connect() as connection:
-                (first_id,) = connection.execute(
-                    text(f"SELECT COALESCE(MAX(id), 0) FROM {schema}.external_events")
-                ).one()
-            started = time.monotonic()
-            statuses = asyncio.run(
-                _send(cluster.url, servers, rate=args.rate, batch=args.batch, duration=args.duration)
-            )
-            sending = time.monotonic() - started
-            unfinished = text(f"SELECT COUNT(*) FROM {schema}.external_events WHERE id > :first AND handled_at IS NULL")
-
-            def finished() -> bool:
-                with engine.connect() as connection:
-                    return connection.execute(unfinished, {"first": first_id}).scalar_one() == 0
-
-            cluster.wait_until(finished, what="every event handled", limit=600)
-            with engine.connect() as connection:
-                rows = connection.execute(
-                    text(
-                        f"SELECT EXTRACT(EPOCH FROM handled_at - accepted_at) FROM {schema}.external_events "
-                        "WHERE id > :first"
-                    ),
-                    {"first": first_id},
-                ).all()
-        finally:
-            cluster.stop()
-            with engine.begin() as connection:
-                connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    latencies = [float(row[0]) * 1000 for row in rows]
-    print(
-        f"cluster: {args.hosts} agents, 2 API workers, {len(servers)} servers; {args.rate} events/s in requests "
-        f"of {args.batch} for {args.duration:g} s (sent in {sending:.1f} s); statuses {statuses}"
-    )
-    print(
-        f"events handled: {len(latencies)}; POST->handled ms: p50 {statistics.median(latencies):.1f}, "
-        f"p99 {_percentile(latencies, 0.99):.1f}, max {max(latencies):.1f}"
-    )
-    return 0
+        bench_cluster(settings, run, Path(tmp))
+    assert run.open_loop is not None
+    print(f"cluster: {args.hosts} agents, {WORKERS} API workers, {run.server_count} servers")
+    print(open_loop_summary(run.open_loop))
+    for problem in run.problems:
+        print(f"PROBLEM: {problem}")
+    return 1 if run.problems or run.open_loop.unfinished else 0
 
 
 if __name__ == "__main__":

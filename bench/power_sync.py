@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
 import platform
 import resource
 import tempfile
@@ -41,6 +42,7 @@ from herald.config import Settings
 from herald.domain.model import PowerState
 
 HOST = "compute-1"
+JSON_PREFIX = "BENCH-JSON "
 CHUNK = 1000
 
 
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--changed", type=int, default=100, help="servers whose record must change (a write each)")
     parser.add_argument("--database", help="SQLAlchemy URL (default: a fresh SQLite file)")
     parser.add_argument("--profile", help="write a cProfile of the first pass to this file")
+    parser.add_argument("--json", action="store_true", help="also print the passes as one JSON line (python -m bench)")
     args = parser.parse_args(argv)
     with _database(args.database) as url:
         migrate.upgrade(url)
@@ -160,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {platform.machine()}, Python {platform.python_version()}; shared machines make wall time noisy")
     for label, (outcomes, cpu, wall) in zip(("first pass", "second pass"), results, strict=True):
         print(f"{label:12s}: {outcomes} outcomes, CPU {cpu:.3f} s, wall {wall:.3f} s")
+    if args.json:
+        passes = [{"outcomes": outcomes, "cpu_s": cpu, "wall_s": wall} for outcomes, cpu, wall in results]
+        print(
+            JSON_PREFIX
+            + json.dumps({"servers": args.servers, "changed": args.changed, "database": backend, "passes": passes})
+        )
     return 0
 
 

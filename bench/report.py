@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from bench.latency import Latency, Sent
 from bench.service import Memory
 from bench.wrk import WrkResult, WrkSettings
 
@@ -19,6 +22,15 @@ RESULTS_HEADER = """# Herald benchmark results
 Appended by `make bench` (`python -m bench`): one dated section per run, newest last.
 Load: wrk on 127.0.0.1 against `herald serve` (embedded, SQLite) and a hello-world Starlette app on the same stack.
 """
+
+# The embedded shape's throughput measured side by side with Nova 34 (the issue's "no slower than today").
+TODAY_BATCH1_EPS = 3426
+TODAY_BATCH100_EPS = 15_739
+CLUSTER_P99_MS = 25
+CLUSTER_TARGET_RATE = 1000
+WORKER_RSS_MB = 80
+POWER_SYNC_CPU_S = 1.0
+POWER_SYNC_SERVERS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +45,7 @@ class Scenario:
     wrk_cpu: float
     other_cpu: float
     connections: int = 0
+    event_ids: tuple[int, int] | None = None  # journal ids the measured run took: (first, last]
 
     @property
     def events_per_s(self) -> float | None:
@@ -96,9 +109,21 @@ class Durability:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class OpenLoop:
+    """An open-loop run of power-update events and the POST→handled latency of their records."""
+
+    rate: int
+    batch: int
+    duration: float
+    sent: Sent
+    latency: Latency
+    unfinished: int = 0  # records still not finished when the harness stopped waiting
+
+
 @dataclass
 class Run:
-    """Everything one ``python -m bench`` measured."""
+    """Everything one shape measured under wrk (the embedded one, or the cluster's API workers)."""
 
     settings: WrkSettings
     server_count: int
@@ -108,6 +133,43 @@ class Run:
     quiet_timeout: float = 60.0
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # POST→finished of the records of each measured wrk run, by scenario name.
+    record_latency: dict[str, Latency] = field(default_factory=dict)
+    open_loop: OpenLoop | None = None
+    # Cluster: VmRSS of each API worker after start-up and after each scenario's load.
+    worker_memory: dict[str, list[Memory]] = field(default_factory=dict)
+    workers: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PowerSyncPass:
+    outcomes: int
+    cpu_s: float
+    wall_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PowerSync:
+    """``bench.power_sync``: one agent's power sync passes over many servers."""
+
+    servers: int
+    changed: int
+    database: str
+    passes: list[PowerSyncPass]
+
+
+@dataclass
+class Bench:
+    """What one ``python -m bench`` measured, shape by shape (None: not run)."""
+
+    embedded: Run | None = None
+    cluster: Run | None = None
+    power_sync: PowerSync | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def all_problems(self) -> list[str]:
+        runs = [run for run in (self.embedded, self.cluster) if run is not None]
+        return [*self.problems, *(problem for run in runs for problem in run.problems)]
 
 
 def _num(value: float) -> str:
@@ -115,10 +177,14 @@ def _num(value: float) -> str:
 
 
 def table(run: Run) -> str:
+    return scenario_table(run.scenarios.values())
+
+
+def scenario_table(scenarios: Iterable[Scenario]) -> str:
     columns = ["scenario", "requests/s", "events/s", "p50 ms", "p99 ms", "RSS MB (peak)", "server CPU", "wrk CPU"]
     columns += ["rest CPU", "statuses"]
     rows = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 2) + "---|"]
-    for scenario in run.scenarios.values():
+    for scenario in scenarios:
         result, eps = scenario.result, scenario.events_per_s
         statuses = ", ".join(f"{code}: {n:,}" for code, n in sorted(result.statuses.items()))
         rows.append(
@@ -130,6 +196,38 @@ def table(run: Run) -> str:
     return "\n".join(rows)
 
 
+def latency_table(latencies: dict[str, Latency]) -> str:
+    """POST→finished of each measured run's records, with their states."""
+    rows = [
+        "| records of | rows | finished | p50 ms | p99 ms | max ms | states |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, lat in latencies.items():
+        states = ", ".join(f"{state}: {n:,}" for state, n in sorted(lat.states.items()))
+        rows.append(
+            f"| {name} | {lat.rows:,} | {lat.finished:,} | {lat.p50_ms:.1f} | {lat.p99_ms:.1f} | {lat.max_ms:.1f} "
+            f"| {states} |"
+        )
+    return "\n".join(rows)
+
+
+def open_loop_text(label: str, loop: OpenLoop) -> str:
+    sent, lat = loop.sent, loop.latency
+    statuses = ", ".join(f"{code}: {n:,}" for code, n in sorted(sent.statuses.items()))
+    late = (
+        f" ({sent.seconds:.1f} s: the client could not keep the schedule)" if sent.seconds > 1.2 * loop.duration else ""
+    )
+    text = (
+        f"{label}: power-update events open loop at {loop.rate:,} events/s in requests of {loop.batch} for "
+        f"{loop.duration:g} s, sent and answered in {sent.seconds:.1f} s{late}; statuses {statuses}; "
+        f"{lat.finished:,} of {lat.rows:,} records finished; POST→handled (the records' handled_at - accepted_at) "
+        f"p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms, max {lat.max_ms:.1f} ms."
+    )
+    if loop.unfinished:
+        text += f" **{loop.unfinished:,} records were still not finished** when the harness stopped waiting."
+    return text
+
+
 def verdicts(run: Run) -> list[Verdict]:
     found = run.scenarios
     lines: list[Verdict] = []
@@ -139,6 +237,12 @@ def verdicts(run: Run) -> list[Verdict]:
         lines.append(Verdict("batch 1 p99 latency", batch1.result.p99_us / 1000, "<=", 10, "ms"))
     if batch100:
         lines.append(Verdict("batch 100 throughput", batch100.result.accepted_per_s, ">=", 50_000, "events/s"))
+    today = "throughput no slower than today (side by side with Nova 34)"
+    if batch1:
+        lines.append(Verdict(f"batch 1 {today}", batch1.result.accepted_per_s, ">=", TODAY_BATCH1_EPS, "events/s"))
+    if batch100:
+        eps = batch100.result.accepted_per_s
+        lines.append(Verdict(f"batch 100 {today}", eps, ">=", TODAY_BATCH100_EPS, "events/s"))
     if batch1 and hello:
         ratio = 100 * batch1.result.accepted_per_s / hello.result.requests_per_s
         lines.append(Verdict("batch 1 events/s / hello-world req/s", ratio, ">=", 50, "%"))
@@ -183,9 +287,123 @@ def text(run: Run) -> str:
             f"{run.durability.accepted:,} events accepted over all runs (warm-ups included). "
             f"Rows by delivery state: {', '.join(f'{k}: {n:,}' for k, n in sorted(run.durability.states.items()))}."
         )
+    if run.record_latency:
+        parts += [
+            "",
+            "POST→finished from the event records of each measured wrk run (handled_at - accepted_at). The wrk "
+            "events are `network-vif-plugged` for ports nobody waits for: their agent keeps each one in the "
+            "early-event buffer and records it `expired` when it is pushed out, so these times are how long "
+            "an event stays in that buffer, not how long its handling took; rows still `dispatched` at the "
+            "SIGKILL were in the buffer then. The open-loop line below measures handling.",
+            "",
+            latency_table(run.record_latency),
+        ]
+    if run.open_loop:
+        parts.append("\n" + open_loop_text("POST→handled", run.open_loop))
     parts.extend(f"\n**PROBLEM**: {problem}" for problem in run.problems)
     parts.extend(f"\nNOTE: {note}" for note in run.notes)
     return "\n".join(parts)
+
+
+def worker_memory_table(run: Run) -> str:
+    rows = ["| API workers' VmRSS (VmHWM) MB | " + " | ".join(f"worker {n + 1}" for n in range(run.workers)) + " |"]
+    rows.append("|---|" + "---:|" * run.workers)
+    for moment, memories in run.worker_memory.items():
+        cells = " | ".join(f"{m.rss_mb:.1f} ({m.hwm_mb:.1f})" for m in memories)
+        rows.append(f"| after {moment} | {cells} |")
+    return "\n".join(rows)
+
+
+def cluster_verdicts(run: Run) -> list[Verdict]:
+    lines: list[Verdict] = []
+    loop = run.open_loop
+    if loop:
+        lines.append(
+            Verdict(
+                f"cluster POST→handled p99 at {loop.rate:,} events/s", loop.latency.p99_ms, "<=", CLUSTER_P99_MS, "ms"
+            )
+        )
+        lines.append(Verdict("cluster events not finished", loop.unfinished, "==", 0, "events"))
+    for moment in ("batch1", "batch100"):
+        memories = run.worker_memory.get(moment)
+        if memories:
+            worst = max(m.rss_mb for m in memories)
+            lines.append(Verdict(f"API worker RSS (VmRSS) after {moment} traffic", worst, "<=", WORKER_RSS_MB, "MB"))
+    return lines
+
+
+def cluster_text(run: Run) -> str:
+    s = run.settings
+    parts = [
+        f"The README's cluster recipe: `herald api --workers {run.workers}` and one `herald agent` per host "
+        f"({', '.join(f'{h}: {n}' for h, n in sorted(run.hosts.items())) or 'no servers'}), PostgreSQL and "
+        "RabbitMQ of `scripts/test-services` on the same machine.",
+    ]
+    if run.scenarios:
+        parts += [
+            f"wrk against the API workers: {s.threads} threads, {s.connections} connections, {s.duration:g} s per "
+            "scenario after a warm-up; server CPU = the API workers and the agents (PostgreSQL and RabbitMQ are "
+            "in rest); RSS = the larger API worker's.",
+            "",
+            table(run),
+        ]
+    if run.worker_memory:
+        parts += ["", worker_memory_table(run)]
+    if run.record_latency:
+        parts += ["", latency_table(run.record_latency)]
+    if run.open_loop:
+        parts.append("\n" + open_loop_text("POST→handled", run.open_loop))
+    parts.append("")
+    parts.extend(f"- {verdict.line()}" for verdict in cluster_verdicts(run))
+    parts.extend(f"\n**PROBLEM**: {problem}" for problem in run.problems)
+    parts.extend(f"\nNOTE: {note}" for note in run.notes)
+    return "\n".join(parts)
+
+
+def power_sync_verdicts(result: PowerSync) -> list[Verdict]:
+    if not result.passes:
+        return []
+    name = f"power sync pass over {result.servers:,} servers ({result.database}), CPU"
+    return [Verdict(name, result.passes[0].cpu_s, "<=", POWER_SYNC_CPU_S, "s")]
+
+
+def power_sync_text(result: PowerSync) -> str:
+    passes = "; ".join(
+        f"{label} pass: {p.outcomes:,} outcomes, CPU {p.cpu_s:.3f} s, wall {p.wall_s:.3f} s"
+        for label, p in zip(("first", "second"), result.passes, strict=False)
+    )
+    return "\n".join(
+        [
+            f"`python -m bench.power_sync --servers {result.servers} --changed {result.changed}` ({result.database}): "
+            f"{passes}. CPU = the whole process's (every thread); the wall time is noisy on a shared machine.",
+            "",
+            *(f"- {verdict.line()}" for verdict in power_sync_verdicts(result)),
+        ]
+    )
+
+
+def all_verdicts(bench: Bench) -> list[Verdict]:
+    lines: list[Verdict] = []
+    if bench.embedded:
+        lines += verdicts(bench.embedded)
+    if bench.cluster:
+        lines += cluster_verdicts(bench.cluster)
+    if bench.power_sync:
+        lines += power_sync_verdicts(bench.power_sync)
+    return lines
+
+
+def bench_text(bench: Bench) -> str:
+    """Every shape that ran, each under its own heading."""
+    parts: list[str] = []
+    if bench.embedded:
+        parts += ["### Embedded shape (`herald serve`, SQLite)", "", text(bench.embedded), ""]
+    if bench.cluster:
+        parts += ["### Distributed shape (cluster)", "", cluster_text(bench.cluster), ""]
+    if bench.power_sync:
+        parts += ["### Power sync", "", power_sync_text(bench.power_sync), ""]
+    parts.extend(f"**PROBLEM**: {problem}\n" for problem in bench.problems)
+    return "\n".join(parts).rstrip("\n")
 
 
 def machine() -> dict[str, str]:
@@ -219,11 +437,13 @@ def _commit() -> str:
 
 
 def _wrk_version() -> str:
+    if shutil.which("wrk") is None:
+        return "no wrk"
     proc = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     return (proc.stdout or proc.stderr).split("Copyright")[0].strip()
 
 
-def markdown_section(run: Run) -> str:
+def markdown_section(bench: Bench) -> str:
     info = machine()
     return "\n".join(
         [
@@ -232,12 +452,12 @@ def markdown_section(run: Run) -> str:
             f"Machine: {info['cpus']} CPUs ({info['cpu']}), {info['ram']} RAM; Python {info['python']} "
             f"({sys.implementation.name}); {info['wrk']}.",
             "",
-            text(run),
+            bench_text(bench),
             "",
         ]
     )
 
 
-def append_results(path: Path, run: Run) -> None:
+def append_results(path: Path, bench: Bench) -> None:
     existing = path.read_text() if path.exists() else RESULTS_HEADER
-    path.write_text(existing.rstrip("\n") + "\n\n" + markdown_section(run))
+    path.write_text(existing.rstrip("\n") + "\n\n" + markdown_section(bench))

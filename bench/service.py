@@ -11,7 +11,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import httpx
 
@@ -36,6 +36,22 @@ class Memory:
     @property
     def hwm_mb(self) -> float:
         return self.hwm_kib / 1024
+
+
+class Target(Protocol):
+    """What a load is measured against: one process, or the processes of a cluster."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+    def memory(self) -> Memory: ...
+
+    def cpu_seconds(self) -> float: ...
+
+    def check_alive(self) -> None: ...
 
 
 @dataclass
@@ -152,7 +168,7 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_quiet(target: Service, *, threshold: float, timeout: float, sample: float = 1.0) -> tuple[float, float]:
+def wait_quiet(target: Target, *, threshold: float, timeout: float, sample: float = 1.0) -> tuple[float, float]:
     """Wait until ``target`` (e.g. still draining a backlog) and the rest of the machine each use under
     ``threshold`` cores; returns the last (target, rest) levels seen."""
     deadline = time.monotonic() + timeout
