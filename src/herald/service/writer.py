@@ -222,6 +222,10 @@ class Writer:
             return await future
         finally:
             timers[-1].cancel()
+            # NOTE: expire re-arms itself, so its closure holds its own cell: a reference cycle that would
+            # keep the item and the result (every event of the request) alive until the cyclic GC's next
+            # full collection, which may be thousands of requests away. Emptying the cell frees them now.
+            del expire
 
     async def flush(self) -> None:
         """Wait until everything queued before this call is committed."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -274,3 +276,35 @@ async def test_a_write_that_always_looks_transient_fails_alone(uow_factory: Call
     assert isinstance(results[1], TimeoutError)
     assert results[2] == "ok b"
     assert sorted(h.host for h in _hosts(uow_factory)) == ["a", "b"]
+
+
+class _Item:
+    """An item (and, below, a result) a weak reference can watch."""
+
+
+class _Answer:
+    pass
+
+
+class Answer:
+    def run(self, uow: UnitOfWork, items: Sequence[_Item]) -> list[_Answer]:
+        return [_Answer() for _ in items]
+
+
+async def test_a_committed_write_leaves_nothing_for_the_cyclic_gc(uow_factory: Callable[[], SqlUnitOfWork]) -> None:
+    # A request's item and result (every event of a batch) must go as soon as the caller drops them: held
+    # by a reference cycle, they would wait for a full collection of the cyclic GC, and the API worker's
+    # memory would grow with them in between.
+    writer = Writer(uow_factory)
+    writer.start()
+    gc.disable()
+    try:
+        item = _Item()
+        result = await writer.submit_within(Answer(), item, seconds=30)
+        await writer.flush()  # the writer thread has moved on to another pass
+        watched = [weakref.ref(item), weakref.ref(result)]
+        del item, result
+        assert [ref() for ref in watched] == [None, None]
+    finally:
+        gc.enable()
+        writer.stop()
