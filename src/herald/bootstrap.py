@@ -19,22 +19,8 @@ from herald.adapters.notifications import NullNotifier, make_notifier
 from herald.adapters.sql.checkpointer import Checkpointer
 from herald.adapters.sql.engine import is_sqlite, make_engine
 from herald.adapters.sql.errors import is_transient
-from herald.adapters.sql.fake_machines import SqlFakeMachines
 from herald.adapters.sql.uow import SqlUnitOfWork
-from herald.adapters.virt.fake import FakeVirtDriver
 from herald.adapters.volume.memory import InMemoryVolumes
-from herald.agent.attachments import AttachmentOps
-from herald.agent.build import BuildPolicy
-from herald.agent.context import Backends, ServerLocks
-from herald.agent.current_waits import CurrentWaits
-from herald.agent.event_delivery import ApplyEvents, EventDelivery, OlderUnfinished, Prepare
-from herald.agent.event_handlers import WAITER_EVENTS
-from herald.agent.main import ComputeAgent
-from herald.agent.moves import Moves
-from herald.agent.operation import OperationTools
-from herald.agent.power_sync import PowerSync
-from herald.agent.server_ops import ServerOps
-from herald.agent.waiters import WaiterRegistry
 from herald.config import Settings
 from herald.domain.events import EventName
 from herald.domain.messages import DeliverEvents
@@ -49,6 +35,7 @@ from herald.workers import WorkerPools
 if TYPE_CHECKING:
     from herald.adapters.bus.rabbit import RabbitBus
     from herald.adapters.virt.redfish_client import RedfishClient
+    from herald.agent.main import ComputeAgent
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +71,16 @@ def redfish_driver(settings: Settings, host: str) -> VirtDriver:
     )
 
 
+def fake_driver(engine: Engine, host: str) -> VirtDriver:
+    from herald.adapters.sql.fake_machines import SqlFakeMachines
+    from herald.adapters.virt.fake import FakeVirtDriver
+
+    return FakeVirtDriver(SqlFakeMachines(engine, host))
+
+
 # Each factory gets the settings, the compute host and the process's engine.
 DRIVERS: dict[str, Callable[[Settings, str, Engine], VirtDriver]] = {
-    "fake": lambda settings, host, engine: FakeVirtDriver(SqlFakeMachines(engine, host)),
+    "fake": lambda settings, host, engine: fake_driver(engine, host),
     "redfish": lambda settings, host, engine: redfish_driver(settings, host),
 }
 
@@ -284,6 +278,8 @@ async def start_agent_process(process: AgentProcess) -> None:
 
 def _unfinished_waiter_events(read_uow_factory: UnitOfWorkFactory, host: str) -> list[EventEnvelope]:
     """Every unfinished waiter event of ``host``, read page by page (no cap)."""
+    from herald.agent.event_handlers import WAITER_EVENTS
+
     found: list[EventEnvelope] = []
     after_id = 0
     while True:
@@ -378,6 +374,20 @@ def build_agent(deps: AgentDeps, host: str) -> ComputeAgent:
     A relay's pass may re-send an event after newer ones of its server went (its first publish
     failed): an event first applies its server's older unfinished events from the journal (see
     ``OlderUnfinished``)."""
+    # NOTE: imported here, not at the top: an API worker (herald api) runs no agent, and the agent's
+    # modules would cost each worker about 1.5 MB of memory.
+    from herald.agent.attachments import AttachmentOps
+    from herald.agent.build import BuildPolicy
+    from herald.agent.context import Backends, ServerLocks
+    from herald.agent.current_waits import CurrentWaits
+    from herald.agent.event_delivery import ApplyEvents, EventDelivery, OlderUnfinished, Prepare
+    from herald.agent.main import ComputeAgent
+    from herald.agent.moves import Moves
+    from herald.agent.operation import OperationTools
+    from herald.agent.power_sync import PowerSync
+    from herald.agent.server_ops import ServerOps
+    from herald.agent.waiters import WaiterRegistry
+
     settings = deps.settings
     waiters = WaiterRegistry(
         clock=deps.clock.monotonic,

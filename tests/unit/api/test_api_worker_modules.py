@@ -29,3 +29,20 @@ def test_building_the_api_imports_none_of_the_lazy_libraries() -> None:
     assert "herald" in loaded
     assert "oslo_policy" in loaded
     assert loaded & LAZY == set()
+
+
+LOADS_AN_API_WORKER = """
+import json, sys
+import herald.api.app
+import herald.distributed
+from herald.bootstrap import build_api_process
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_an_api_worker_imports_no_agent_code() -> None:
+    # herald api's workers run no agent: the agent's modules would cost each of them about 1.5 MB.
+    done = subprocess.run([sys.executable, "-c", LOADS_AN_API_WORKER], capture_output=True, text=True, check=True)
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    assert "herald.bootstrap" in loaded
+    assert [name for name in loaded if name.startswith(("herald.agent", "herald.adapters.virt"))] == []
