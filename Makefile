@@ -40,7 +40,9 @@ services:
 services-stop:
 	scripts/test-services stop
 
-# Load test (bench/README.md): needs wrk, a Debian package; root installs it when missing.
+# Load test of both shapes and the power sync pass (bench/README.md); BENCH_ARGS="--shapes embedded" for one.
+# Needs wrk, a Debian package (root installs it when missing); the cluster shape starts the test services
+# (scripts/test-services) unless HERALD_TEST_PG_URL and HERALD_TEST_AMQP_URL are set.
 bench: venv
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python -m bench $(BENCH_ARGS)
