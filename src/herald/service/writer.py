@@ -206,6 +206,10 @@ class Writer:
                 raise WriterOverloaded(f"The database writer is overloaded ({self._queued_rows} rows queued).")
             self._append(entry)
         timers: list[asyncio.TimerHandle] = []
+        # NOTE: expire re-arms itself through this list, emptied once the wait is over. Naming itself, its
+        # closure would hold its own cell: a reference cycle keeping the item and the result (every event of
+        # the request) alive until the cyclic GC's next full collection, thousands of requests away.
+        again: list[Callable[[], None]] = []
 
         def expire() -> None:
             if future.done():
@@ -215,17 +219,15 @@ class Writer:
                 future.set_exception(WriteTimedOut(f"The database did not commit within {seconds:g} s.", retry_after))
             else:
                 # NOTE: sealed: its commit is under way; its outcome comes in a moment.
-                timers.append(loop.call_later(RETRY_FIRST_S, expire))
+                timers.append(loop.call_later(RETRY_FIRST_S, again[0]))
 
+        again.append(expire)
         timers.append(loop.call_later(seconds, expire))
         try:
             return await future
         finally:
             timers[-1].cancel()
-            # NOTE: expire re-arms itself, so its closure holds its own cell: a reference cycle that would
-            # keep the item and the result (every event of the request) alive until the cyclic GC's next
-            # full collection, which may be thousands of requests away. Emptying the cell frees them now.
-            del expire
+            again.clear()
 
     async def flush(self) -> None:
         """Wait until everything queued before this call is committed."""
