@@ -170,7 +170,8 @@ def open_loop_summary(loop: OpenLoop) -> str:
     lat = loop.latency
     return (
         f"{loop.rate} events/s in requests of {loop.batch} for {loop.duration:g} s "
-        f"(sent in {loop.sent.seconds:.1f} s); statuses {loop.sent.statuses}; {lat.finished} events handled; "
+        f"(sent in {loop.sent.sending_seconds:.1f} s, answered after {loop.sent.seconds:.1f} s); "
+        f"statuses {loop.sent.statuses}; {lat.finished} events handled; "
         f"POST->handled ms: p50 {lat.p50_ms:.1f}, p99 {lat.p99_ms:.1f}, max {lat.max_ms:.1f}"
     )
 
@@ -192,6 +193,7 @@ def bench_cluster(settings: ClusterSettings, run: Run, workdir: Path) -> None:
     memory is in the other's numbers)."""
     database_url, transport_url = service_urls()
     run.workers = WORKERS
+    run.rest_is_services = True
     with bench_schema(database_url) as (schema_url, engine):
         if LATENCY in settings.scenarios:
             with running_cluster(workdir / "latency", schema_url, transport_url, settings.hosts) as cluster:

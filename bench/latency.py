@@ -32,6 +32,7 @@ class Sent:
     events_accepted: int
     seconds: float  # from the first request out to the last answer in
     statuses: dict[int, int] = field(default_factory=dict)
+    sending_seconds: float = 0.0  # from the first request out to the last one out (the schedule's length if kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,7 @@ async def send_open_loop(base_url: str, servers: list[str], *, rate: int, batch:
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(n)))
+        sending = time.monotonic() - start
         await asyncio.gather(*tasks)
         seconds = time.monotonic() - start
-    return Sent(requests, accepted, seconds, dict(statuses))
+    return Sent(requests, accepted, seconds, dict(statuses), sending)

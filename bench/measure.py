@@ -67,7 +67,7 @@ def measure(
             run.problems.append(f"{name} {label}: socket errors {outcome.socket_errors}")
     if batch and name != OVERLOAD and result.statuses.get(503):
         run.notes.append(f"{name}: {result.statuses[503]:,} requests refused with 503 (admission control)")
-    if other_cpu > NOISE_CPU:
+    if other_cpu > NOISE_CPU and not run.rest_is_services:
         run.notes.append(f"{name}: the rest of the machine used {other_cpu:.0%} of a core during the run: noisy?")
     run.scenarios[name] = Scenario(
         name, batch, result, memory, server_cpu, wrk_cpu, other_cpu, settings.connections, event_ids=ids
