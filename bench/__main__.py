@@ -39,7 +39,10 @@ FINISH_TIMEOUT = 300.0
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "--shapes", type=_choices(SHAPES), default=list(SHAPES), help=f"comma-separated subset of {','.join(SHAPES)}"
+        "--shapes",
+        type=_choices(SHAPES),
+        help=f"comma-separated subset of {','.join(SHAPES)} (default: every one, or the shapes whose scenarios are "
+        "given with --scenarios / --cluster-scenarios)",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of measured load per scenario")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (2 threads)")
@@ -47,13 +50,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios",
         type=_choices(SCENARIOS),
-        default=list(SCENARIOS),
+        default=None,
         help=f"embedded scenarios: comma-separated subset of {','.join(SCENARIOS)}",
     )
     parser.add_argument(
         "--cluster-scenarios",
         type=_choices(cluster.SCENARIOS),
-        default=list(cluster.SCENARIOS),
+        default=None,
         help=f"cluster scenarios: comma-separated subset of {','.join(cluster.SCENARIOS)}",
     )
     parser.add_argument("--rate", type=int, default=1000, help="events/s of the open-loop latency runs")
@@ -79,7 +82,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="after the measurements, one extra run per embedded batch scenario under py-spy (bench/out/)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.shapes is None:
+        # NOTE: `--scenarios batch1` alone measures that scenario alone, as before the other shapes came.
+        chosen = [("embedded", args.scenarios), ("cluster", args.cluster_scenarios)]
+        args.shapes = [shape for shape, given in chosen if given is not None] or list(SHAPES)
+    args.scenarios = args.scenarios or list(SCENARIOS)
+    args.cluster_scenarios = args.cluster_scenarios or list(cluster.SCENARIOS)
+    return args
 
 
 def _choices(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:

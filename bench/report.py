@@ -20,7 +20,8 @@ from bench.wrk import WrkResult, WrkSettings
 RESULTS_HEADER = """# Herald benchmark results
 
 Appended by `make bench` (`python -m bench`): one dated section per run, newest last.
-Load: wrk on 127.0.0.1 against `herald serve` (embedded, SQLite) and a hello-world Starlette app on the same stack.
+Load: wrk on 127.0.0.1 against `herald serve` (embedded, SQLite), a hello-world Starlette app on the same stack
+and the cluster's API workers; open-loop power-update events for POST→handled; the power sync pass (bench/README.md).
 """
 
 # The embedded shape's throughput measured side by side with Nova 34 (the issue's "no slower than today").

@@ -36,6 +36,14 @@ def test_by_default_every_shape_and_scenario_runs() -> None:
     assert (args.rate, args.batch, args.psync_servers, args.no_write) == (1000, 10, 10_000, False)
 
 
+def test_scenarios_alone_choose_their_shape() -> None:
+    assert bench_main.parse_args(["--scenarios", "batch1"]).shapes == ["embedded"]
+    assert bench_main.parse_args(["--cluster-scenarios", "latency"]).shapes == ["cluster"]
+    both = bench_main.parse_args(["--scenarios", "hello", "--cluster-scenarios", "batch1"])
+    assert (both.shapes, both.scenarios, both.cluster_scenarios) == (["embedded", "cluster"], ["hello"], ["batch1"])
+    assert bench_main.parse_args(["--scenarios", "batch1", "--shapes", "power-sync"]).shapes == ["power-sync"]
+
+
 def test_one_shape_and_the_existing_flags() -> None:
     args = bench_main.parse_args(
         ["--shapes", "cluster", "--no-write", "--duration", "3", "--scenarios", "hello, batch1", "--connections", "4"]
