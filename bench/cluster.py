@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         .render_as_string(hide_password=False)
     )
     with tempfile.TemporaryDirectory() as tmp:
-        cluster = Cluster(Path(tmp), database_url=schema_url, transport_url=transport_url, hosts=args.hosts)
+        cluster = Cluster(Path(tmp), database_url=schema_url, transport_url=transport_url, hosts=args.hosts, fast=False)
         try:
             cluster.start()
             servers = boot_servers(cluster, args.servers_per_host)

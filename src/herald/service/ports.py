@@ -18,7 +18,7 @@ from typing import Protocol, Self
 from herald.domain.flavors import Flavor
 from herald.domain.model import ComputeHost, KeyPair, Migration, Server
 from herald.domain.power_sync import PowerObservation, SyncChange, SyncRow
-from herald.domain.records import ActionEvent, EventEnvelope, EventRecord, EventWaitRecord, ServerAction
+from herald.domain.records import ActionEvent, ActionStep, EventEnvelope, EventRecord, EventWaitRecord, ServerAction
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,9 @@ class ServerRepository(Protocol):
     def get(self, uuid: str, *, for_update: bool = False) -> Server | None:
         """A non-deleted server, or None. ``for_update`` locks the row until commit (PostgreSQL)."""
 
+    def get_many(self, uuids: Iterable[str], *, for_update: bool = False) -> dict[str, Server]:
+        """The named non-deleted servers by uuid, in one query; ``for_update`` locks them in uuid order."""
+
     def targets(self, uuids: Iterable[str]) -> dict[str, ServerTargets]:
         """Hosts of every named non-deleted server in one query (the accept hot path)."""
 
@@ -40,6 +43,9 @@ class ServerRepository(Protocol):
 
     def save(self, server: Server) -> None:
         """Write every field of ``server`` back."""
+
+    def save_states(self, server: Server) -> None:
+        """Write back only vm_state, power_state, task_state and updated_at (the row is locked)."""
 
     def save_if_task_state(self, server: Server, expected: Sequence[str | None]) -> bool:
         """Write ``server`` only if the stored task_state is one of ``expected``; False if it was not."""
@@ -124,6 +130,9 @@ class ActionRepository(Protocol):
 
     def add_event(self, server_uuid: str, request_id: str, event: ActionEvent) -> None:
         """Attach an event to the server's action for ``request_id`` (no-op if that action is unknown)."""
+
+    def add_events(self, steps: Sequence[ActionStep]) -> None:
+        """:meth:`add_event` for several (server uuid, request id, event) at once."""
 
     def finish_event(self, server_uuid: str, request_id: str, event: ActionEvent) -> None:
         """Set finish_time/result/traceback of the newest event of that name under that action."""
