@@ -92,7 +92,7 @@ async def test_a_command_the_transport_refused_is_answered_and_delivered_once_it
 
 async def _request_id(herald: Herald, server_id: str, action: str) -> str:
     listed = (await herald.get(f"/v2.1/servers/{server_id}/os-instance-actions", version="2.84")).json()
-    request_id: str = [a["request_id"] for a in listed["instanceActions"] if a["action"] == action][0]
+    request_id: str = next(a["request_id"] for a in listed["instanceActions"] if a["action"] == action)
     return request_id
 
 
