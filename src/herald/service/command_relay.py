@@ -92,9 +92,18 @@ class CommandRelay:
         self._periodic: asyncio.Task[None] | None = None
 
     async def send(self, commands: Sequence[QueuedCommand]) -> None:
-        """Publish commands just committed (claimed by this process); a failure leaves them to a pass."""
+        """Publish commands just committed (claimed by this process); a failure leaves them to a pass.
+
+        Never raises: the request that committed them is answered whatever the transport does.
+        """
         by_host = _by_host(commands)
-        await asyncio.gather(*(self._publish(host, batch) for host, batch in by_host.items()))
+        results = await asyncio.gather(
+            *(self._publish(host, batch) for host, batch in by_host.items()), return_exceptions=True
+        )
+        for host, result in zip(by_host, results, strict=True):
+            if isinstance(result, BaseException):
+                # NOTE: the rows stay claimed: a pass sends them once the claim lapsed (the agent knows a copy).
+                logger.error("Commands for host %s left to the relay's passes: %r", host, result, exc_info=result)
 
     async def start(self, *, reclaim_all: bool = False) -> None:
         """:param reclaim_all: the first pass takes every waiting command, claimed or not (no other
