@@ -132,3 +132,19 @@ async def _queued(uow_factory: Callable[[], SqlUnitOfWork], row_id: int) -> list
         return claimed
 
     return await asyncio.to_thread(read)
+
+
+def test_two_relays_never_claim_the_same_commands(uow_factory: Callable[[], SqlUnitOfWork], db_url: str) -> None:
+    """PostgreSQL: a relay skips the rows another relay's open claim holds (FOR UPDATE SKIP LOCKED).
+    (SQLite has one writer at a time: its second claim would wait for the first to commit.)"""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("several relays at once need PostgreSQL")
+    _record(uow_factory, *(("compute-1", StopServer(SERVER, f"req-{n}")) for n in range(6)))
+    later = T0 + timedelta(seconds=61)
+    with uow_factory() as first, uow_factory() as second:
+        mine = first.commands.claim(after_id=0, claimed_before=later, now=later, limit=4)
+        theirs = second.commands.claim(after_id=0, claimed_before=later, now=later, limit=4)
+        assert [c.message.request_id for c in mine] == ["req-0", "req-1", "req-2", "req-3"]  # type: ignore[union-attr]
+        assert [c.message.request_id for c in theirs] == ["req-4", "req-5"]  # type: ignore[union-attr]
+        first.commit()
+        second.commit()
