@@ -25,11 +25,13 @@ class SwitchableBus(InMemoryBus):
     def __init__(self) -> None:
         super().__init__()
         self.down = False
+        self.commands: list[ServerCommand] = []
 
     async def publish(self, host: str, messages: Sequence[object]) -> None:
         if self.down and any(isinstance(m, ServerCommand) for m in messages):
             raise BusUnavailable("RabbitMQ is unreachable (test)")
         await super().publish(host, messages)
+        self.commands.extend(m for m in messages if isinstance(m, ServerCommand))
 
 
 async def _waiting(herald: Herald) -> int:
@@ -74,15 +76,17 @@ async def test_a_command_the_transport_refused_is_answered_and_delivered_once_it
         await herald.settle()
         assert await _state(herald, first) == ("ACTIVE", "powering-off")
         assert await _waiting(herald) == 1
-        # The transport is back; a newer command for the same host waits behind the older one.
-        bus.down = False
+        # Still away: a newer command for the same host waits behind the older one.
         assert (await herald.action(second, {"os-stop": None})).status_code == 202
+        await deps.commands.flush()
         await herald.settle()
         assert await _state(herald, second) == ("ACTIVE", "powering-off")
         assert await _waiting(herald) == 2
-        # The relay's next pass sends both, in order.
+        # The transport is back: the relay's next pass sends both, in order.
+        bus.down = False
         assert await deps.commands.redeliver() == 2
         await herald.settle()
+        assert [c.server_uuid for c in bus.commands[-2:]] == [first, second]
         assert await _state(herald, first) == ("SHUTOFF", None)
         assert await _state(herald, second) == ("SHUTOFF", None)
         assert await _waiting(herald) == 0

@@ -90,6 +90,7 @@ class CommandRelay:
         self._held: set[str] = set()
         self._host_locks: dict[str, asyncio.Lock] = {}
         self._periodic: asyncio.Task[None] | None = None
+        self._kicked: asyncio.Task[int] | None = None
 
     async def send(self, commands: Sequence[QueuedCommand]) -> None:
         """Publish commands just committed (claimed by this process); a failure leaves them to a pass.
@@ -112,9 +113,15 @@ class CommandRelay:
         self._periodic = asyncio.create_task(self._run_periodically())
 
     async def stop(self) -> None:
-        if self._periodic is not None:
-            self._periodic.cancel()
-            await asyncio.gather(self._periodic, return_exceptions=True)
+        for task in (self._periodic, self._kicked):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def flush(self) -> None:
+        """Wait for the pass a held command started, if any (tests use it to make runs deterministic)."""
+        if self._kicked is not None:
+            await asyncio.gather(self._kicked, return_exceptions=True)
 
     async def redeliver(self, *, claimed_before: datetime | None = None) -> int:
         """One pass over the outbox, oldest first; returns how many commands were published.
@@ -165,8 +172,10 @@ class CommandRelay:
         lock = self._host_locks.setdefault(host, asyncio.Lock())
         async with lock:
             if host in self._held and not redelivery:
-                # NOTE: an older command of this host waits for a pass: this one goes after it.
+                # NOTE: an older command of this host waits for a pass: this one goes after it, and
+                # the pass starts now (the transport may be back: a new command is worth a try).
                 await self._writer.submit(self._release, keys)
+                self._kick()
                 return 0
             try:
                 await self._bus.publish(host, [command.message for command in commands])
@@ -180,6 +189,17 @@ class CommandRelay:
                 return 0
         await self._writer.submit(self._remove, keys)
         return len(keys)
+
+    def _kick(self) -> None:
+        if self._kicked is None or self._kicked.done():
+            self._kicked = asyncio.create_task(self._pass_now())
+
+    async def _pass_now(self) -> int:
+        try:
+            return await self.redeliver()
+        except Exception:
+            logger.exception("Command relay pass failed; the periodic pass will retry")
+            return 0
 
 
 def _by_host(commands: Sequence[QueuedCommand]) -> dict[str, list[QueuedCommand]]:

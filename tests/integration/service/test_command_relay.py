@@ -104,20 +104,28 @@ async def test_a_failed_publish_waits_for_the_next_pass_and_keeps_the_hosts_orde
     (first,) = await asyncio.to_thread(_record, uow_factory, ("compute-1", StopServer(SERVER, "req-1")))
     await relay.send(await _queued(uow_factory, first))
     assert _waiting(uow_factory) == 1
-    bus.down = False
-    # A later command for the same host waits behind the first one.
+    # A later command for the same host waits behind the first one, while the transport is away...
     (second,) = await asyncio.to_thread(_record, uow_factory, ("compute-1", StartServer(OTHER, "req-2")))
     await relay.send(await _queued(uow_factory, second))
+    await relay.flush()
     assert bus.taken == []
     assert _waiting(uow_factory) == 2
-    # The freed rows need no lapse: the next pass takes them, oldest first.
-    assert await relay.redeliver() == 2
-    assert bus.taken == [("compute-1", StopServer(SERVER, "req-1")), ("compute-1", StartServer(OTHER, "req-2"))]
-    assert _waiting(uow_factory) == 0
-    # The host is reached again: a new command goes at once.
+    # ... and once it is back, the pass a new command starts sends them all, oldest first (freed rows
+    # need no lapse).
+    bus.down = False
     (third,) = await asyncio.to_thread(_record, uow_factory, ("compute-1", StopServer(OTHER, "req-3")))
     await relay.send(await _queued(uow_factory, third))
-    assert bus.taken[-1] == ("compute-1", StopServer(OTHER, "req-3"))
+    await relay.flush()
+    assert bus.taken == [
+        ("compute-1", StopServer(SERVER, "req-1")),
+        ("compute-1", StartServer(OTHER, "req-2")),
+        ("compute-1", StopServer(OTHER, "req-3")),
+    ]
+    assert _waiting(uow_factory) == 0
+    # The host is reached again: a new command goes at once.
+    (fourth,) = await asyncio.to_thread(_record, uow_factory, ("compute-1", StartServer(OTHER, "req-4")))
+    await relay.send(await _queued(uow_factory, fourth))
+    assert bus.taken[-1] == ("compute-1", StartServer(OTHER, "req-4"))
     assert _waiting(uow_factory) == 0
 
 
