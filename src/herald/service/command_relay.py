@@ -132,6 +132,7 @@ class CommandRelay:
             claimed_before = self._clock.now() - timedelta(seconds=self._resend_after)
         sent = after_id = 0
         failed: set[str] = set()
+        held = set(self._held)
         while True:
             page = await self._writer.submit(self._claim, ClaimPage(after_id, claimed_before, self._page_size))
             if not page:
@@ -152,8 +153,9 @@ class CommandRelay:
             after_id = page[-1].id
             if len(page) < self._page_size:
                 break
-        # NOTE: a host this pass reached again takes new commands directly (its older ones went first).
-        self._held &= failed
+        # NOTE: a host held before this pass and reached by it takes new commands directly again (its
+        # older ones went first); one whose publish failed meanwhile stays held for the next pass.
+        self._held -= held - failed
         if sent:
             logger.info("Command relay sent %d waiting commands", sent)
         return sent
