@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from herald.domain.flavors import Flavor
+from herald.domain.messages import AgentMessage
 from herald.domain.model import ComputeHost, KeyPair, Migration, Server
 from herald.domain.power_sync import PowerObservation, SyncChange, SyncRow
 from herald.domain.records import ActionEvent, ActionStep, EventEnvelope, EventRecord, EventWaitRecord, ServerAction
@@ -254,6 +255,41 @@ class EventWaitRepository(Protocol):
         """Oldest first."""
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedCommand:
+    """A committed server command waiting in the outbox for its host's transport (``id``: its row)."""
+
+    id: int
+    host: str
+    message: AgentMessage
+
+
+class CommandOutbox(Protocol):
+    """Server commands recorded with the state change that asked for them, until a relay published them.
+
+    A row is *claimed* by the relay publishing it; a claim older than a relay's lease has lapsed
+    (its relay died, or never finished), and any relay may take the row again.
+    """
+
+    def add(self, commands: Sequence[tuple[str, AgentMessage]], now: datetime) -> list[int]:
+        """Record ``(host, message)`` pairs, claimed at ``now`` by the recording process; their ids, in order."""
+
+    def claim(self, *, after_id: int, claimed_before: datetime, now: datetime, limit: int) -> list[QueuedCommand]:
+        """Take up to ``limit`` rows above ``after_id`` (by id) that nobody claimed since ``claimed_before``.
+
+        Rows another relay is claiming at the same moment are skipped (PostgreSQL).
+        """
+
+    def release(self, ids: Sequence[int]) -> None:
+        """Free these rows for the next pass of any relay (their publish failed)."""
+
+    def remove(self, ids: Sequence[int]) -> None:
+        """Forget these rows: their host's transport has them."""
+
+    def count(self) -> int:
+        """How many commands wait (published or not)."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. ``with uow:`` rolls back whatever was not committed."""
 
@@ -266,6 +302,7 @@ class UnitOfWork(Protocol):
     keypairs: KeyPairRepository
     flavors: FlavorRepository
     event_waits: EventWaitRepository
+    commands: CommandOutbox
 
     def __enter__(self) -> Self: ...
 
