@@ -136,7 +136,8 @@ def bench_schema(database_url: str) -> Iterator[tuple[str, Engine]]:
 @contextmanager
 def running_cluster(workdir: Path, database_url: str, transport_url: str, hosts: int) -> Iterator[Cluster]:
     workdir.mkdir(parents=True, exist_ok=True)
-    cluster = Cluster(workdir, database_url=database_url, transport_url=transport_url, hosts=hosts)
+    # NOTE: the README's configuration (fast=False): its heartbeat and relay intervals, not the fault tests'.
+    cluster = Cluster(workdir, database_url=database_url, transport_url=transport_url, hosts=hosts, fast=False)
     try:
         cluster.start()
         yield cluster

@@ -25,6 +25,7 @@ from herald.config import Settings
 from herald.domain.events import EventName
 from herald.domain.messages import DeliverEvents
 from herald.domain.records import EventEnvelope
+from herald.service.command_relay import CommandRelay
 from herald.service.external_events import ExternalEventsService
 from herald.service.notifications import InstanceNotifications
 from herald.service.ports import Bus, Clock, Notifier, UnitOfWork, UnitOfWorkFactory, VirtDriver
@@ -100,6 +101,8 @@ class Deps:
     writer: Writer
     relay: Relay
     events: ExternalEventsService
+    # The server commands the API committed, on their way to the agents (one per process, like the relay).
+    commands: CommandRelay
     notifier: Notifier = field(default_factory=NullNotifier)
     checkpointer: Checkpointer | None = None
     # API work vs agent operations and driver calls; start() makes the driver pool the loop's default.
@@ -126,6 +129,9 @@ def build_embedded(
     writer = build_writer(settings, uow_factory)
     workers = WorkerPools(settings.api_threads, settings.driver_threads)
     relay = Relay(bus, writer, clock, interval=settings.relay_interval, resend_after=settings.relay_resend_after)
+    commands = CommandRelay(
+        bus, writer, clock, interval=settings.relay_interval, resend_after=settings.relay_resend_after
+    )
     deps = Deps(
         settings=settings,
         engine=engine,
@@ -138,6 +144,7 @@ def build_embedded(
         writer=writer,
         relay=relay,
         events=ExternalEventsService(writer, clock, relay),
+        commands=commands,
         notifier=notifier or build_notifier(settings),
         checkpointer=Checkpointer(engine) if sqlite else None,
         workers=workers,
@@ -197,6 +204,9 @@ def build_api_process(settings: Settings, *, clock: Clock | None = None, bus: Bu
     writer = build_writer(settings, uow_factory)
     workers = WorkerPools(settings.api_threads, settings.driver_threads)
     relay = Relay(bus, writer, clock, interval=settings.relay_interval, resend_after=settings.relay_resend_after)
+    commands = CommandRelay(
+        bus, writer, clock, interval=settings.relay_interval, resend_after=settings.relay_resend_after
+    )
     return Deps(
         settings=settings,
         engine=engine,
@@ -209,6 +219,7 @@ def build_api_process(settings: Settings, *, clock: Clock | None = None, bus: Bu
         writer=writer,
         relay=relay,
         events=ExternalEventsService(writer, clock, relay),
+        commands=commands,
         notifier=NullNotifier(),
         checkpointer=Checkpointer(engine) if is_sqlite(settings.database_url) else None,
         workers=workers,
@@ -486,9 +497,11 @@ async def start(deps: Deps) -> None:
     for agent in deps.agents.values():
         await agent.start()
     await deps.relay.start(reclaim_all=deps.sole_relay)
+    await deps.commands.start(reclaim_all=deps.sole_relay)
 
 
 async def stop(deps: Deps) -> None:
+    await deps.commands.stop()
     await deps.relay.stop()
     for agent in deps.agents.values():
         await agent.stop()

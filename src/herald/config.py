@@ -230,7 +230,10 @@ HERALD_OPTS: list[cfg.Opt] = [
         "early_event_ttl", default=300, min=0, help="Seconds an early event is kept for its waiter before it expires."
     ),
     cfg.IntOpt(
-        "relay_interval", default=5, min=1, help="Seconds between relay passes that re-dispatch undelivered events."
+        "relay_interval",
+        default=5,
+        min=1,
+        help="Seconds between relay passes that re-dispatch undelivered events and server commands.",
     ),
     cfg.FloatOpt(
         "commit_gather_delay",
@@ -278,7 +281,8 @@ HERALD_OPTS: list[cfg.Opt] = [
         min=1,
         help="Seconds after which a relay's claim on an undelivered event lapses: an event accepted by a worker "
         "that died before publishing it, or published but not handled (its agent lost it), is sent again by the "
-        "next relay pass. Agents recognise a delivery they already handled, so a re-send has no second effect.",
+        "next relay pass. Agents recognise a delivery they already handled, so a re-send has no second effect. "
+        "The same lease holds for the server commands in the command outbox.",
     ),
 ]
 

@@ -146,3 +146,40 @@ async def test_network_changed_refreshes_the_cache(herald: Herald) -> None:
     assert stored is not None
     assert port.id in [v.port_id for v in stored.vifs]
     assert len(stored.vifs) == 2
+
+
+async def test_an_effect_that_raises_fails_alone(herald: Herald, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = await _server_with(herald, {}, networks="auto")
+    fine = await _server_with(herald, {}, networks="auto")
+    with herald.deps.uow_factory() as uow:
+        before = uow.servers.get(broken)
+    assert before is not None
+    real_refresh = herald.deps.network.refresh
+
+    def refresh(server_uuid: str, port_id: str | None) -> list[dict[str, object]]:
+        if server_uuid == broken:
+            raise RuntimeError("the network service answered nonsense")
+        return real_refresh(server_uuid, port_id)
+
+    monkeypatch.setattr(herald.deps.network, "refresh", refresh)
+    # One request: the three effects go to the host together and may share one write.
+    resp = await herald.events(
+        [
+            {"name": "power-update", "server_uuid": fine, "tag": "POWER_OFF"},
+            {"name": "network-changed", "server_uuid": broken},
+            {"name": "network-changed", "server_uuid": fine},
+        ],
+        version="2.76",
+    )
+    assert resp.status_code == 200, resp.text
+    await herald.settle()
+    states = {(r["name"], r["server_uuid"]): (r["state"], r["outcome"]) for r in await herald.records()}
+    assert states[("network-changed", broken)] == ("failed", "internal error (RuntimeError)")
+    assert states[("power-update", fine)][0] == "handled"
+    assert states[("network-changed", fine)][0] == "handled"
+    server = (await herald.get(f"/v2.1/servers/{fine}", version="2.76")).json()["server"]
+    assert (server["status"], server["OS-EXT-STS:power_state"]) == ("SHUTOFF", 4)
+    with herald.deps.uow_factory() as uow:
+        after = uow.servers.get(broken)
+    assert after is not None
+    assert after.vifs == before.vifs

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from herald.agent.command_copies import CommandCopies
 from herald.agent.operation import OperationTools
 from herald.agent.transitions import Step, Transition
 from herald.domain.errors import DriverError, HeraldError, PortInUse
@@ -37,6 +38,8 @@ class AttachmentOps:
 
     def __init__(self, *, tools: OperationTools, network: NetworkBackend, volumes: VolumeBackend) -> None:
         self._tools = tools
+        # NOTE: no task state guards these commands: a copy is known by the step its first run recorded.
+        self.copies = CommandCopies(tools.read_uow_factory)
         self._driver = tools.driver
         self._network = network
         self._volumes = volumes
@@ -62,6 +65,8 @@ class AttachmentOps:
 
     async def attach_interface(self, command: AttachInterface) -> None:
         async with self._tools.hold(command.server_uuid):
+            if await self.copies.seen(command, "compute_attach_interface"):
+                return
             server = await self._tools.load(command.server_uuid)
             if server is None:
                 return
@@ -97,6 +102,8 @@ class AttachmentOps:
 
     async def detach_interface(self, command: DetachInterface) -> None:
         async with self._tools.hold(command.server_uuid):
+            if await self.copies.seen(command, "compute_detach_interface"):
+                return
             server = await self._tools.load(command.server_uuid)
             if server is None:
                 return
@@ -121,6 +128,8 @@ class AttachmentOps:
 
     async def attach_volume(self, command: AttachVolume) -> None:
         async with self._tools.hold(command.server_uuid):
+            if await self.copies.seen(command, "compute_attach_volume"):
+                return
             server = await self._tools.load(command.server_uuid)
             attachment = (
                 None if server is None else next((v for v in server.volumes if v.volume_id == command.volume_id), None)
@@ -149,6 +158,8 @@ class AttachmentOps:
 
     async def detach_volume(self, command: DetachVolume) -> None:
         async with self._tools.hold(command.server_uuid):
+            if await self.copies.seen(command, "compute_detach_volume"):
+                return
             server = await self._tools.load(command.server_uuid)
             if server is None:
                 return

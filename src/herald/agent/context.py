@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from herald.domain.events import DeliveryState
-from herald.domain.records import ActionEvent
+from herald.domain.records import ActionEvent, ActionStep
 from herald.service.notifications import NO_NOTIFICATIONS, InstanceNotifications, Notification
 from herald.service.ports import NetworkBackend, UnitOfWork, VirtDriver, VolumeBackend
 
@@ -74,16 +74,15 @@ class EventContext:
     volumes: VolumeBackend
     now: datetime
     notifications: InstanceNotifications = NO_NOTIFICATIONS
+    # Steps recorded by the effect, written with the other events' steps when the pass ends.
+    action_steps: list[ActionStep] = field(default_factory=list)
 
     def record_action_event(
         self, server_uuid: str, request_id: str, event: str, result: str, details: str | None = None
     ) -> None:
-        """Add a finished step under the instance action the API started for ``request_id``."""
-        self.uow.actions.add_event(
-            server_uuid,
-            request_id,
-            ActionEvent(event, self.now, self.now, result, None, self.host, details),
-        )
+        """File a finished step under the instance action the API started for ``request_id``."""
+        step = ActionEvent(event, self.now, self.now, result, None, self.host, details)
+        self.action_steps.append((server_uuid, request_id, step))
 
 
 class ServerLocks:

@@ -16,6 +16,7 @@ most once (a crash between the commit and the send loses them; Nova's are best e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -30,7 +31,8 @@ from herald.agent.transitions import IsTransient, retrying
 from herald.agent.waiters import Delivery, WaiterRegistry
 from herald.domain.events import DeliveryState, EventName
 from herald.domain.messages import DeliverEvents
-from herald.domain.records import EventEnvelope
+from herald.domain.model import Server
+from herald.domain.records import ActionStep, EventEnvelope
 from herald.service.journal_jobs import FindFinished, MarkFinished
 from herald.service.notifications import NO_NOTIFICATIONS, InstanceNotifications, send
 from herald.service.ports import (
@@ -135,8 +137,20 @@ class ApplyEvents:
         self._notifications = notifications
 
     def run(self, uow: UnitOfWork, items: Sequence[EffectItem]) -> list[Outcome | _Stale | None]:
-        """One outcome per event; None for a delivery that was already finished, STALE to prepare again."""
+        """One outcome per event; None for a delivery that was already finished, STALE to prepare again.
+
+        The pass's servers are read and locked in one query. The events are applied under one
+        savepoint; only when one of them fails is that rolled back and each event applied again
+        under a savepoint of its own, so that the failure touches nothing else (a savepoint per
+        event costs two round trips each, for a case that is rare).
+        """
         finished = uow.events.finished([item.event.id for item in items])
+        fresh = [item for item in items if item.event.id not in finished]
+        try:
+            with uow.savepoint():
+                decided = self._apply_all(uow, fresh, isolated=False)
+        except _EventFailed:
+            decided = self._apply_all(uow, fresh, isolated=True)
         now = self._clock.now()
         outcomes: list[Outcome | _Stale | None] = []
         marks: list[tuple[int, str, str | None]] = []
@@ -146,21 +160,39 @@ class ApplyEvents:
                 self.duplicates.suppress(event, "already finished")
                 outcomes.append(None)
                 continue
-            outcome = self._apply(uow, item)
+            outcome = decided[event.id]
             outcomes.append(outcome)
             if isinstance(outcome, Outcome):
+                logger.debug("Event %s for instance %s: %s", event.name, event.server_uuid, outcome.text)
                 marks.append((event.id, outcome.state.value, outcome.text))
         uow.events.mark_finished(marks, now)
         return outcomes
 
-    def _apply(self, uow: UnitOfWork, item: EffectItem) -> Outcome | _Stale:
+    def _apply_all(
+        self, uow: UnitOfWork, items: Sequence[EffectItem], *, isolated: bool
+    ) -> dict[int, Outcome | _Stale]:
+        locked = uow.servers.get_many(
+            {item.event.server_uuid for item in items if item.failure is None}, for_update=True
+        )
+        decided: dict[int, Outcome | _Stale] = {}
+        steps: list[ActionStep] = []
+        for item in items:
+            # NOTE: a server's second event in the pass reads the row again: the first one changed it.
+            read = locked.pop(item.event.server_uuid, None)
+            decided[item.event.id] = self._apply(uow, item, read, steps, isolated=isolated)
+        uow.actions.add_events(steps)
+        return decided
+
+    def _apply(
+        self, uow: UnitOfWork, item: EffectItem, read: Server | None, steps: list[ActionStep], *, isolated: bool
+    ) -> Outcome | _Stale:
         event = item.event
         if item.failure is not None:
             return Outcome.failed(item.failure)
         handler = EVENT_HANDLERS[EventName(event.name)]
         try:
-            with self._locks(event.server_uuid), uow.savepoint():
-                server = uow.servers.get(event.server_uuid, for_update=True)
+            with self._locks(event.server_uuid), uow.savepoint() if isolated else contextlib.nullcontext():
+                server = read or uow.servers.get(event.server_uuid, for_update=True)
                 if server is None:
                     return Outcome.handled("the server no longer exists")
                 if server.host != self._host:
@@ -176,14 +208,20 @@ class ApplyEvents:
                     uow, self._host, self._driver, self._network, self._volumes, self._clock.now(), self._notifications
                 )
                 outcome = handler.apply(ctx, event, server, item.prepared)
+                steps.extend(ctx.action_steps)
+                return outcome
         except Exception as exc:
             if self._is_transient(exc):
                 raise  # the database's fault, not the event's: the whole write is tried again
+            if not isolated:
+                raise _EventFailed from exc
             # NOTE: one event's failure never blocks the rest of its batch (Nova's does).
             logger.exception("Event %s for instance %s failed", event.name, event.server_uuid)
             return Outcome.failed(failure_text(exc))
-        logger.debug("Event %s for instance %s: %s", event.name, event.server_uuid, outcome.text)
-        return outcome
+
+
+class _EventFailed(Exception):
+    """An event's effect raised while the pass shared one savepoint: apply each in its own."""
 
 
 class Prepare:
@@ -194,11 +232,21 @@ class Prepare:
         self._read_uow_factory = read_uow_factory
 
     def __call__(self, handler: EventHandler, event: EventEnvelope, last_attempt: bool) -> EffectItem:
-        assert handler.prepare is not None
+        return self.many([(handler, event)], last_attempt)[0]
+
+    def many(self, jobs: Sequence[tuple[EventHandler, EventEnvelope]], last_attempt: bool) -> list[EffectItem]:
+        """The driver steps of several events, one after the other in their order, on one read of
+        their servers (so give it at most one event per server)."""
         with self._read_uow_factory() as uow:
             # NOTE: a delivery already finished (a redelivered batch) tells the driver nothing twice.
-            done = bool(uow.events.finished([event.id]))
-            server = None if done else uow.servers.get(event.server_uuid)
+            done = uow.events.finished([event.id for _, event in jobs])
+            servers = uow.servers.get_many({event.server_uuid for _, event in jobs if event.id not in done})
+        return [self._step(handler, event, servers.get(event.server_uuid), last_attempt) for handler, event in jobs]
+
+    def _step(
+        self, handler: EventHandler, event: EventEnvelope, server: Server | None, last_attempt: bool
+    ) -> EffectItem:
+        assert handler.prepare is not None
         if server is None or server.host != self._backends.host:
             # NOTE: another host holds the server (a move): its agent tells its driver, not this one.
             return EffectItem(event, None, None, last_attempt)
@@ -272,32 +320,71 @@ class EventDelivery:
             await self._wake(waiter_events, check_journal=message.redelivery)
 
     async def _effects(self, events: Sequence[EventEnvelope]) -> list[Outcome | None]:
-        """Driver steps one at a time in the batch's order; effects applied as they come, a server's in order.
+        """Driver steps in the batch's order; effects applied as they come, a server's in order.
 
-        Effects are not awaited one by one, so a batch's effects share the writer's passes;
-        a server's next event waits for its previous effect, so its driver step sees it.
+        The first event of each server has its driver step taken with the others' on one read
+        of their servers; a server's later event waits for its previous effect, so that its
+        driver step sees it. Effects are not awaited one by one, so a batch's effects share the
+        writer's passes.
         """
+        servers: set[str] = set()
+        firsts: list[int] = []
+        for position, event in enumerate(events):
+            if event.server_uuid not in servers:
+                servers.add(event.server_uuid)
+                firsts.append(position)
         last: dict[str, asyncio.Task[Outcome | None]] = {}
-        tasks: list[asyncio.Task[Outcome | None]] = []
+        tasks: dict[int, asyncio.Task[Outcome | None]] = {}
+
+        def start(position: int, item: EffectItem | None) -> None:
+            event = events[position]
+            handler = EVENT_HANDLERS[EventName(event.name)]
+            work = self._effect(handler, item) if item is not None else _nothing()
+            last[event.server_uuid] = tasks[position] = asyncio.create_task(self._guarded(event, work))
+
         try:
-            for event in events:
-                before = last.get(event.server_uuid)
-                if before is not None:
-                    await asyncio.wait({before})
+            together = await self._prepared_together([events[position] for position in firsts])
+            for position, prepared in zip(firsts, together, strict=True):
+                start(position, prepared)
+            for position, event in enumerate(events):
+                if position in tasks:
+                    continue
+                await asyncio.wait({last[event.server_uuid]})
                 handler = EVENT_HANDLERS[EventName(event.name)]
                 item: EffectItem | None = EffectItem(event)
                 if handler.prepare is not None:
                     first = self._prepared(handler, event, last_attempt=PREPARE_ATTEMPTS == 1)
                     item = await self._guarded(event, first)
-                work = self._effect(handler, item) if item is not None else _nothing()
-                task = asyncio.create_task(self._guarded(event, work))
-                last[event.server_uuid] = task
-                tasks.append(task)
-            return list(await asyncio.gather(*tasks))
+                start(position, item)
+            return list(await asyncio.gather(*(tasks[position] for position in range(len(events)))))
         except BaseException:
-            for task in tasks:
+            for task in tasks.values():
                 task.cancel()
             raise
+
+    async def _prepared_together(self, events: Sequence[EventEnvelope]) -> list[EffectItem | None]:
+        """Events of distinct servers, prepared on one read; one by one if that read fails."""
+        handlers = [EVENT_HANDLERS[EventName(event.name)] for event in events]
+        jobs = [
+            (handler, event) for handler, event in zip(handlers, events, strict=True) if handler.prepare is not None
+        ]
+        last_attempt = PREPARE_ATTEMPTS == 1
+        prepared: dict[int, EffectItem | None] = {}
+        if jobs:
+            many = functools.partial(asyncio.to_thread, self._prepare.many, jobs, last_attempt)
+            try:
+                items = await retrying(many, self._is_transient, f"Driver steps of {len(jobs)} events")
+                prepared = {item.event.id: item for item in items}
+            except Exception:
+                logger.exception("Driver steps of %d events failed together; taking them one by one", len(jobs))
+                for handler, event in jobs:
+                    prepared[event.id] = await self._guarded(
+                        event, self._prepared(handler, event, last_attempt=last_attempt)
+                    )
+        return [
+            prepared[event.id] if handler.prepare is not None else EffectItem(event)
+            for handler, event in zip(handlers, events, strict=True)
+        ]
 
     @staticmethod
     async def _guarded(event: EventEnvelope, work: Awaitable[T]) -> T | None:

@@ -86,7 +86,7 @@ def apply_power_update(ctx: EventContext, event: EventEnvelope, server: Server, 
     server.power_state = transition.power_state.value
     server.task_state = None
     server.updated_at = ctx.now
-    ctx.uow.servers.save(server)
+    ctx.uow.servers.save_states(server)
     ctx.record_action_event(server.uuid, event.request_id, STEP, "Success")
     notes += ctx.notifications.action(server, action, Phase.END, initiator)
     return Outcome.handled(f"{target}: vm_state {server.vm_state}, power_state {server.power_state}", notes)

@@ -46,6 +46,7 @@ def compute_deps(deps: Deps) -> ComputeDeps:
         network=deps.network,
         volumes=deps.volumes,
         settings=deps.settings,
+        commands=deps.commands,
         executor=deps.workers.api,
         transient=is_transient,
         accelerators=deps.accelerators,

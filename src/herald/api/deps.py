@@ -14,8 +14,17 @@ from herald.api.faults import ApiFault
 from herald.config import Settings
 from herald.domain.model import Server
 from herald.service import server_queries
+from herald.service.command_relay import CommandRelay
 from herald.service.common import Caller, Outcome
-from herald.service.ports import AcceleratorBackend, Bus, Clock, NetworkBackend, UnitOfWorkFactory, VolumeBackend
+from herald.service.ports import (
+    AcceleratorBackend,
+    Bus,
+    Clock,
+    NetworkBackend,
+    QueuedCommand,
+    UnitOfWorkFactory,
+    VolumeBackend,
+)
 from herald.service.writer import Unavailable
 
 P = ParamSpec("P")
@@ -36,6 +45,7 @@ class ComputeDeps:
     :param network: ports for new servers and local deletes.
     :param volumes: sizes of the volumes a new server boots from.
     :param settings: ``service_down_time`` and ``shelved_offload_time``.
+    :param commands: publishes the server commands a use case committed in its outbox.
     :param executor: the API's worker threads (None: the loop's default executor).
     :param transient: whether a use case's exception means the database is unavailable for now
         (the request is then answered 503 with Retry-After).
@@ -49,6 +59,7 @@ class ComputeDeps:
     network: NetworkBackend
     volumes: VolumeBackend
     settings: Settings
+    commands: CommandRelay
     executor: Executor | None = None
     transient: Callable[[BaseException], bool] = lambda exc: False
     accelerators: AcceleratorBackend | None = None
@@ -87,9 +98,17 @@ def own_target(req: ApiRequest) -> dict[str, object]:
 
 
 async def publish(deps: ComputeDeps, outcome: Outcome) -> None:
-    """Send the committed use case's messages to their hosts' agents."""
+    """Send the committed use case's commands to their hosts' agents (through the command outbox).
+
+    Never fails: a command the transport did not take waits in the outbox for the relay's next pass.
+    """
+    queued: list[QueuedCommand] = []
     for dispatch in outcome.dispatch:
-        await deps.bus.publish(dispatch.host, [dispatch.message])
+        if dispatch.id is None:
+            raise RuntimeError(f"a command for host {dispatch.host} was not recorded in the command outbox")
+        queued.append(QueuedCommand(dispatch.id, dispatch.host, dispatch.message))
+    if queued:
+        await deps.commands.send(queued)
 
 
 async def server_for(deps: ComputeDeps, req: ApiRequest, rule: str) -> Server:

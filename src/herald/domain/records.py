@@ -21,6 +21,10 @@ class ActionEvent:
     details: str | None = None
 
 
+# (server uuid, request id, step): a step to file under the server's action for that request id.
+ActionStep = tuple[str, str, ActionEvent]
+
+
 @dataclass(slots=True)
 class ServerAction:
     """Nova's instance action: what was asked of a server, by whom, under which request id."""

@@ -16,7 +16,7 @@ from herald.domain.errors import Conflict, Invalid, InvalidVolume, PortInUse, Se
 from herald.domain.messages import AttachInterface, AttachVolume, DetachInterface, DetachVolume
 from herald.domain.model import Server, VmState, VolumeAttachment
 from herald.domain.records import ActionEvent
-from herald.service.common import Caller, Dispatch, Outcome, load_server, start_action
+from herald.service.common import Caller, Dispatch, Outcome, commit_with, load_server, start_action
 from herald.service.ports import UnitOfWork, UnitOfWorkFactory
 from herald.service.server_actions import check_lock, check_state
 
@@ -84,8 +84,10 @@ def attach_interface(
             uow.commit()
             raise PortInUse(port_id)
         start_action(uow, caller, server, "attach_interface", request_id, now)
-        uow.commit()
-    return Outcome(server, [Dispatch(server.host, AttachInterface(uuid, request_id, port_id, network_id, tag))])
+        dispatch = commit_with(
+            uow, [Dispatch(server.host, AttachInterface(uuid, request_id, port_id, network_id, tag))], now
+        )
+    return Outcome(server, dispatch)
 
 
 def detach_interface(
@@ -99,8 +101,8 @@ def detach_interface(
         if not server.host:
             raise ServerNotReady(uuid)
         start_action(uow, caller, server, "detach_interface", request_id, now)
-        uow.commit()
-    return Outcome(server, [Dispatch(server.host, DetachInterface(uuid, request_id, port_id))])
+        dispatch = commit_with(uow, [Dispatch(server.host, DetachInterface(uuid, request_id, port_id))], now)
+    return Outcome(server, dispatch)
 
 
 def step_result(uow_factory: UnitOfWorkFactory, uuid: str, request_id: str, step: str) -> ActionEvent | None:
@@ -156,10 +158,14 @@ def attach_volume(
         server.updated_at = now
         uow.servers.save(server)
         start_action(uow, caller, server, "attach_volume", request_id, now)
-        uow.commit()
-    if offloaded or server.host is None:
-        return Outcome(server), attachment  # no machine: attached when the server is unshelved
-    return Outcome(server, [Dispatch(server.host, AttachVolume(uuid, request_id, volume_id))]), attachment
+        # NOTE: an offloaded server has no machine: the volume is attached when it is unshelved.
+        attach = (
+            []
+            if offloaded or server.host is None
+            else [Dispatch(server.host, AttachVolume(uuid, request_id, volume_id))]
+        )
+        dispatch = commit_with(uow, attach, now)
+    return Outcome(server, dispatch), attachment
 
 
 def _check_not_attached(uow: UnitOfWork, server: Server, volume_id: str) -> None:
@@ -209,7 +215,10 @@ def detach_volume(
             server.updated_at = now
             uow.servers.save(server)
         start_action(uow, caller, server, "detach_volume", request_id, now)
-        uow.commit()
-    if offloaded or server.host is None:
-        return Outcome(server)
-    return Outcome(server, [Dispatch(server.host, DetachVolume(uuid, request_id, volume_id))])
+        detach = (
+            []
+            if offloaded or server.host is None
+            else [Dispatch(server.host, DetachVolume(uuid, request_id, volume_id))]
+        )
+        dispatch = commit_with(uow, detach, now)
+    return Outcome(server, dispatch)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from herald.domain.errors import ServerNotFound
@@ -28,6 +28,8 @@ class Dispatch:
 
     host: str
     message: AgentMessage
+    # The command's outbox row, once recorded (see commit_with).
+    id: int | None = None
 
 
 @dataclass(slots=True)
@@ -80,3 +82,16 @@ def start_action(
         events=list(events),
     )
     uow.actions.start([record])
+
+
+def commit_with(uow: UnitOfWork, dispatch: list[Dispatch], now: datetime) -> list[Dispatch]:
+    """Record the commands in the outbox and commit them with the use case's changes.
+
+    Either the state change and its commands are both durable, or neither: a command nobody
+    published yet (the transport is down, the process died) waits for the command relay.
+
+    :returns: the commands, each with its outbox row id.
+    """
+    ids = uow.commands.add([(d.host, d.message) for d in dispatch], now)
+    uow.commit()
+    return [replace(d, id=row_id) for d, row_id in zip(dispatch, ids, strict=True)]

@@ -13,7 +13,7 @@ from herald.domain.errors import InvalidServerState
 from herald.domain.messages import RestoreServer, SoftDeleteServer
 from herald.domain.model import TaskState, VmState
 from herald.service import scheduler
-from herald.service.common import Caller, Dispatch, Outcome, load_server, start_action
+from herald.service.common import Caller, Dispatch, Outcome, commit_with, load_server, start_action
 from herald.service.ports import NetworkBackend, UnitOfWork
 from herald.service.server_actions import ActionPolicy, check_lock, check_state, delete_server
 
@@ -69,10 +69,11 @@ def soft_delete_server(
             server.task_state = TaskState.SOFT_DELETING.value
         uow.servers.save(server)
         start_action(uow, caller, server, "delete", request_id, now)
-        uow.commit()
-    if local or server.host is None:
-        return Outcome(server)
-    return Outcome(server, [Dispatch(server.host, SoftDeleteServer(uuid, request_id))])
+        soft_delete = (
+            [] if local or server.host is None else [Dispatch(server.host, SoftDeleteServer(uuid, request_id))]
+        )
+        dispatch = commit_with(uow, soft_delete, now)
+    return Outcome(server, dispatch)
 
 
 def restore_server(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *, now: datetime) -> Outcome:
@@ -93,10 +94,9 @@ def restore_server(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, 
         else:
             server.vm_state = VmState.ACTIVE.value
         uow.servers.save(server)
-        uow.commit()
-    if not server.host:
-        return Outcome(server)
-    return Outcome(server, [Dispatch(server.host, RestoreServer(uuid, request_id))])
+        restore = [Dispatch(server.host, RestoreServer(uuid, request_id))] if server.host else []
+        dispatch = commit_with(uow, restore, now)
+    return Outcome(server, dispatch)
 
 
 def force_delete_server(

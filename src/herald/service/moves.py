@@ -25,7 +25,7 @@ from herald.domain.messages import ConfirmResize, PrepResize, RevertResize
 from herald.domain.model import Migration, MigrationStatus, Server, TaskState, VmState
 from herald.domain.records import ActionEvent
 from herald.service import scheduler
-from herald.service.common import Caller, Dispatch, Outcome, load_server, start_action
+from herald.service.common import Caller, Dispatch, Outcome, commit_with, load_server, start_action
 from herald.service.flavors import get_flavor
 from herald.service.ports import UnitOfWork
 from herald.service.server_actions import ActionPolicy, check_lock, check_state
@@ -96,8 +96,8 @@ def move_server(
         _begin(uow, server, TaskState.RESIZE_PREP.value, now)
         step = ActionEvent(CONDUCTOR_STEP, now, now, "Success")
         start_action(uow, caller, server, action, request_id, now, (step,))
-        uow.commit()
-    return Outcome(server, [Dispatch(dest, PrepResize(uuid, request_id, migration.id))])
+        dispatch = commit_with(uow, [Dispatch(dest, PrepResize(uuid, request_id, migration.id))], now)
+    return Outcome(server, dispatch)
 
 
 def confirm_resize(
@@ -118,8 +118,10 @@ def confirm_resize(
             raise ServiceUnavailable()
         uow.migrations.save(_with_status(migration, MigrationStatus.CONFIRMING))
         start_action(uow, caller, server, "confirmResize", request_id, now)
-        uow.commit()
-    return Outcome(server, [Dispatch(migration.source_compute, ConfirmResize(uuid, request_id, migration.id))])
+        dispatch = commit_with(
+            uow, [Dispatch(migration.source_compute, ConfirmResize(uuid, request_id, migration.id))], now
+        )
+    return Outcome(server, dispatch)
 
 
 def revert_resize(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *, now: datetime) -> Outcome:
@@ -135,8 +137,10 @@ def revert_resize(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *
         uow.migrations.save(_with_status(migration, MigrationStatus.REVERTING))
         _begin(uow, server, TaskState.RESIZE_REVERTING.value, now)
         start_action(uow, caller, server, "revertResize", request_id, now)
-        uow.commit()
-    return Outcome(server, [Dispatch(migration.dest_compute, RevertResize(uuid, request_id, migration.id))])
+        dispatch = commit_with(
+            uow, [Dispatch(migration.dest_compute, RevertResize(uuid, request_id, migration.id))], now
+        )
+    return Outcome(server, dispatch)
 
 
 def _begin(uow: UnitOfWork, server: Server, task_state: str, now: datetime) -> None:

@@ -16,9 +16,10 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from herald.domain.flavors import Flavor
+from herald.domain.messages import AgentMessage
 from herald.domain.model import ComputeHost, KeyPair, Migration, Server
 from herald.domain.power_sync import PowerObservation, SyncChange, SyncRow
-from herald.domain.records import ActionEvent, EventEnvelope, EventRecord, EventWaitRecord, ServerAction
+from herald.domain.records import ActionEvent, ActionStep, EventEnvelope, EventRecord, EventWaitRecord, ServerAction
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,9 @@ class ServerRepository(Protocol):
     def get(self, uuid: str, *, for_update: bool = False) -> Server | None:
         """A non-deleted server, or None. ``for_update`` locks the row until commit (PostgreSQL)."""
 
+    def get_many(self, uuids: Iterable[str], *, for_update: bool = False) -> dict[str, Server]:
+        """The named non-deleted servers by uuid, in one query; ``for_update`` locks them in uuid order."""
+
     def targets(self, uuids: Iterable[str]) -> dict[str, ServerTargets]:
         """Hosts of every named non-deleted server in one query (the accept hot path)."""
 
@@ -40,6 +44,9 @@ class ServerRepository(Protocol):
 
     def save(self, server: Server) -> None:
         """Write every field of ``server`` back."""
+
+    def save_states(self, server: Server) -> None:
+        """Write back only vm_state, power_state, task_state and updated_at (the row is locked)."""
 
     def save_if_task_state(self, server: Server, expected: Sequence[str | None]) -> bool:
         """Write ``server`` only if the stored task_state is one of ``expected``; False if it was not."""
@@ -124,6 +131,9 @@ class ActionRepository(Protocol):
 
     def add_event(self, server_uuid: str, request_id: str, event: ActionEvent) -> None:
         """Attach an event to the server's action for ``request_id`` (no-op if that action is unknown)."""
+
+    def add_events(self, steps: Sequence[ActionStep]) -> None:
+        """:meth:`add_event` for several (server uuid, request id, event) at once."""
 
     def finish_event(self, server_uuid: str, request_id: str, event: ActionEvent) -> None:
         """Set finish_time/result/traceback of the newest event of that name under that action."""
@@ -245,6 +255,41 @@ class EventWaitRepository(Protocol):
         """Oldest first."""
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedCommand:
+    """A committed server command waiting in the outbox for its host's transport (``id``: its row)."""
+
+    id: int
+    host: str
+    message: AgentMessage
+
+
+class CommandOutbox(Protocol):
+    """Server commands recorded with the state change that asked for them, until a relay published them.
+
+    A row is *claimed* by the relay publishing it; a claim older than a relay's lease has lapsed
+    (its relay died, or never finished), and any relay may take the row again.
+    """
+
+    def add(self, commands: Sequence[tuple[str, AgentMessage]], now: datetime) -> list[int]:
+        """Record ``(host, message)`` pairs, claimed at ``now`` by the recording process; their ids, in order."""
+
+    def claim(self, *, after_id: int, claimed_before: datetime, now: datetime, limit: int) -> list[QueuedCommand]:
+        """Take up to ``limit`` rows above ``after_id`` (by id) that nobody claimed since ``claimed_before``.
+
+        Rows another relay is claiming at the same moment are skipped (PostgreSQL).
+        """
+
+    def release(self, ids: Sequence[int]) -> None:
+        """Free these rows for the next pass of any relay (their publish failed)."""
+
+    def remove(self, ids: Sequence[int]) -> None:
+        """Forget these rows: their host's transport has them."""
+
+    def count(self) -> int:
+        """How many commands wait (published or not)."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. ``with uow:`` rolls back whatever was not committed."""
 
@@ -257,6 +302,7 @@ class UnitOfWork(Protocol):
     keypairs: KeyPairRepository
     flavors: FlavorRepository
     event_waits: EventWaitRepository
+    commands: CommandOutbox
 
     def __enter__(self) -> Self: ...
 

@@ -32,7 +32,7 @@ from herald.domain.messages import (
 from herald.domain.model import MigrationStatus, PowerState, Server, TaskState, VmState
 from herald.domain.records import ActionEvent
 from herald.service import scheduler
-from herald.service.common import Caller, Dispatch, Outcome, load_server, start_action
+from herald.service.common import Caller, Dispatch, Outcome, commit_with, load_server, start_action
 from herald.service.ports import NetworkBackend, UnitOfWork
 
 UNSHELVE_EVENT = "conductor_unshelve_instance"
@@ -94,8 +94,8 @@ def stop_server(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *, 
             raise ServerNotReady(uuid)
         check_state(server, "stop", (VmState.ACTIVE, VmState.ERROR))
         _begin(uow, server, TaskState.POWERING_OFF, caller, "stop", request_id, now)
-        uow.commit()
-    return Outcome(server, [Dispatch(server.host, StopServer(uuid, request_id))])
+        dispatch = commit_with(uow, [Dispatch(server.host, StopServer(uuid, request_id))], now)
+    return Outcome(server, dispatch)
 
 
 def start_server(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *, now: datetime) -> Outcome:
@@ -106,8 +106,8 @@ def start_server(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *,
             raise ServerNotReady(uuid)
         check_state(server, "start", (VmState.STOPPED,))
         _begin(uow, server, TaskState.POWERING_ON, caller, "start", request_id, now)
-        uow.commit()
-    return Outcome(server, [Dispatch(server.host, StartServer(uuid, request_id))])
+        dispatch = commit_with(uow, [Dispatch(server.host, StartServer(uuid, request_id))], now)
+    return Outcome(server, dispatch)
 
 
 def shelve_server(
@@ -120,11 +120,11 @@ def shelve_server(
         if not server.host:
             raise ServerNotReady(uuid)
         _begin(uow, server, TaskState.SHELVING, caller, "shelve", request_id, now)
-        uow.commit()
-    # NOTE: a volume-backed server has nothing to snapshot, so Nova offloads it at once.
-    volume_backed = not server.image_ref and bool(server.volumes)
-    offload = policy.shelved_offload_time == 0 or volume_backed
-    return Outcome(server, [Dispatch(server.host, ShelveServer(uuid, request_id, offload=offload))])
+        # NOTE: a volume-backed server has nothing to snapshot, so Nova offloads it at once.
+        volume_backed = not server.image_ref and bool(server.volumes)
+        offload = policy.shelved_offload_time == 0 or volume_backed
+        dispatch = commit_with(uow, [Dispatch(server.host, ShelveServer(uuid, request_id, offload=offload))], now)
+    return Outcome(server, dispatch)
 
 
 def shelve_offload_server(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *, now: datetime) -> Outcome:
@@ -135,8 +135,8 @@ def shelve_offload_server(uow: UnitOfWork, caller: Caller, request_id: str, uuid
         if not server.host:
             raise ServerNotReady(uuid)
         _begin(uow, server, TaskState.SHELVING_OFFLOADING, caller, "shelveOffload", request_id, now)
-        uow.commit()
-    return Outcome(server, [Dispatch(server.host, ShelveOffloadServer(uuid, request_id))])
+        dispatch = commit_with(uow, [Dispatch(server.host, ShelveOffloadServer(uuid, request_id))], now)
+    return Outcome(server, dispatch)
 
 
 def unshelve_server(
@@ -172,8 +172,8 @@ def unshelve_server(
             return Outcome(server)
         server.host = server.node = target
         _begin(uow, server, TaskState.UNSHELVING, caller, "unshelve", request_id, now)
-        uow.commit()
-    return Outcome(server, [Dispatch(target, UnshelveServer(uuid, request_id))])
+        dispatch = commit_with(uow, [Dispatch(target, UnshelveServer(uuid, request_id))], now)
+    return Outcome(server, dispatch)
 
 
 def _unshelve_host(uow: UnitOfWork, now: datetime, policy: ActionPolicy, host: str | None) -> str | None:
@@ -216,12 +216,14 @@ def delete_server(
         uow.servers.save(server)
         start_action(uow, caller, server, "delete", request_id, now)
         confirm = None if local else _confirm_before_delete(uow, server, request_id, now, policy)
-        uow.commit()
-    if local or server.host is None:
-        return Outcome(server)
-    if confirm is not None:
-        return Outcome(server, [confirm])
-    return Outcome(server, [Dispatch(server.host, DeleteServer(uuid, request_id))])
+        if local or server.host is None:
+            dispatch = []
+        elif confirm is not None:
+            dispatch = [confirm]
+        else:
+            dispatch = [Dispatch(server.host, DeleteServer(uuid, request_id))]
+        dispatch = commit_with(uow, dispatch, now)
+    return Outcome(server, dispatch)
 
 
 def _confirm_before_delete(

@@ -21,7 +21,7 @@ from herald.domain.errors import (
 )
 from herald.domain.messages import RebootServer, RebuildServer
 from herald.domain.model import Server, TaskState, VmState, VolumeAttachment
-from herald.service.common import Caller, Dispatch, Outcome, load_server, start_action
+from herald.service.common import Caller, Dispatch, Outcome, commit_with, load_server, start_action
 from herald.service.ports import UnitOfWork
 from herald.service.server_actions import check_lock, check_state
 from herald.service.server_updates import MAX_METADATA_ITEMS
@@ -83,8 +83,8 @@ def reboot_server(uow: UnitOfWork, caller: Caller, request_id: str, uuid: str, *
         else:
             _save_task(uow, server, TaskState.REBOOTING, [None])
         start_action(uow, caller, server, "reboot", request_id, now)
-        uow.commit()
-    return Outcome(server, [Dispatch(server.host, RebootServer(uuid, request_id, hard=hard))])
+        dispatch = commit_with(uow, [Dispatch(server.host, RebootServer(uuid, request_id, hard=hard))], now)
+    return Outcome(server, dispatch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,15 +137,15 @@ def rebuild_server(
         server.updated_at = now
         _save_task(uow, server, TaskState.REBUILDING, [None])
         start_action(uow, caller, server, "rebuild", request_id, now)
-        uow.commit()
-    command = RebuildServer(
-        uuid,
-        request_id,
-        was_stopped=was_stopped,
-        reimage_volume_id=root.volume_id if root is not None and request.reimage_boot_volume else None,
-        reimage_size_gb=root.size_gb if root is not None else 0,
-    )
-    return Outcome(server, [Dispatch(server.host, command)])
+        command = RebuildServer(
+            uuid,
+            request_id,
+            was_stopped=was_stopped,
+            reimage_volume_id=root.volume_id if root is not None and request.reimage_boot_volume else None,
+            reimage_size_gb=root.size_gb if root is not None else 0,
+        )
+        dispatch = commit_with(uow, [Dispatch(server.host, command)], now)
+    return Outcome(server, dispatch)
 
 
 def _volume_backed_root(server: Server, request: RebuildRequest) -> VolumeAttachment | None:

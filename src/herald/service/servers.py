@@ -14,7 +14,7 @@ from herald.domain.model import PowerState, Server, TaskState, Vif, VmState, Vol
 from herald.domain.naming import hostname, reservation_id
 from herald.domain.records import ActionEvent
 from herald.service import scheduler
-from herald.service.common import Caller, Dispatch, Outcome, start_action
+from herald.service.common import Caller, Dispatch, Outcome, commit_with, start_action
 from herald.service.flavors import get_flavor
 from herald.service.ports import AcceleratorBackend, NetworkBackend, UnitOfWork, VolumeBackend
 
@@ -153,7 +153,7 @@ def _record(
                 start_action(uow, caller, server, "create", request_id, now, (event,))
                 if host is not None:
                     dispatch.append(Dispatch(host, BuildServer(server.uuid, request_id)))
-            uow.commit()
+            dispatch = commit_with(uow, dispatch, now)
         except BaseException:
             for server in servers:
                 network.deallocate_for_server(server.uuid)

@@ -39,6 +39,7 @@ SCRIPT = REPO / "scripts" / "test-services"
 SERVERS_PER_HOST = 10
 ROUNDS = 6
 CLIENTS = 6  # concurrent clients in the API worker test
+KILL_ROUNDS_LIMIT = 20  # rounds the API worker test sends at most until a kill catches a request in flight
 
 
 @pytest.fixture
@@ -145,27 +146,38 @@ def test_an_api_worker_killed_with_requests_in_flight(cluster: Cluster) -> None:
     sent: Sent = {}
     retried: set[str] = set()
     unanswered: set[str] = set()
-    senders = send_concurrently(cluster, servers, range(4), sent, retried, unanswered, clients=CLIENTS)
     killed: list[int] = []
-    try:
-        cluster.wait_until(lambda: any(r["state"] == "handled" for r in cluster.records(probe)), what="events flowing")
-        while not unanswered and any(sender.is_alive() for sender in senders) and len(killed) < 20:
-            # The supervisor replaces a killed worker: the newest one is alive (and takes connections).
-            victim = next(pid for pid in reversed(cluster.api_workers()) if pid not in killed)
-            os.kill(victim, signal.SIGKILL)  # its accepted but unpublished events wait in the outbox
-            killed.append(victim)
+    rounds = 0
+    # NOTE: a kill may fall between two requests of every client: then the clients send more rounds
+    # and the next worker is killed, until one request was caught in flight.
+    while not unanswered and rounds < KILL_ROUNDS_LIMIT:
+        chunk = range(rounds, rounds + 4)
+        rounds += 4
+        senders = send_concurrently(cluster, servers, chunk, sent, retried, unanswered, clients=CLIENTS)
+        try:
             cluster.wait_until(
-                lambda: unanswered or len(set(cluster.api_workers()) - set(killed)) >= 2, what="a new API worker"
+                lambda: any(r["state"] == "handled" for r in cluster.records(probe)), what="events flowing"
             )
-    finally:
-        for sender in senders:
-            sender.join()
+            while not unanswered and any(sender.is_alive() for sender in senders) and len(killed) < 20:
+                # The supervisor replaces a killed worker: the newest one is alive (and takes connections).
+                victim = next(pid for pid in reversed(cluster.api_workers()) if pid not in killed)
+                os.kill(victim, signal.SIGKILL)  # its accepted but unpublished events wait in the outbox
+                killed.append(victim)
+                cluster.wait_until(
+                    lambda: unanswered or len(set(cluster.api_workers()) - set(killed)) >= 2, what="a new API worker"
+                )
+        finally:
+            for sender in senders:
+                sender.join()
     assert unanswered, f"no request was in flight in {len(killed)} killed workers"
-    for sender in send_concurrently(cluster, servers, range(4, ROUNDS), sent, retried, unanswered, clients=CLIENTS):
+    for sender in send_concurrently(
+        cluster, servers, range(rounds, rounds + 2), sent, retried, unanswered, clients=CLIENTS
+    ):
         sender.join()
+    rounds += 2
     counts = check_with_client_retries(cluster, sent, retried)
     counts["workers_killed"] = len(killed)
     counts["unanswered"] = len(unanswered)
     print(f"API worker kill -9: {counts}")
-    assert counts["effects"] == len(servers) * ROUNDS
+    assert counts["effects"] == len(servers) * rounds
     assert counts["handled"] == counts["effects"] + counts["no_op_copies"]

@@ -27,8 +27,10 @@ from herald.api.compute import ComputeDeps, compute_routes
 from herald.api.edge import Edge
 from herald.api.policy import PolicyEnforcer
 from herald.api.versions import exception_handlers
+from herald.bootstrap import build_writer
 from herald.config import Settings
 from herald.domain.model import PowerState, Server, VmState
+from herald.service.command_relay import CommandRelay
 
 T0 = datetime(2025, 3, 4, 5, 6, 7)
 HOSTS = ("compute-1", "compute-2", "compute-3")
@@ -157,6 +159,11 @@ async def compute(uow_factory: UowFactory, settings: Settings) -> AsyncIterator[
     bus = InMemoryBus()
     network = InMemoryNetwork()
     volumes = InMemoryVolumes()
+    writer = build_writer(settings, uow_factory)
+    writer.start()
+    commands = CommandRelay(
+        bus, writer, clock, interval=settings.relay_interval, resend_after=settings.relay_resend_after
+    )
     deps = ComputeDeps(
         uow_factory=uow_factory,
         read_uow_factory=uow_factory,
@@ -165,6 +172,7 @@ async def compute(uow_factory: UowFactory, settings: Settings) -> AsyncIterator[
         network=network,
         volumes=volumes,
         settings=settings,
+        commands=commands,
     )
     edge = Edge(settings=settings, authenticator=NoAuth2Authenticator(), policy=PolicyEnforcer(_conf()))
     app = starlette_app(compute_routes(edge, deps), exception_handlers(edge))
@@ -183,3 +191,4 @@ async def compute(uow_factory: UowFactory, settings: Settings) -> AsyncIterator[
         harness.heartbeat("compute-1", "compute-2")
         yield harness
         await bus.close()
+    writer.stop()

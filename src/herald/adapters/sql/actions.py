@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert, RowMapping, Select, Update, bindparam, func, select
+from sqlalchemy import Connection, Insert, RowMapping, Select, Update, bindparam, func, select, tuple_
 
 from herald.adapters.sql.tables import server_action_events, server_actions
-from herald.domain.records import ActionEvent, ServerAction
+from herald.domain.records import ActionEvent, ActionStep, ServerAction
 
 _actions = server_actions
 _events = server_action_events
 _e = server_action_events.alias("e")
+# (server, request id) pairs per query: two bound parameters each, well under SQLite's limit.
+MAX_PAIRS = 400
 
 
 def _action(row: RowMapping) -> ServerAction:
@@ -69,6 +71,11 @@ class SqlActionRepository:
         .where(_actions.c.server_uuid == bindparam("server_uuid"), _actions.c.request_id == bindparam("request_id"))
         .order_by(_actions.c.id.desc())
         .limit(1)
+    )
+    _NEWEST_IDS: Select[Any] = (
+        select(_actions.c.server_uuid, _actions.c.request_id, func.max(_actions.c.id))
+        .where(tuple_(_actions.c.server_uuid, _actions.c.request_id).in_(bindparam("pairs", expanding=True)))
+        .group_by(_actions.c.server_uuid, _actions.c.request_id)
     )
     _NEWEST: Select[Any] = select(_actions).where(_actions.c.id == _NEWEST_ID.scalar_subquery())
     _LIST: Select[Any] = (
@@ -132,11 +139,28 @@ class SqlActionRepository:
 
         :returns: nothing; an unknown action makes this a no-op.
         """
-        action_id = self._newest_id(server_uuid, request_id)
-        if action_id is None:
+        self.add_events([(server_uuid, request_id, event)])
+
+    def add_events(self, steps: Sequence[ActionStep]) -> None:
+        """:meth:`add_event` for several (server uuid, request id, event) in three statements."""
+        if not steps:
             return
-        self._conn.execute(self._INSERT_EVENT, _event_values(action_id, event))
-        self._conn.execute(self._TOUCH, {"b_id": action_id, "updated_at": event.start_time})
+        pairs = list(dict.fromkeys((server_uuid, request_id) for server_uuid, request_id, _ in steps))
+        newest: dict[tuple[str, str], int] = {}
+        for start in range(0, len(pairs), MAX_PAIRS):
+            rows = self._conn.execute(self._NEWEST_IDS, {"pairs": pairs[start : start + MAX_PAIRS]})
+            newest.update({(server_uuid, request_id): action_id for server_uuid, request_id, action_id in rows})
+        inserts: list[dict[str, Any]] = []
+        touches: dict[int, Any] = {}
+        for server_uuid, request_id, event in steps:
+            action_id = newest.get((server_uuid, request_id))
+            if action_id is None:
+                continue
+            inserts.append(_event_values(action_id, event))
+            touches[action_id] = event.start_time
+        if inserts:
+            self._conn.execute(self._INSERT_EVENT, inserts)
+            self._conn.execute(self._TOUCH, [{"b_id": key, "updated_at": at} for key, at in touches.items()])
 
     def finish_event(self, server_uuid: str, request_id: str, event: ActionEvent) -> None:
         """Finish the newest event named ``event.event`` under that action.

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
@@ -26,6 +27,15 @@ PG_MAX_OVERFLOW = 10
 # connection, then fails (the writer retries; an API request gets its 503 sooner anyway).
 PG_LOCK_TIMEOUT_S = 10
 PG_POOL_TIMEOUT_S = 10
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# NOTE: a server row has about ten JSON columns, parsed at every read of the row: orjson's
+# parser is several times faster than the standard library's, on the agents' hot path.
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL", manual_checkpoints: bool = False) -> Engine:
@@ -48,6 +58,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", manual_checkpoint
         max_overflow=PG_MAX_OVERFLOW,
         pool_timeout=PG_POOL_TIMEOUT_S,
         pool_recycle=3600,
+        **JSON_CODEC,
     )
     lock_timeout_ms = PG_LOCK_TIMEOUT_S * 1000
 
@@ -89,11 +100,11 @@ def _sqlite_engine(url: URL, synchronous: str, manual_checkpoints: bool) -> Engi
     connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
     if is_sqlite_memory(url):
         # NOTE: every connection to ":memory:" is a new, empty database; share one across threads.
-        engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
+        engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool, **JSON_CODEC)
     else:
         if not (url.database or "").startswith("file:"):
             create_private_file(Path(url.database or "").expanduser().resolve())
-        engine = create_engine(url, connect_args=connect_args)
+        engine = create_engine(url, connect_args=connect_args, **JSON_CODEC)
 
     def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # NOTE: take transaction control away from pysqlite so that our BEGIN below is the only one.

@@ -170,6 +170,23 @@ class SqlServerRepository:
 
     _GET: Select[Any] = select(servers).where(servers.c.uuid == bindparam("uuid"), servers.c.deleted == false())
     _GET_FOR_UPDATE: Select[Any] = _GET.with_for_update()
+    _SAVE_STATES: Update = (
+        servers.update()
+        .where(servers.c.uuid == bindparam("b_uuid"))
+        .values(
+            vm_state=bindparam("vm_state"),
+            power_state=bindparam("power_state"),
+            task_state=bindparam("task_state"),
+            updated_at=bindparam("updated_at"),
+        )
+    )
+    # NOTE: ordered so that two transactions locking overlapping sets take the rows in one order.
+    _GET_MANY: Select[Any] = (
+        select(servers)
+        .where(servers.c.uuid.in_(bindparam("uuids", expanding=True)), servers.c.deleted == false())
+        .order_by(servers.c.uuid)
+    )
+    _GET_MANY_FOR_UPDATE: Select[Any] = _GET_MANY.with_for_update()
 
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
@@ -185,6 +202,21 @@ class SqlServerRepository:
         stmt = self._GET_FOR_UPDATE if for_update else self._GET
         row = self._conn.execute(stmt, {"uuid": uuid}).mappings().first()
         return None if row is None else _server(row)
+
+    def get_many(self, uuids: Iterable[str], *, for_update: bool = False) -> dict[str, Server]:
+        """Load the named non-deleted servers in one query per :data:`MAX_IN_LIST` uuids.
+
+        :param for_update: lock the rows until the transaction ends, in uuid order.
+        :returns: uuid -> server; unknown and deleted ones are left out.
+        """
+        wanted = sorted(set(uuids))
+        stmt = self._GET_MANY_FOR_UPDATE if for_update else self._GET_MANY
+        found: dict[str, Server] = {}
+        for start in range(0, len(wanted), MAX_IN_LIST):
+            chunk = wanted[start : start + MAX_IN_LIST]
+            for row in self._conn.execute(stmt, {"uuids": chunk}).mappings():
+                found[row["uuid"]] = _server(row)
+        return found
 
     def targets(self, uuids: Iterable[str]) -> dict[str, ServerTargets]:
         """Where events for each named server go, in one query (servers LEFT JOIN migrations).
@@ -218,6 +250,18 @@ class SqlServerRepository:
     def save(self, server: Server) -> None:
         """Write every field of ``server`` back (its ``updated_at`` as the caller set it)."""
         self._conn.execute(_save_statement(server.fault is None, None), self._update_params(server))
+
+    def save_states(self, server: Server) -> None:
+        """Write back only ``vm_state``, ``power_state``, ``task_state`` and ``updated_at`` (a power
+        change on a row the caller locked: the other columns are as read)."""
+        params = {
+            "b_uuid": server.uuid,
+            "vm_state": server.vm_state,
+            "power_state": server.power_state,
+            "task_state": server.task_state,
+            "updated_at": server.updated_at,
+        }
+        self._conn.execute(self._SAVE_STATES, params)
 
     def save_if_task_state(self, server: Server, expected: Sequence[str | None]) -> bool:
         """Write ``server`` only if its stored task_state is one of ``expected`` (None matches NULL).

@@ -249,3 +249,15 @@ event_waits = Table(
     Column("until", DateTime, nullable=False),
     Index("ix_event_waits_host", "host"),
 )
+
+# Server commands committed with their task state and not yet taken by their host's transport
+# (the row goes once the transport confirmed it), claimed by the relay publishing them.
+command_outbox = Table(
+    "command_outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("host", String(255), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("claimed_at", DateTime),
+)

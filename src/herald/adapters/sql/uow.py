@@ -9,6 +9,7 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine
 
+from herald.adapters.sql.command_outbox import SqlCommandOutbox
 from herald.adapters.sql.engine import READ_ONLY_OPTION
 from herald.adapters.sql.repository import (
     SqlActionRepository,
@@ -23,6 +24,7 @@ from herald.adapters.sql.repository import (
 )
 from herald.service.ports import (
     ActionRepository,
+    CommandOutbox,
     EventJournal,
     EventWaitRepository,
     FlavorRepository,
@@ -56,6 +58,7 @@ class SqlUnitOfWork:
     keypairs: KeyPairRepository
     flavors: FlavorRepository
     event_waits: EventWaitRepository
+    commands: CommandOutbox
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -81,6 +84,7 @@ class SqlUnitOfWork:
         self.keypairs = SqlKeyPairRepository(conn)
         self.flavors = SqlFlavorRepository(conn)
         self.event_waits = SqlEventWaitRepository(conn)
+        self.commands = SqlCommandOutbox(conn)
         return self
 
     def __exit__(

@@ -168,8 +168,46 @@ async def test_event_batches_are_handed_on_as_possible_copies(amqp_url: str) -> 
     try:
         await bus.subscribe(host, record)
         await bus.publish(host, [DeliverEvents((envelope,)), DeliverEvents((envelope,))])
-        await until(lambda: len(seen) == 2)
-        assert seen == [DeliverEvents((envelope,), redelivery=True)] * 2
+        await until(lambda: sum(len(d.events) for d in seen if isinstance(d, DeliverEvents)) == 2)
+        assert all(isinstance(d, DeliverEvents) and d.redelivery for d in seen)
+    finally:
+        await bus.close()
+        await delete_queues(amqp_url, [host])
+
+
+async def test_waiting_event_deliveries_reach_the_agent_as_one_batch_in_order(amqp_url: str) -> None:
+    """Deliveries that queued up while the agent was busy come as one batch; a command splits them."""
+    bus = rabbit_bus(amqp_url)
+    host = new_host()
+    envelopes = [
+        EventEnvelope(f"e-{n}", "req-1", SERVER, "network-vif-plugged", f"port-{n}", "completed", host, id=n)
+        for n in range(1, 5)
+    ]
+    busy = asyncio.Event()
+    seen: list[object] = []
+
+    async def handler(message: object) -> None:
+        seen.append(message)
+        await asyncio.wait_for(busy.wait(), 30)
+
+    try:
+        await bus.subscribe(host, handler)
+        await bus.publish(host, [DeliverEvents(envelopes[:1])])
+        await until(lambda: len(seen) == 1)
+        stop = StopServer(SERVER, "req-2")
+        await bus.publish(
+            host,
+            [DeliverEvents((envelopes[1],)), DeliverEvents((envelopes[2],)), stop, DeliverEvents((envelopes[3],))],
+        )
+        await asyncio.sleep(0.5)  # the broker pushes them to the busy consumer (prefetch)
+        busy.set()
+        await until(lambda: len(seen) == 4)
+        assert seen == [
+            DeliverEvents(tuple(envelopes[:1]), redelivery=True),
+            DeliverEvents(tuple(envelopes[1:3]), redelivery=True),
+            stop,
+            DeliverEvents(tuple(envelopes[3:]), redelivery=True),
+        ]
     finally:
         await bus.close()
         await delete_queues(amqp_url, [host])
