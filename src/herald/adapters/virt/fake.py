@@ -11,6 +11,9 @@ from herald.domain.errors import DriverError
 from herald.domain.model import PowerState, Server
 from herald.domain.power_sync import SyncRow
 
+# power-update calls the driver remembers at most (it halves the list when it is full).
+KEPT_CALLS = 10000
+
 
 @dataclass(slots=True)
 class FakeMachine:
@@ -102,6 +105,7 @@ class FakeVirtDriver:
         self._guests: dict[str, _GuestView] = {}
         self._failures: dict[str, BaseException] = {}
         self._lock = threading.Lock()
+        # The newest power-update calls, for tests; bounded: `herald serve` may run this driver for days.
         self.power_update_calls: list[tuple[str, str]] = []
 
     # --- out-of-band control -------------------------------------------------
@@ -184,6 +188,8 @@ class FakeVirtDriver:
         self._maybe_fail("power_update_event")
         with self._lock:
             self.power_update_calls.append((server.uuid, target))
+            if len(self.power_update_calls) > KEPT_CALLS:
+                del self.power_update_calls[: KEPT_CALLS // 2]
 
     def extend_volume(self, server: Server, volume_id: str, new_size_bytes: int) -> None:
         self._maybe_fail("extend_volume")
