@@ -7,16 +7,16 @@ clocks are the server's own and the client's scheduling plays no part in it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import httpx
+import orjson
 from sqlalchemy import Engine, func, select
 
+from bench import open_loop
 from herald.adapters.sql.tables import external_events
 
 EVENTS_PATH = "/v2.1/os-server-external-events"
@@ -114,30 +114,20 @@ def power_updates(servers: list[str], n: int, batch: int) -> list[dict[str, str]
 async def send_open_loop(base_url: str, servers: list[str], *, rate: int, batch: int, duration: float) -> Sent:
     """One request of ``batch`` power-update events every ``batch / rate`` seconds for ``duration``
     seconds, on schedule whether or not earlier requests were answered (open loop)."""
+    interval = batch / rate
+    count = max(1, int(duration / interval))
+    url = base_url + EVENTS_PATH
+    requests = [
+        open_loop.encode_post(url, orjson.dumps({"events": power_updates(servers, n, batch)}), HEADERS)
+        for n in range(count)
+    ]
+    sent = await open_loop.send_open_loop(url, requests, interval=interval)
     statuses: Counter[int] = Counter()
     accepted = 0
-    interval = batch / rate
-    requests = max(1, int(duration / interval))
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=base_url, headers=HEADERS, timeout=60, limits=limits) as client:
-
-        async def one(n: int) -> None:
-            nonlocal accepted
-            response = await client.post(EVENTS_PATH, json={"events": power_updates(servers, n, batch)})
-            statuses[response.status_code] += 1
-            if response.status_code == 200:
-                accepted += batch
-            elif response.status_code == 207:
-                accepted += sum(1 for event in response.json()["events"] if event.get("code") == 200)
-
-        start = time.monotonic()
-        tasks = []
-        for n in range(requests):
-            delay = start + n * interval - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n)))
-        sending = time.monotonic() - start
-        await asyncio.gather(*tasks)
-        seconds = time.monotonic() - start
-    return Sent(requests, accepted, seconds, dict(statuses), sending)
+    for status, body in sent.answers:
+        statuses[status] += 1
+        if status == 200:
+            accepted += batch
+        elif status == 207:
+            accepted += sum(1 for event in orjson.loads(body)["events"] if event.get("code") == 200)
+    return Sent(count, accepted, sent.seconds, dict(statuses), sent.sending_seconds)

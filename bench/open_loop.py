@@ -10,7 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+# A keep-alive connection idle longer than this is not used again: the server may be closing it
+# (uvicorn's keep-alive timeout is 5 s) and a request written into that close would be lost.
+IDLE_REUSE_S = 2.0
 
 
 class _Connection:
@@ -18,8 +23,8 @@ class _Connection:
         self.reader = reader
         self.writer = writer
 
-    async def exchange(self, request: bytes) -> int:
-        """Send one request, read its whole answer; returns the status code."""
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        """Send one request, read its whole answer; returns its status code and body."""
         self.writer.write(request)
         status_line = await self.reader.readline()
         if not status_line:
@@ -30,9 +35,8 @@ class _Connection:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
-        if length:
-            await self.reader.readexactly(length)
-        return status
+        body = await self.reader.readexactly(length) if length else b""
+        return status, body
 
     def close(self) -> None:
         self.writer.close()
@@ -51,44 +55,56 @@ def encode_post(url: str, body: bytes, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """Each request's (status, body), in request order (status 0: the connection broke), and when
+    the last request went out and the last answer came in, in seconds from the first request."""
+
+    answers: list[tuple[int, bytes]]
+    sending_seconds: float
+    seconds: float
+
+
 async def send_open_loop(
     url: str, requests: Sequence[bytes], *, interval: float, max_connections: int = 256
-) -> dict[int, int]:
+) -> Answers:
     """Send ``requests[n]`` at ``n * interval`` seconds whether or not earlier ones were answered
-    (a new connection when every open one is busy, at most ``max_connections``); returns the
-    count of each status code (0: the connection broke)."""
+    (a new connection when every open one is busy, at most ``max_connections``)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    idle: list[_Connection] = []
-    opened = 0
+    idle: list[tuple[float, _Connection]] = []  # (when it was last used, the connection)
     room = asyncio.Semaphore(max_connections)
-    statuses: dict[int, int] = {}
+    answers: list[tuple[int, bytes]] = [(0, b"")] * len(requests)
 
-    async def one(request: bytes) -> None:
-        nonlocal opened
+    async def one(n: int) -> None:
         async with room:
-            connection = idle.pop() if idle else None
-            if connection is None:
-                reader, writer = await asyncio.open_connection(host, port)
-                connection = _Connection(reader, writer)
-                opened += 1
+            connection = None
+            while idle and connection is None:
+                used, connection = idle.pop()
+                if time.monotonic() - used > IDLE_REUSE_S:
+                    connection.close()
+                    connection = None
             try:
-                status = await connection.exchange(request)
-            except (ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
-                connection.close()
-                statuses[0] = statuses.get(0, 0) + 1
+                if connection is None:
+                    reader, writer = await asyncio.open_connection(host, port)
+                    connection = _Connection(reader, writer)
+                answers[n] = await connection.exchange(requests[n])
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+                if connection is not None:
+                    connection.close()
                 return
-            statuses[status] = statuses.get(status, 0) + 1
-            idle.append(connection)
+            idle.append((time.monotonic(), connection))
 
     start = time.monotonic()
     tasks = []
-    for n, request in enumerate(requests):
+    for n in range(len(requests)):
         delay = start + n * interval - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(request)))
+        tasks.append(asyncio.create_task(one(n)))
+    sending = time.monotonic() - start
     await asyncio.gather(*tasks)
-    for connection in idle:
+    seconds = time.monotonic() - start
+    for _, connection in idle:
         connection.close()
-    return statuses
+    return Answers(answers, sending, seconds)

@@ -320,43 +320,31 @@ class EventDelivery:
             await self._wake(waiter_events, check_journal=message.redelivery)
 
     async def _effects(self, events: Sequence[EventEnvelope]) -> list[Outcome | None]:
-        """Driver steps in the batch's order; effects applied as they come, a server's in order.
+        """Driver steps and effects in waves: the first event of each server, then the second, ...
 
-        The first event of each server has its driver step taken with the others' on one read
-        of their servers; a server's later event waits for its previous effect, so that its
-        driver step sees it. Effects are not awaited one by one, so a batch's effects share the
-        writer's passes.
+        A wave's driver steps are taken in the batch's order on one read of its servers, its
+        effects share the writer's passes, and the next wave starts once they are committed, so
+        that a server's next driver step sees its previous effect.
         """
-        servers: set[str] = set()
-        firsts: list[int] = []
+        waves: list[list[int]] = []
+        seen: dict[str, int] = {}
         for position, event in enumerate(events):
-            if event.server_uuid not in servers:
-                servers.add(event.server_uuid)
-                firsts.append(position)
-        last: dict[str, asyncio.Task[Outcome | None]] = {}
+            number = seen.get(event.server_uuid, 0)
+            seen[event.server_uuid] = number + 1
+            if number == len(waves):
+                waves.append([])
+            waves[number].append(position)
         tasks: dict[int, asyncio.Task[Outcome | None]] = {}
-
-        def start(position: int, item: EffectItem | None) -> None:
-            event = events[position]
-            handler = EVENT_HANDLERS[EventName(event.name)]
-            work = self._effect(handler, item) if item is not None else _nothing()
-            last[event.server_uuid] = tasks[position] = asyncio.create_task(self._guarded(event, work))
-
         try:
-            together = await self._prepared_together([events[position] for position in firsts])
-            for position, prepared in zip(firsts, together, strict=True):
-                start(position, prepared)
-            for position, event in enumerate(events):
-                if position in tasks:
-                    continue
-                await asyncio.wait({last[event.server_uuid]})
-                handler = EVENT_HANDLERS[EventName(event.name)]
-                item: EffectItem | None = EffectItem(event)
-                if handler.prepare is not None:
-                    first = self._prepared(handler, event, last_attempt=PREPARE_ATTEMPTS == 1)
-                    item = await self._guarded(event, first)
-                start(position, item)
-            return list(await asyncio.gather(*(tasks[position] for position in range(len(events)))))
+            for wave in waves:
+                prepared = await self._prepared_together([events[position] for position in wave])
+                for position, item in zip(wave, prepared, strict=True):
+                    event = events[position]
+                    handler = EVENT_HANDLERS[EventName(event.name)]
+                    work = self._effect(handler, item) if item is not None else _nothing()
+                    tasks[position] = asyncio.create_task(self._guarded(event, work))
+                await asyncio.wait([tasks[position] for position in wave])
+            return [tasks[position].result() for position in range(len(events))]
         except BaseException:
             for task in tasks.values():
                 task.cancel()

@@ -65,6 +65,7 @@ class SqlActionRepository:
     """
 
     _START: Insert = _actions.insert().returning(_actions.c.id, sort_by_parameter_order=True)
+    _START_PLAIN: Insert = _actions.insert()
     _INSERT_EVENT: Insert = _events.insert()
     _NEWEST_ID: Select[Any] = (
         select(_actions.c.id)
@@ -106,7 +107,8 @@ class SqlActionRepository:
         self._conn = connection
 
     def start(self, actions: Sequence[ServerAction]) -> None:
-        """Insert new actions in one statement, setting each one's ``id``; their ``events`` go in a second.
+        """Insert new actions in one statement, setting each one's ``id`` when some have ``events`` (they go
+        in a second).
 
         :param actions: actions not stored yet.
         """
@@ -126,6 +128,11 @@ class SqlActionRepository:
             }
             for a in actions
         ]
+        if not any(action.events for action in actions):
+            # NOTE: no ids wanted (nothing to attach to them): a plain multi-row INSERT, much
+            # cheaper than one that returns ids in parameter order (the accept path's case).
+            self._conn.execute(self._START_PLAIN, rows)
+            return
         ids = self._conn.execute(self._START, rows).scalars().all()
         events: list[dict[str, Any]] = []
         for action, action_id in zip(actions, ids, strict=True):
