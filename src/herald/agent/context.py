@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from herald.domain.events import DeliveryState
+from herald.domain.model import Server
 from herald.domain.records import ActionEvent, ActionStep
 from herald.service.notifications import NO_NOTIFICATIONS, InstanceNotifications, Notification
 from herald.service.ports import NetworkBackend, UnitOfWork, VirtDriver, VolumeBackend
@@ -76,6 +77,13 @@ class EventContext:
     notifications: InstanceNotifications = NO_NOTIFICATIONS
     # Steps recorded by the effect, written with the other events' steps when the pass ends.
     action_steps: list[ActionStep] = field(default_factory=list)
+    # Servers whose states the effect changed, written with the others' in one statement.
+    changed_states: list[Server] = field(default_factory=list)
+
+    def save_states(self, server: Server) -> None:
+        """Have the server's vm_state, power_state, task_state and updated_at written before the
+        transaction commits (the row is locked; nothing reads it back in between)."""
+        self.changed_states.append(server)
 
     def record_action_event(
         self, server_uuid: str, request_id: str, event: str, result: str, details: str | None = None

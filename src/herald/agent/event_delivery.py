@@ -175,16 +175,20 @@ class ApplyEvents:
             {item.event.server_uuid for item in items if item.failure is None}, for_update=True
         )
         decided: dict[int, Outcome | _Stale] = {}
-        steps: list[ActionStep] = []
+        writes = _PassWrites([], [])
         for item in items:
             # NOTE: a server's second event in the pass reads the row again: the first one changed it.
             read = locked.pop(item.event.server_uuid, None)
-            decided[item.event.id] = self._apply(uow, item, read, steps, isolated=isolated)
-        uow.actions.add_events(steps)
+            if read is None:
+                uow.servers.save_states(writes.states)
+                writes.states.clear()
+            decided[item.event.id] = self._apply(uow, item, read, writes, isolated=isolated)
+        uow.servers.save_states(writes.states)
+        uow.actions.add_events(writes.steps)
         return decided
 
     def _apply(
-        self, uow: UnitOfWork, item: EffectItem, read: Server | None, steps: list[ActionStep], *, isolated: bool
+        self, uow: UnitOfWork, item: EffectItem, read: Server | None, writes: _PassWrites, *, isolated: bool
     ) -> Outcome | _Stale:
         event = item.event
         if item.failure is not None:
@@ -208,7 +212,8 @@ class ApplyEvents:
                     uow, self._host, self._driver, self._network, self._volumes, self._clock.now(), self._notifications
                 )
                 outcome = handler.apply(ctx, event, server, item.prepared)
-                steps.extend(ctx.action_steps)
+                writes.steps.extend(ctx.action_steps)
+                writes.states.extend(ctx.changed_states)
                 return outcome
         except Exception as exc:
             if self._is_transient(exc):
@@ -218,6 +223,14 @@ class ApplyEvents:
             # NOTE: one event's failure never blocks the rest of its batch (Nova's does).
             logger.exception("Event %s for instance %s failed", event.name, event.server_uuid)
             return Outcome.failed(failure_text(exc))
+
+
+@dataclass(slots=True)
+class _PassWrites:
+    """What the pass's effects left to write together before the commit."""
+
+    steps: list[ActionStep]
+    states: list[Server]
 
 
 class _EventFailed(Exception):

@@ -25,7 +25,7 @@ from herald.domain.events import PowerTag
 from herald.domain.model import PowerState, Server
 from herald.domain.power import PowerTransition, power_update_transition
 from herald.domain.records import EventEnvelope
-from herald.service.notifications import Initiator, NotificationAction, Phase
+from herald.service.notifications import Initiator, Notification, NotificationAction, Phase
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,10 @@ def apply_power_update(ctx: EventContext, event: EventEnvelope, server: Server, 
     initiator = Initiator(event.request_id, event.user_id, event.project_id)
     # NOTE: Nova saves the task state (powering-on/off) before its start notification; Herald
     # writes no intermediate row, so the start payload shows the server with that task state.
-    starting = dataclasses.replace(server, task_state=transition.task_state.value)
-    notes = ctx.notifications.action(starting, action, Phase.START, initiator)
+    notes: tuple[Notification, ...] = ()
+    if ctx.notifications.enabled:
+        starting = dataclasses.replace(server, task_state=transition.task_state.value)
+        notes = ctx.notifications.action(starting, action, Phase.START, initiator)
     if prepared.error is not None:
         ctx.record_action_event(server.uuid, event.request_id, STEP, "Error", prepared.error)
         return Outcome.failed(f"driver refused power-update: {prepared.error}", notes)
@@ -86,7 +88,7 @@ def apply_power_update(ctx: EventContext, event: EventEnvelope, server: Server, 
     server.power_state = transition.power_state.value
     server.task_state = None
     server.updated_at = ctx.now
-    ctx.uow.servers.save_states(server)
+    ctx.save_states(server)
     ctx.record_action_event(server.uuid, event.request_id, STEP, "Success")
     notes += ctx.notifications.action(server, action, Phase.END, initiator)
     return Outcome.handled(f"{target}: vm_state {server.vm_state}, power_state {server.power_state}", notes)

@@ -45,8 +45,8 @@ class ServerRepository(Protocol):
     def save(self, server: Server) -> None:
         """Write every field of ``server`` back."""
 
-    def save_states(self, server: Server) -> None:
-        """Write back only vm_state, power_state, task_state and updated_at (the row is locked)."""
+    def save_states(self, changed: Sequence[Server]) -> None:
+        """Write back only vm_state, power_state, task_state and updated_at of each (rows locked)."""
 
     def save_if_task_state(self, server: Server, expected: Sequence[str | None]) -> bool:
         """Write ``server`` only if the stored task_state is one of ``expected``; False if it was not."""

@@ -251,16 +251,21 @@ class SqlServerRepository:
         """Write every field of ``server`` back (its ``updated_at`` as the caller set it)."""
         self._conn.execute(_save_statement(server.fault is None, None), self._update_params(server))
 
-    def save_states(self, server: Server) -> None:
-        """Write back only ``vm_state``, ``power_state``, ``task_state`` and ``updated_at`` (a power
-        change on a row the caller locked: the other columns are as read)."""
-        params = {
-            "b_uuid": server.uuid,
-            "vm_state": server.vm_state,
-            "power_state": server.power_state,
-            "task_state": server.task_state,
-            "updated_at": server.updated_at,
-        }
+    def save_states(self, changed: Sequence[Server]) -> None:
+        """Write back only ``vm_state``, ``power_state``, ``task_state`` and ``updated_at`` of each
+        server, in one statement (power changes on rows the caller locked: the rest is as read)."""
+        if not changed:
+            return
+        params = [
+            {
+                "b_uuid": server.uuid,
+                "vm_state": server.vm_state,
+                "power_state": server.power_state,
+                "task_state": server.task_state,
+                "updated_at": server.updated_at,
+            }
+            for server in changed
+        ]
         self._conn.execute(self._SAVE_STATES, params)
 
     def save_if_task_state(self, server: Server, expected: Sequence[str | None]) -> bool:
