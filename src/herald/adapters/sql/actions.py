@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Insert, RowMapping, Select, Update, bindparam, func, select, tuple_
 
+from herald.adapters.sql.driver_sql import executemany, timestamp
 from herald.adapters.sql.tables import server_action_events, server_actions
 from herald.domain.records import ActionEvent, ActionStep, ServerAction
 
@@ -65,7 +66,10 @@ class SqlActionRepository:
     """
 
     _START: Insert = _actions.insert().returning(_actions.c.id, sort_by_parameter_order=True)
-    _START_PLAIN: Insert = _actions.insert()
+    _START_SQL = (
+        "INSERT INTO server_actions (server_uuid, action, request_id, user_id, project_id, start_time,"
+        " finish_time, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
     _INSERT_EVENT: Insert = _events.insert()
     _NEWEST_ID: Select[Any] = (
         select(_actions.c.id)
@@ -131,7 +135,24 @@ class SqlActionRepository:
         if not any(action.events for action in actions):
             # NOTE: no ids wanted (nothing to attach to them): a plain multi-row INSERT, much
             # cheaper than one that returns ids in parameter order (the accept path's case).
-            self._conn.execute(self._START_PLAIN, rows)
+            conn = self._conn
+            executemany(
+                conn,
+                self._START_SQL,
+                [
+                    (
+                        a.server_uuid,
+                        a.action,
+                        a.request_id,
+                        a.user_id,
+                        a.project_id,
+                        timestamp(conn, a.start_time),
+                        timestamp(conn, a.finish_time),
+                        a.message,
+                    )
+                    for a in actions
+                ],
+            )
             return
         ids = self._conn.execute(self._START, rows).scalars().all()
         events: list[dict[str, Any]] = []
