@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from herald.adapters.bus.memory import InMemoryBus
 from herald.domain.errors import BusUnavailable
 from herald.domain.messages import DetachInterface, ServerCommand
-from tests.e2e.harness import Herald, settings_for, start_herald, stop_herald
+from tests.e2e.harness import Herald, crash_herald, settings_for, start_herald, stop_herald
 
 
 class SwitchableBus(InMemoryBus):
@@ -129,3 +129,31 @@ async def test_a_copy_of_a_detach_after_the_port_came_back_detaches_nothing(
     listed = (await herald.get(f"/v2.1/servers/{server_id}/os-interface", version="2.70")).json()
     assert [a["port_id"] for a in listed["interfaceAttachments"]] == [port]
     assert any("Duplicate command DetachInterface" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_stop_on_its_way_when_the_host_restarts_still_happens(db_url: str, engine: Engine) -> None:
+    """As Nova's init_host: a server left powering-off is stopped at start-up (and the command, when it
+    comes, finds the work done), not merely cleared."""
+    bus = SwitchableBus()
+    herald, _ = await start_herald(settings_for(db_url), bus=bus)
+    try:
+        server_id = await herald.create_server(host="compute-1")
+        bus.down = True
+        assert (await herald.action(server_id, {"os-stop": None})).status_code == 202
+        await herald.settle()
+        assert await _state(herald, server_id) == ("ACTIVE", "powering-off")
+        stop_request = await _request_id(herald, server_id, "stop")
+    finally:
+        await crash_herald(herald)
+    herald, _ = await start_herald(settings_for(db_url))
+    try:
+        await herald.settle()
+        assert await _state(herald, server_id) == ("SHUTOFF", None)
+        assert await _waiting(herald) == 0
+        action = (
+            await herald.get(f"/v2.1/servers/{server_id}/os-instance-actions/{stop_request}", version="2.84")
+        ).json()["instanceAction"]
+        # Stopped once, under the user's request (the command that came after found it done).
+        assert [(e["event"], e["result"]) for e in action["events"]] == [("compute_stop_instance", "Success")]
+    finally:
+        await stop_herald(herald)

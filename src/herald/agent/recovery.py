@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from herald.domain.messages import DeleteServer, ServerCommand
+from herald.domain.messages import DeleteServer, RebootServer, ServerCommand, StartServer, StopServer
 from herald.domain.model import MigrationStatus, PowerState, TaskState, VmState
 from herald.service.ids import new_uuid4
 from herald.service.ports import UnitOfWork
@@ -32,6 +32,23 @@ MOVE_TASK_STATES = frozenset(
         TaskState.RESIZE_REVERTING,
     }
 )
+
+
+# Nova's init_host asks again for a power operation a restart cut short, under the action the user
+# started it with: the command may also still be on its way (the outbox, the host's queue), and then
+# finds it done. (action name, the command asking for it again)
+RETRIED: dict[TaskState, tuple[str, Callable[[str, str], ServerCommand]]] = {
+    TaskState.POWERING_OFF: ("stop", StopServer),
+    TaskState.POWERING_ON: ("start", StartServer),
+    **{
+        state: ("reboot", lambda uuid, request_id: RebootServer(uuid, request_id, hard=False))
+        for state in (TaskState.REBOOTING, TaskState.REBOOT_PENDING, TaskState.REBOOT_STARTED)
+    },
+    **{
+        state: ("reboot", lambda uuid, request_id: RebootServer(uuid, request_id, hard=True))
+        for state in (TaskState.REBOOTING_HARD, TaskState.REBOOT_PENDING_HARD, TaskState.REBOOT_STARTED_HARD)
+    },
+}
 
 
 class RecoverHost:
@@ -70,6 +87,16 @@ class RecoverHost:
             elif server.task_state == TaskState.DELETING:
                 again.append(DeleteServer(server.uuid, f"req-{new_uuid4()}"))
                 continue
+            elif server.task_state in RETRIED:
+                action, command = RETRIED[TaskState(server.task_state)]
+                logger.info(
+                    "Instance %s in transitional state %s at start-up; asking for %s again",
+                    server.uuid,
+                    server.task_state,
+                    action,
+                )
+                again.append(command(server.uuid, _request_id(uow, server.uuid, action)))
+                continue
             elif server.task_state is not None:
                 # NOTE: the power sync then reconciles vm_state and power_state with the machine.
                 logger.info("Instance %s: clearing task_state %s left by a restart", server.uuid, server.task_state)
@@ -79,6 +106,14 @@ class RecoverHost:
             server.updated_at = now
             uow.servers.save(server)
         return [again]
+
+
+def _request_id(uow: UnitOfWork, server_uuid: str, action: str) -> str:
+    """The request id of the server's newest ``action`` (its steps go under it), or a new one."""
+    for record in uow.actions.list_for_server(server_uuid):
+        if record.action == action:
+            return record.request_id
+    return f"req-{new_uuid4()}"
 
 
 def _move_failed(uow: UnitOfWork, migration_id: int | None) -> None:
