@@ -354,9 +354,10 @@ class RabbitBus:
             # NOTE: RabbitMQ 3.10 may answer a quorum queue's declare before the queue's process
             # runs; a consume in that moment kills the connection (INTERNAL_ERROR). Let it settle.
             await asyncio.sleep(QUEUE_SETTLE_DELAY)
-            # NOTE: the broker's pushes are only queued here, in delivery order (never more than
-            # ``prefetch`` of them); the handler runs below, one batch at a time.
-            inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+            # NOTE: the broker's pushes are only queued here, in delivery order; it never pushes more
+            # than ``prefetch`` unacknowledged ones (one slot more for the channel's end). The handler
+            # runs below, one batch at a time.
+            inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue(maxsize=self._prefetch + 1)
             channel.close_callbacks.add(lambda *_: inbox.put_nowait(None))
             await queue.consume(inbox.put)
             while True:
