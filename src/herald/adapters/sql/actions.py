@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Insert, RowMapping, Select, Update, bindparam, func, select, tuple_
 
-from herald.adapters.sql.driver_sql import executemany, timestamp
+from herald.adapters.sql.driver_sql import execute_arrays, executemany, timestamp
 from herald.adapters.sql.tables import server_action_events, server_actions
 from herald.domain.records import ActionEvent, ActionStep, ServerAction
 
@@ -70,7 +70,35 @@ class SqlActionRepository:
         "INSERT INTO server_actions (server_uuid, action, request_id, user_id, project_id, start_time,"
         " finish_time, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     )
+    _START_ARRAYS_SQL = (
+        "INSERT INTO server_actions (server_uuid, action, request_id, user_id, project_id, start_time,"
+        " finish_time, message) SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[],"
+        " ?::timestamp[], ?::timestamp[], ?::text[])"
+    )
     _INSERT_EVENT: Insert = _events.insert()
+    # PostgreSQL: the newest action of each (server, request), its new events (in the steps' order)
+    # and its updated_at (the last step's start) in one statement.
+    _ADD_EVENTS_ARRAYS_SQL = (
+        "WITH steps AS ("
+        " SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::timestamp[], ?::timestamp[], ?::text[],"
+        " ?::text[], ?::text[], ?::text[])"
+        " WITH ORDINALITY AS s(server_uuid, request_id, event, start_time, finish_time, result, traceback,"
+        " host, details, n)"
+        "), newest AS ("
+        " SELECT a.server_uuid, a.request_id, max(a.id) AS id FROM server_actions AS a"
+        " WHERE (a.server_uuid, a.request_id) IN (SELECT server_uuid, request_id FROM steps)"
+        " GROUP BY a.server_uuid, a.request_id"
+        "), added AS ("
+        " INSERT INTO server_action_events (action_id, event, start_time, finish_time, result, traceback,"
+        " host, details)"
+        " SELECT newest.id, s.event, s.start_time, s.finish_time, s.result, s.traceback, s.host, s.details"
+        " FROM steps AS s JOIN newest USING (server_uuid, request_id) ORDER BY s.n"
+        ")"
+        " UPDATE server_actions AS a SET updated_at = last.start_time"
+        " FROM (SELECT DISTINCT ON (newest.id) newest.id, s.start_time"
+        " FROM steps AS s JOIN newest USING (server_uuid, request_id) ORDER BY newest.id, s.n DESC) AS last"
+        " WHERE a.id = last.id"
+    )
     _NEWEST_ID: Select[Any] = (
         select(_actions.c.id)
         .where(_actions.c.server_uuid == bindparam("server_uuid"), _actions.c.request_id == bindparam("request_id"))
@@ -136,23 +164,23 @@ class SqlActionRepository:
             # NOTE: no ids wanted (nothing to attach to them): a plain multi-row INSERT, much
             # cheaper than one that returns ids in parameter order (the accept path's case).
             conn = self._conn
-            executemany(
-                conn,
-                self._START_SQL,
-                [
-                    (
-                        a.server_uuid,
-                        a.action,
-                        a.request_id,
-                        a.user_id,
-                        a.project_id,
-                        timestamp(conn, a.start_time),
-                        timestamp(conn, a.finish_time),
-                        a.message,
-                    )
-                    for a in actions
-                ],
-            )
+            values = [
+                (
+                    a.server_uuid,
+                    a.action,
+                    a.request_id,
+                    a.user_id,
+                    a.project_id,
+                    timestamp(conn, a.start_time),
+                    timestamp(conn, a.finish_time),
+                    a.message,
+                )
+                for a in actions
+            ]
+            if conn.dialect.name == "postgresql":
+                execute_arrays(conn, self._START_ARRAYS_SQL, values)
+            else:
+                executemany(conn, self._START_SQL, values)
             return
         ids = self._conn.execute(self._START, rows).scalars().all()
         events: list[dict[str, Any]] = []
@@ -172,6 +200,23 @@ class SqlActionRepository:
     def add_events(self, steps: Sequence[ActionStep]) -> None:
         """:meth:`add_event` for several (server uuid, request id, event) in three statements."""
         if not steps:
+            return
+        if self._conn.dialect.name == "postgresql":
+            values = [
+                (
+                    server_uuid,
+                    request_id,
+                    event.event,
+                    event.start_time,
+                    event.finish_time,
+                    event.result,
+                    event.traceback,
+                    event.host,
+                    event.details,
+                )
+                for server_uuid, request_id, event in steps
+            ]
+            execute_arrays(self._conn, self._ADD_EVENTS_ARRAYS_SQL, values)
             return
         pairs = list(dict.fromkeys((server_uuid, request_id) for server_uuid, request_id, _ in steps))
         newest: dict[tuple[str, str], int] = {}

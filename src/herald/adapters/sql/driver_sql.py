@@ -52,6 +52,24 @@ def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[object]]) ->
         cursor.close()
 
 
+def execute_arrays(conn: Connection, sql: str, rows: Sequence[Sequence[object]], *before: object) -> None:
+    """PostgreSQL: run ``sql`` once for all ``rows``, each column passed as one array parameter
+    (after the ``before`` parameters) for the statement to ``unnest``.
+
+    One statement costs the server one parse, plan and executor start-up, where a pipelined
+    ``executemany`` costs one per row, and the driver one message instead of one per row.
+    """
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    sql = statement(conn, sql)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, [*before, *columns])
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _as_sqlalchemy_error(conn, sql, columns, error) from error
+    finally:
+        cursor.close()
+
+
 def fetchall(conn: Connection, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
     """Rows of one query on the driver's own cursor, inside ``conn``'s transaction."""
     sql = statement(conn, sql)

@@ -12,7 +12,7 @@ from sqlalchemy import (
     select,
 )
 
-from herald.adapters.sql.driver_sql import executemany, fetchall, placeholders, timestamp
+from herald.adapters.sql.driver_sql import execute_arrays, executemany, fetchall, placeholders, timestamp
 from herald.adapters.sql.servers import MAX_IN_LIST
 from herald.adapters.sql.tables import external_events
 from herald.domain.errors import MarkerNotFound
@@ -58,6 +58,12 @@ class SqlEventJournal:
         " accepted_at, dispatched_at, handled_at, outcome, claimed_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
+    _INSERT_ARRAYS_SQL = (
+        "INSERT INTO external_events (id, uuid, request_id, server_uuid, name, tag, status, host, state,"
+        " accepted_at, dispatched_at, handled_at, outcome, claimed_at)"
+        " SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],"
+        " ?::text[], ?::text[], ?::timestamp[], ?::timestamp[], ?::timestamp[], ?::text[], ?::timestamp[])"
+    )
     # NOTE: the agent may finish a delivery before the relay records its hand-off: the time is
     # still written once, and the state only moves forward.
     _DISPATCHED_SQL = (
@@ -78,6 +84,11 @@ class SqlEventJournal:
     _FINISHED_SQL = (
         "UPDATE external_events SET state = ?, outcome = ?, handled_at = ?, dispatched_at = COALESCE(dispatched_at, ?)"
         " WHERE id = ?"
+    )
+    _FINISHED_ARRAYS_SQL = (
+        "UPDATE external_events AS e SET state = u.state, outcome = u.outcome, handled_at = ?,"
+        " dispatched_at = COALESCE(e.dispatched_at, ?)"
+        " FROM unnest(?::bigint[], ?::text[], ?::text[]) AS u(id, state, outcome) WHERE e.id = u.id"
     )
     _ARE_FINISHED_SQL = "SELECT id FROM external_events WHERE id IN ({}) AND state IN ('handled', 'failed', 'expired')"
     _MAX_ID_SQL = "SELECT COALESCE(MAX(id), 0) FROM external_events"
@@ -132,7 +143,10 @@ class SqlEventJournal:
             )
             for r in records
         ]
-        executemany(conn, self._INSERT_SQL, rows)
+        if conn.dialect.name == "postgresql":
+            execute_arrays(conn, self._INSERT_ARRAYS_SQL, rows)
+        else:
+            executemany(conn, self._INSERT_SQL, rows)
 
     def mark_dispatched(self, ids: Sequence[int], now: datetime) -> None:
         """Move these deliveries from ``accepted`` to ``dispatched``; others stay as they are."""
@@ -184,8 +198,14 @@ class SqlEventJournal:
 
         A delivery that failed can be finished again when a durable bus redelivers it.
         """
-        if results:
-            at = timestamp(self._conn, now)
+        if not results:
+            return
+        at = timestamp(self._conn, now)
+        if self._conn.dialect.name == "postgresql":
+            # NOTE: one row per id (an UPDATE ... FROM would apply just one of several, at random).
+            last = {row_id: (row_id, state, outcome) for row_id, state, outcome in results}
+            execute_arrays(self._conn, self._FINISHED_ARRAYS_SQL, list(last.values()), at, at)
+        else:
             params = [(state, outcome, at, at, row_id) for row_id, state, outcome in results]
             executemany(self._conn, self._FINISHED_SQL, params)
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Insert, RowMapping, Select, Update, and_, bindparam, false, null, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from herald.adapters.sql.driver_sql import executemany, fetchall, placeholders, statement, timestamp
+from herald.adapters.sql.driver_sql import execute_arrays, executemany, fetchall, placeholders, statement, timestamp
 from herald.adapters.sql.tables import migrations, servers
 from herald.domain.errors import MarkerNotFound
 from herald.domain.flavors import flavor_from_dict, flavor_to_dict
@@ -180,6 +180,12 @@ class SqlServerRepository:
             updated_at=bindparam("updated_at"),
         )
     )
+    _SAVE_STATES_ARRAYS_SQL = (
+        "UPDATE servers AS s SET vm_state = u.vm_state, power_state = u.power_state,"
+        " task_state = u.task_state, updated_at = u.updated_at"
+        " FROM unnest(?::text[], ?::text[], ?::integer[], ?::text[], ?::timestamp[])"
+        " AS u(uuid, vm_state, power_state, task_state, updated_at) WHERE s.uuid = u.uuid"
+    )
     # NOTE: ordered so that two transactions locking overlapping sets take the rows in one order.
     _GET_MANY: Select[Any] = (
         select(servers)
@@ -255,6 +261,14 @@ class SqlServerRepository:
         """Write back only ``vm_state``, ``power_state``, ``task_state`` and ``updated_at`` of each
         server, in one statement (power changes on rows the caller locked: the rest is as read)."""
         if not changed:
+            return
+        if self._conn.dialect.name == "postgresql":
+            # NOTE: one row per server (an UPDATE ... FROM would apply just one of several, at random).
+            last = {
+                server.uuid: (server.uuid, server.vm_state, server.power_state, server.task_state, server.updated_at)
+                for server in changed
+            }
+            execute_arrays(self._conn, self._SAVE_STATES_ARRAYS_SQL, list(last.values()))
             return
         params = [
             {

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy import Engine, select
+
+from herald.adapters.sql.tables import server_actions
 from herald.adapters.sql.uow import SqlUnitOfWork
 from herald.domain.records import ActionEvent, ServerAction
 
@@ -144,3 +147,28 @@ def test_newest_action_wins_for_a_repeated_request_id(uow_factory: UowFactory) -
         got = uow.actions.get("s1", "req-1")
     assert got is not None
     assert (got.action, got.start_time, len(got.events)) == ("start", new.start_time, 1)
+
+
+def test_add_events_of_a_batch_land_in_order_on_each_newest_action(uow_factory: UowFactory, engine: Engine) -> None:
+    _start(uow_factory, _action("s1", "req-1"), _action("s2", "req-2"), _action("s2", "req-2", 1, "start"))
+    steps = [
+        ("s1", "req-1", ActionEvent("compute_power_update", T0 + timedelta(seconds=1), host="c1", details="one")),
+        ("s2", "req-2", ActionEvent("compute_power_update", T0 + timedelta(seconds=2), host="c1")),
+        ("s9", "req-9", ActionEvent("compute_power_update", T0 + timedelta(seconds=3), host="c1")),
+        ("s1", "req-1", ActionEvent("compute_extend_volume", T0 + timedelta(seconds=4), host="c1")),
+    ]
+    with uow_factory() as uow:
+        uow.actions.add_events(steps)
+        uow.commit()
+    with uow_factory() as uow:
+        first, second = uow.actions.get("s1", "req-1"), uow.actions.get("s2", "req-2")
+        older = uow.actions.list_for_server("s2")[-1]
+        assert older.id is not None
+        assert uow.actions.get("s9", "req-9") is None
+    assert first is not None
+    assert second is not None
+    assert first.events == [steps[3][2], steps[0][2]]  # newest first
+    assert (second.action, second.events) == ("start", [steps[1][2]])
+    with engine.connect() as connection:
+        touched = dict(connection.execute(select(server_actions.c.id, server_actions.c.updated_at)).all())
+    assert touched == {first.id: steps[3][2].start_time, second.id: steps[1][2].start_time, older.id: None}

@@ -283,3 +283,14 @@ def test_unfinished_on_pages_through_one_hosts_unfinished_rows(uow_factory: UowF
         second = uow.events.unfinished_on("c1", after_id=first[-1].id, limit=2)
         third = uow.events.unfinished_on("c1", after_id=second[-1].id, limit=2)
     assert [[e.uuid for e in page] for page in (first, second, third)] == [["e1", "e3"], ["e5", "e6"], []]
+
+
+def test_the_last_result_of_a_delivery_in_one_call_wins(uow_factory: UowFactory) -> None:
+    _record_all(uow_factory, _record("e1"), _record("e2"))
+    with uow_factory() as uow:
+        (first,), (second,) = _finish(uow, [("e1", "c1", FAILED, "boom")]), _finish(uow, [("e2", "c1", FAILED, "x")])
+        uow.events.mark_finished([first, second, (first[0], HANDLED, None)], T0)
+        uow.commit()
+    with uow_factory() as uow:
+        got = {r.uuid: (r.state, r.outcome) for r in uow.events.query()}
+    assert got == {"e1": (HANDLED, None), "e2": (FAILED, "x")}

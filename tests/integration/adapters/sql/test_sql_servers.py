@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Callable
@@ -247,3 +248,20 @@ def test_migration_add_and_get(uow_factory: UowFactory) -> None:
         assert uow.migrations.get(first.id) == first
         assert uow.migrations.get(second.id) == second
         assert uow.migrations.get(second.id + 1000) is None
+
+
+def test_save_states_writes_the_last_state_of_each_server_and_nothing_else(uow_factory: UowFactory) -> None:
+    one, two = make_server(vm_state="active", power_state=1, name="one"), make_server(vm_state="active", power_state=1)
+    add(uow_factory, one, two)
+    first = dataclasses.replace(one, vm_state="stopped", power_state=4, name="ignored", updated_at=T0)
+    last = dataclasses.replace(one, vm_state="active", power_state=1, task_state="powering-off", updated_at=T0)
+    other = dataclasses.replace(two, vm_state="stopped", power_state=4, updated_at=T0 + timedelta(seconds=1))
+    with uow_factory() as uow:
+        uow.servers.save_states([first, other, last])
+        uow.commit()
+    with uow_factory() as uow:
+        got = {s.uuid: (s.name, s.vm_state, s.power_state, s.task_state, s.updated_at) for s in uow.servers.list()}
+    assert got == {
+        one.uuid: ("one", "active", 1, "powering-off", T0),
+        two.uuid: ("vm", "stopped", 4, "scheduling", T0 + timedelta(seconds=1)),
+    }
