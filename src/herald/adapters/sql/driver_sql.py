@@ -70,6 +70,38 @@ def execute_arrays(conn: Connection, sql: str, rows: Sequence[Sequence[object]],
         cursor.close()
 
 
+def execute(conn: Connection, sql: str, params: Sequence[object]) -> None:
+    """Run one statement on the driver's own cursor, inside ``conn``'s transaction (not
+    ``executemany``: psycopg pipelines that, which costs more than the statement for one row)."""
+    sql = statement(conn, sql)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _as_sqlalchemy_error(conn, sql, params, error) from error
+    finally:
+        cursor.close()
+
+
+def membership_tests(
+    conn: Connection, values: Sequence[object], array_type: str, chunk: int
+) -> list[tuple[str, list[object]]]:
+    """How to test a column against ``values``: (SQL, parameters) per statement to run.
+
+    PostgreSQL: one ``= ANY(array)``, so that every count of values is one prepared statement;
+    SQLite: ``IN (?, ...)`` lists of at most ``chunk`` values (its limit on parameters). No values:
+    nothing to run.
+    """
+    if not values:
+        return []
+    if conn.dialect.name == "postgresql":
+        return [(f"= ANY(?::{array_type}[])", [list(values)])]
+    return [
+        (f"IN ({placeholders(len(part))})", list(part))
+        for part in (values[start : start + chunk] for start in range(0, len(values), chunk))
+    ]
+
+
 def fetchall(conn: Connection, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
     """Rows of one query on the driver's own cursor, inside ``conn``'s transaction."""
     sql = statement(conn, sql)

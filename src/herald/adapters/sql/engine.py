@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 SQLITE_BUSY_TIMEOUT_S = 10
@@ -27,6 +29,10 @@ PG_MAX_OVERFLOW = 10
 # connection, then fails (the writer retries; an API request gets its 503 sooner anyway).
 PG_LOCK_TIMEOUT_S = 10
 PG_POOL_TIMEOUT_S = 10
+# A pooled connection idle for longer than this is checked (one round trip) before it is handed
+# out: PostgreSQL may have restarted, or a proxy dropped it, while it sat in the pool.
+PG_IDLE_PING_S = 1.0
+_CHECKED_IN_AT = "herald_checked_in_at"
 
 
 def _json_text(value: Any) -> str:
@@ -38,13 +44,16 @@ def _json_text(value: Any) -> str:
 JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL", manual_checkpoints: bool = False) -> Engine:
+def make_engine(
+    url: str, *, sqlite_synchronous: str = "FULL", manual_checkpoints: bool = False, idle_ping_s: float = PG_IDLE_PING_S
+) -> Engine:
     """Build an engine for ``url``; nothing is connected yet.
 
     :param url: ``sqlite:///PATH``, ``sqlite:///:memory:`` or ``postgresql+psycopg://USER:PASS@HOST/DB``.
     :param sqlite_synchronous: SQLite ``PRAGMA synchronous`` (FULL makes every commit survive power loss).
     :param manual_checkpoints: SQLite: no automatic WAL checkpoints in commits; run a
         :class:`~herald.adapters.sql.checkpointer.Checkpointer` instead.
+    :param idle_ping_s: PostgreSQL: check a pooled connection idle for longer than this before use.
     :returns: a new engine; the caller disposes of it.
     :raises ValueError: ``sqlite_synchronous`` is not a SQLite synchronous mode.
     """
@@ -53,7 +62,6 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", manual_checkpoint
         return _sqlite_engine(parsed, sqlite_synchronous.upper(), manual_checkpoints)
     engine = create_engine(
         parsed,
-        pool_pre_ping=True,
         pool_size=PG_POOL_SIZE,
         max_overflow=PG_MAX_OVERFLOW,
         pool_timeout=PG_POOL_TIMEOUT_S,
@@ -68,7 +76,30 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", manual_checkpoint
         dbapi_connection.commit()
 
     event.listen(engine, "connect", on_connect)
+    _ping_when_idle(engine, idle_ping_s)
     return engine
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """Check a pooled connection before use only when it sat idle: SQLAlchemy's ``pool_pre_ping``
+    checks every checkout, a round trip per unit of work on the hot path. A connection that broke
+    while in use is caught anyway: its error invalidates it and the pool's older connections."""
+
+    def on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    def on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if checked_in_at is None or time.monotonic() - checked_in_at <= idle_s:
+            return  # NOTE: new (just connected) or busy: nothing to check
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # NOTE: the pool drops this connection and checks out another (a new one if need be).
+            raise DisconnectionError(f"pooled connection lost: {error}") from error
+
+    event.listen(engine, "checkin", on_checkin)
+    event.listen(engine, "checkout", on_checkout)
 
 
 def is_sqlite(url: str) -> bool:

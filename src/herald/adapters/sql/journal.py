@@ -12,7 +12,14 @@ from sqlalchemy import (
     select,
 )
 
-from herald.adapters.sql.driver_sql import execute_arrays, executemany, fetchall, placeholders, timestamp
+from herald.adapters.sql.driver_sql import (
+    execute,
+    execute_arrays,
+    executemany,
+    fetchall,
+    membership_tests,
+    timestamp,
+)
 from herald.adapters.sql.servers import MAX_IN_LIST
 from herald.adapters.sql.tables import external_events
 from herald.domain.errors import MarkerNotFound
@@ -39,6 +46,11 @@ def _record(row: RowMapping) -> EventRecord:
         outcome=row["outcome"],
         id=row["id"],
     )
+
+
+_FINISHED_STATES = frozenset(
+    state.value for state in (DeliveryState.HANDLED, DeliveryState.FAILED, DeliveryState.EXPIRED)
+)
 
 
 class SqlEventJournal:
@@ -69,7 +81,15 @@ class SqlEventJournal:
     _DISPATCHED_SQL = (
         "UPDATE external_events SET dispatched_at = ?,"
         " state = CASE WHEN state = 'accepted' THEN 'dispatched' ELSE state END"
-        " WHERE id IN ({}) AND dispatched_at IS NULL"
+        " WHERE id {} AND dispatched_at IS NULL"
+    )
+    # NOTE: PostgreSQL: a row locked now is being finished by its agent, whose finish writes the
+    # hand-off time too: skipped, so that the relay's writer (the API's) never waits for an agent.
+    _DISPATCHED_UNLOCKED_SQL = (
+        "UPDATE external_events SET dispatched_at = ?,"
+        " state = CASE WHEN state = 'accepted' THEN 'dispatched' ELSE state END"
+        " WHERE id IN (SELECT id FROM external_events WHERE id = ANY(?::bigint[]) AND dispatched_at IS NULL"
+        " FOR UPDATE SKIP LOCKED)"
     )
     # NOTE: keyset pages by id: a pass reaches every unfinished row however many there are.
     _CLAIMABLE_SQL = (
@@ -77,8 +97,8 @@ class SqlEventJournal:
         " WHERE state IN ('accepted', 'dispatched') AND id > ? AND (claimed_at IS NULL OR claimed_at < ?)"
         " ORDER BY id LIMIT ?"
     )
-    _CLAIM_SQL = "UPDATE external_events SET claimed_at = ? WHERE id = ?"
-    _RELEASE_SQL = "UPDATE external_events SET claimed_at = NULL WHERE id = ?"
+    _CLAIM_SQL = "UPDATE external_events SET claimed_at = ? WHERE id {}"
+    _RELEASE_SQL = "UPDATE external_events SET claimed_at = NULL WHERE id {}"
     # A finished delivery was necessarily handed off: if the relay's mark has not landed yet,
     # the finish time stands in for it.
     _FINISHED_SQL = (
@@ -90,7 +110,9 @@ class SqlEventJournal:
         " dispatched_at = COALESCE(e.dispatched_at, ?)"
         " FROM unnest(?::bigint[], ?::text[], ?::text[]) AS u(id, state, outcome) WHERE e.id = u.id"
     )
-    _ARE_FINISHED_SQL = "SELECT id FROM external_events WHERE id IN ({}) AND state IN ('handled', 'failed', 'expired')"
+    # NOTE: the states are tested here, not in SQL: a test on state tempts PostgreSQL's planner into
+    # the state index (most rows are finished) while its statistics lag behind a fast-growing table.
+    _STATES_SQL = "SELECT id, state FROM external_events WHERE id {}"
     _MAX_ID_SQL = "SELECT COALESCE(MAX(id), 0) FROM external_events"
     _NEXT_IDS_SQL = "SELECT nextval(pg_get_serial_sequence('external_events', 'id')) FROM generate_series(1, ?)"
 
@@ -149,13 +171,19 @@ class SqlEventJournal:
             executemany(conn, self._INSERT_SQL, rows)
 
     def mark_dispatched(self, ids: Sequence[int], now: datetime) -> None:
-        """Move these deliveries from ``accepted`` to ``dispatched``; others stay as they are."""
+        """Move these deliveries from ``accepted`` to ``dispatched``; others stay as they are.
+
+        PostgreSQL: a delivery whose row another transaction holds (its agent finishing it) is left
+        to that transaction, whose finish records the hand-off time as well.
+        """
         if ids:
             at = timestamp(self._conn, now)
-            for start in range(0, len(ids), MAX_IN_LIST):
-                chunk = list(ids[start : start + MAX_IN_LIST])
-                # NOTE: one statement for the batch (its rows are many, on the relay's hot path).
-                executemany(self._conn, self._DISPATCHED_SQL.format(placeholders(len(chunk))), [(at, *chunk)])
+            if self._conn.dialect.name == "postgresql":
+                execute(self._conn, self._DISPATCHED_UNLOCKED_SQL, [at, list(ids)])
+                return
+            # NOTE: one statement for the batch (its rows are many, on the relay's hot path).
+            for test, values in membership_tests(self._conn, ids, "bigint", MAX_IN_LIST):
+                execute(self._conn, self._DISPATCHED_SQL.format(test), [at, *values])
 
     def claim(self, *, after_id: int, claimed_before: datetime, now: datetime, limit: int) -> list[EventEnvelope]:
         """Take for publishing up to ``limit`` unfinished deliveries with an id above ``after_id``, by id.
@@ -172,7 +200,8 @@ class SqlEventJournal:
         rows = fetchall(conn, sql, [after_id, timestamp(conn, claimed_before), limit])
         if rows:
             at = timestamp(conn, now)
-            executemany(conn, self._CLAIM_SQL, [(at, row[0]) for row in rows])
+            for test, values in membership_tests(conn, [row[0] for row in rows], "bigint", MAX_IN_LIST):
+                execute(conn, self._CLAIM_SQL.format(test), [at, *values])
         return [
             EventEnvelope(uuid, request_id, server_uuid, name, tag, status, host, id=row_id)
             for row_id, uuid, request_id, server_uuid, name, tag, status, host in rows
@@ -180,17 +209,16 @@ class SqlEventJournal:
 
     def release(self, ids: Sequence[int]) -> None:
         """Deliveries whose publish failed are free again for the next pass of any relay."""
-        if ids:
-            executemany(self._conn, self._RELEASE_SQL, [(row_id,) for row_id in ids])
+        for test, values in membership_tests(self._conn, ids, "bigint", MAX_IN_LIST):
+            execute(self._conn, self._RELEASE_SQL.format(test), values)
 
     def finished(self, ids: Sequence[int]) -> set[int]:
         """:returns: those of the deliveries that are handled, failed or expired."""
         wanted = list(dict.fromkeys(ids))
         done: set[int] = set()
-        for start in range(0, len(wanted), MAX_IN_LIST):
-            chunk = wanted[start : start + MAX_IN_LIST]
-            rows = fetchall(self._conn, self._ARE_FINISHED_SQL.format(placeholders(len(chunk))), chunk)
-            done.update(row[0] for row in rows)
+        for test, values in membership_tests(self._conn, wanted, "bigint", MAX_IN_LIST):
+            rows = fetchall(self._conn, self._STATES_SQL.format(test), values)
+            done.update(row_id for row_id, state in rows if state in _FINISHED_STATES)
         return done
 
     def mark_finished(self, results: Sequence[tuple[int, str, str | None]], now: datetime) -> None:
@@ -224,18 +252,17 @@ class SqlEventJournal:
 
     _UNFINISHED_BEFORE_SQL = (
         "SELECT id, uuid, request_id, server_uuid, name, tag, status, host FROM external_events"
-        " WHERE host = ? AND id < ? AND state IN ('accepted', 'dispatched') AND server_uuid IN ({}) ORDER BY id"
+        " WHERE host = ? AND id < ? AND state IN ('accepted', 'dispatched') AND server_uuid {} ORDER BY id"
     )
 
     def unfinished_before(self, host: str, server_uuids: Sequence[str], before_id: int) -> list[EventEnvelope]:
         """Unfinished deliveries to ``host`` for these servers with an id below ``before_id``, by id."""
         wanted = list(dict.fromkeys(server_uuids))
         found: list[EventEnvelope] = []
-        for start in range(0, len(wanted), MAX_IN_LIST):
-            chunk = wanted[start : start + MAX_IN_LIST]
-            sql = self._UNFINISHED_BEFORE_SQL.format(placeholders(len(chunk)))
+        for test, values in membership_tests(self._conn, wanted, "text", MAX_IN_LIST):
+            sql = self._UNFINISHED_BEFORE_SQL.format(test)
             for row_id, uuid, request_id, server_uuid, name, tag, status, to_host in fetchall(
-                self._conn, sql, [host, before_id, *chunk]
+                self._conn, sql, [host, before_id, *values]
             ):
                 found.append(EventEnvelope(uuid, request_id, server_uuid, name, tag, status, to_host, id=row_id))
         return sorted(found, key=lambda envelope: envelope.id)

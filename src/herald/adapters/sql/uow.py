@@ -39,6 +39,7 @@ from herald.service.ports import (
 class SqlUnitOfWork:
     """One database transaction (``with uow:``); whatever is not committed is rolled back on exit.
 
+    A read-only unit of work on PostgreSQL runs each statement on its own (autocommit).
     On SQLite the transaction starts with ``BEGIN IMMEDIATE`` (see :mod:`herald.adapters.sql.engine`),
     so entering takes the database's write lock and waits up to the busy timeout for it.
     After :meth:`commit` or :meth:`rollback` the unit of work stays usable: the next statement
@@ -69,6 +70,10 @@ class SqlUnitOfWork:
         conn = self._engine.connect()
         if self._read_only:
             conn.execution_options(**{READ_ONLY_OPTION: True})
+            if conn.dialect.name == "postgresql":
+                # NOTE: at READ COMMITTED each statement reads its own snapshot, in a transaction
+                # or not; without one, a read spares its BEGIN and ROLLBACK round trips.
+                conn.execution_options(isolation_level="AUTOCOMMIT")
         try:
             conn.begin()
         except BaseException:

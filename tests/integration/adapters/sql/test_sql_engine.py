@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, exc, text
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from herald.adapters.sql.engine import make_engine
@@ -118,7 +118,6 @@ def test_postgresql_pool() -> None:
     try:
         assert isinstance(engine.pool, QueuePool)
         assert engine.pool.size() == 10
-        assert engine.pool._pre_ping  # type: ignore[attr-defined]
     finally:
         engine.dispose()
 
@@ -126,3 +125,39 @@ def test_postgresql_pool() -> None:
 def test_engine_connects(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT 1")).scalar() == 1
+
+
+def _lose_the_pooled_connection(db_url: str, idle_ping_s: float) -> tuple[Engine, int]:
+    """An engine whose one pooled connection PostgreSQL ended while it sat in the pool."""
+    engine = make_engine(db_url, idle_ping_s=idle_ping_s)
+    with engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    admin = make_engine(db_url)
+    try:
+        with admin.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar() is True
+    finally:
+        admin.dispose()
+    return engine, pid
+
+
+@pytest.mark.parametrize("idle_ping_s", [0.0, 3600.0])
+def test_a_pooled_connection_lost_while_idle_is_replaced_once_it_was_idle_long_enough(
+    db_url: str, idle_ping_s: float
+) -> None:
+    """Checked before use only after sitting idle: replaced then; a busy one's loss surfaces (and the
+    pool's connections are replaced after that error)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's pool")
+    engine, lost = _lose_the_pooled_connection(db_url, idle_ping_s)
+    try:
+        if idle_ping_s == 0.0:
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != lost
+        else:
+            with pytest.raises(exc.OperationalError), engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != lost
+    finally:
+        engine.dispose()

@@ -294,3 +294,21 @@ def test_the_last_result_of_a_delivery_in_one_call_wins(uow_factory: UowFactory)
     with uow_factory() as uow:
         got = {r.uuid: (r.state, r.outcome) for r in uow.events.query()}
     assert got == {"e1": (HANDLED, None), "e2": (FAILED, "x")}
+
+
+def test_a_delivery_its_agent_is_finishing_is_left_to_the_agent(uow_factory: UowFactory, db_url: str) -> None:
+    """PostgreSQL: the relay's mark skips a row locked by the agent's finish instead of waiting for
+    it (the relay's writer is the API's); the finish records the hand-off time itself."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("row locks: PostgreSQL (SQLite has one writer at a time)")
+    _record_all(uow_factory, _record("e1"), _record("e2"))
+    later = T0 + timedelta(seconds=1)
+    with uow_factory() as agent:
+        agent.events.mark_finished(_finish(agent, [("e1", "c1", HANDLED, None)]), T0)
+        with uow_factory() as relay:
+            relay.events.mark_dispatched(_ids(relay, [("e1", "c1"), ("e2", "c1")]), later)
+            relay.commit()
+        agent.commit()
+    with uow_factory() as uow:
+        got = {r.uuid: (r.state, r.dispatched_at) for r in uow.events.query()}
+    assert got == {"e1": (HANDLED, T0), "e2": (DISPATCHED, later)}
