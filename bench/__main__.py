@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=10, help="events per request of the open-loop latency runs")
     parser.add_argument("--hosts", type=int, default=3, help="cluster: agents (one per host)")
     parser.add_argument("--servers-per-host", type=int, default=10, help="cluster: servers booted on each host")
+    parser.add_argument(
+        "--history", type=int, default=200_000, help="cluster: handled events already in the journal before the loads"
+    )
     parser.add_argument("--psync-servers", type=int, default=10_000, help="power sync: servers on the agent")
     parser.add_argument("--psync-changed", type=int, default=100, help="power sync: servers whose record changes")
     parser.add_argument("--psync-database", help="power sync: SQLAlchemy URL (default: a fresh SQLite file)")
@@ -209,7 +212,7 @@ def bench_cluster(args: argparse.Namespace, settings: wrk.WrkSettings, workdir: 
     print("== distributed shape (cluster)", flush=True)
     run = Run(settings=settings, server_count=0, hosts={}, quiet_timeout=args.quiet_timeout)
     cluster_settings = cluster.ClusterSettings(
-        args.cluster_scenarios, args.hosts, args.servers_per_host, args.rate, args.batch, args.duration
+        args.cluster_scenarios, args.hosts, args.servers_per_host, args.rate, args.batch, args.duration, args.history
     )
     cluster.bench_cluster(cluster_settings, run, workdir / "cluster")
     return run

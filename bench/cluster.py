@@ -51,6 +51,7 @@ class ClusterSettings:
     rate: int = 1000
     batch: int = 10
     duration: float = 10.0
+    history: int = 200_000
 
 
 class ClusterTarget:
@@ -148,6 +149,33 @@ def running_cluster(workdir: Path, database_url: str, transport_url: str, hosts:
         cluster.stop()
 
 
+def seed_history(engine: Engine, servers: list[str], count: int) -> None:
+    """``count`` handled events and instance actions of earlier days on ``servers``, then ANALYZE: the
+    database of a cloud that has been running, whose statistics PostgreSQL's planner has."""
+    if count > 0:
+        params = {"servers": servers, "count": count}
+        with engine.begin() as connection:
+            connection.execute(_HISTORY_EVENTS, params)
+            connection.execute(_HISTORY_ACTIONS, params)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("ANALYZE"))
+
+
+_PICK_SERVER = "(CAST(:servers AS text[]))[1 + n % cardinality(CAST(:servers AS text[]))]"
+_HISTORY_EVENTS = text(
+    "INSERT INTO external_events (uuid, request_id, server_uuid, name, status, host, state, accepted_at,"
+    " dispatched_at, handled_at, outcome)"
+    f" SELECT gen_random_uuid()::text, 'req-history-' || n, {_PICK_SERVER}, 'power-update', 'completed',"
+    " s.host, 'handled', now() - interval '1 day', now() - interval '1 day', now() - interval '1 day', 'history'"
+    f" FROM generate_series(1, :count) AS n JOIN servers AS s ON s.uuid = {_PICK_SERVER}"
+)
+_HISTORY_ACTIONS = text(
+    "INSERT INTO server_actions (server_uuid, action, request_id, start_time)"
+    f" SELECT {_PICK_SERVER}, 'stop', 'req-history-' || n, now() - interval '1 day'"
+    " FROM generate_series(1, :count) AS n"
+)
+
+
 def open_loop(
     target: ClusterTarget, engine: Engine, servers: list[str], settings: ClusterSettings, run: Run
 ) -> OpenLoop:
@@ -195,11 +223,13 @@ def bench_cluster(settings: ClusterSettings, run: Run, workdir: Path) -> None:
     database_url, transport_url = service_urls()
     run.workers = WORKERS
     run.rest_is_services = True
+    run.history = settings.history
     with bench_schema(database_url) as (schema_url, engine):
         if LATENCY in settings.scenarios:
             with running_cluster(workdir / "latency", schema_url, transport_url, settings.hosts) as cluster:
                 servers = boot_servers(cluster, settings.servers_per_host)
                 _count_servers(run, cluster, settings)
+                seed_history(engine, servers, settings.history)
                 print(f"cluster: {len(servers)} servers; latency at {settings.rate} events/s", flush=True)
                 run.open_loop = open_loop(ClusterTarget(cluster), engine, servers, settings, run)
         names = [name for name in settings.scenarios if name in BATCHES]
@@ -207,6 +237,7 @@ def bench_cluster(settings: ClusterSettings, run: Run, workdir: Path) -> None:
             with running_cluster(workdir / "wrk", schema_url, transport_url, settings.hosts) as cluster:
                 servers = boot_servers(cluster, settings.servers_per_host)
                 _count_servers(run, cluster, settings)
+                seed_history(engine, servers, settings.history)
                 print(f"cluster: {len(servers)} servers; wrk {', '.join(names)}", flush=True)
                 throughput(ClusterTarget(cluster), servers, names, run, workdir)
 
@@ -223,11 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load")
     parser.add_argument("--servers-per-host", type=int, default=10)
     parser.add_argument("--hosts", type=int, default=3)
+    parser.add_argument("--history", type=int, default=200_000, help="handled events already in the journal")
     args = parser.parse_args(argv)
     if not all(os.environ.get(name) for name in SERVICE_VARIABLES):
         print("bench.cluster: run scripts/test-services first (HERALD_TEST_PG_URL, HERALD_TEST_AMQP_URL)")
         return 2
-    settings = ClusterSettings([LATENCY], args.hosts, args.servers_per_host, args.rate, args.batch, args.duration)
+    settings = ClusterSettings(
+        [LATENCY], args.hosts, args.servers_per_host, args.rate, args.batch, args.duration, args.history
+    )
     run = Run(settings=wrk.WrkSettings(duration=args.duration, connections=0), server_count=0, hosts={})
     with tempfile.TemporaryDirectory() as tmp:
         bench_cluster(settings, run, Path(tmp))

@@ -142,6 +142,8 @@ class Run:
     workers: int = 0
     # The cluster: PostgreSQL and RabbitMQ work for the target but count in "rest", which is then no sign of noise.
     rest_is_services: bool = False
+    # The cluster: handled events (and instance actions) of earlier days in the database before the loads.
+    history: int = 0
 
 
 @dataclass(frozen=True, slots=True)
