@@ -31,6 +31,8 @@ class FailingWrites:
         if executemany or not statement.lstrip().upper().startswith("UPDATE SERVERS"):
             return
         values = list(parameters.values()) if isinstance(parameters, dict) else list(parameters)
+        # NOTE: a batch's statement takes a column's values as one array.
+        values = [value for param in values for value in (param if isinstance(param, list) else [param])]
         if not self._matches(values) or (self._times is not None and self.failed >= self._times):
             return
         self.failed += 1

@@ -57,17 +57,11 @@ def execute_arrays(conn: Connection, sql: str, rows: Sequence[Sequence[object]],
     (after the ``before`` parameters) for the statement to ``unnest``.
 
     One statement costs the server one parse, plan and executor start-up, where a pipelined
-    ``executemany`` costs one per row, and the driver one message instead of one per row.
+    ``executemany`` costs one per row, and the driver one message instead of one per row. It runs
+    through SQLAlchemy (once per batch, its cost does not matter), whose events see it.
     """
     columns = [list(column) for column in zip(*rows, strict=True)]
-    sql = statement(conn, sql)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql, [*before, *columns])
-    except conn.dialect.loaded_dbapi.Error as error:
-        raise _as_sqlalchemy_error(conn, sql, columns, error) from error
-    finally:
-        cursor.close()
+    conn.exec_driver_sql(statement(conn, sql), (*before, *columns))
 
 
 def execute(conn: Connection, sql: str, params: Sequence[object]) -> None:
