@@ -29,7 +29,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench import latency, service, wrk
-from bench.measure import measure, wait_idle
+from bench.measure import WARMUP_S, measure, wait_idle
 from bench.report import OpenLoop, Run
 from tests.e2e.stack.cluster import Cluster, Command, boot_servers
 
@@ -179,8 +179,16 @@ _HISTORY_ACTIONS = text(
 def open_loop(
     target: ClusterTarget, engine: Engine, servers: list[str], settings: ClusterSettings, run: Run
 ) -> OpenLoop:
-    """The open-loop run; waits until every event it got accepted is finished, then reads their records."""
+    """The open-loop run after a warm-up; waits until every event it got accepted is finished, then
+    reads their records."""
     wait_idle(target, run)
+    # NOTE: as before wrk's runs: a warm-up at the same rate (pooled connections, prepared
+    # statements, caches), its events not counted.
+    warm_up_from = latency.max_event_id(engine)
+    asyncio.run(
+        latency.send_open_loop(target.base_url, servers, rate=settings.rate, batch=settings.batch, duration=WARMUP_S)
+    )
+    latency.wait_finished(engine, warm_up_from, timeout=FINISH_TIMEOUT, alive=target.check_alive)
     first = latency.max_event_id(engine)
     sent = asyncio.run(
         latency.send_open_loop(

@@ -356,7 +356,7 @@ def cluster_text(run: Run) -> str:
     if run.record_latency:
         parts += ["", latency_table(run.record_latency)]
     if run.open_loop:
-        parts.append("\n" + open_loop_text("POST→handled", run.open_loop))
+        parts.append("\n" + open_loop_text("POST→handled (after a 2 s warm-up at the same rate)", run.open_loop))
     parts.append("")
     parts.extend(f"- {verdict.line()}" for verdict in cluster_verdicts(run))
     parts.extend(f"\n**PROBLEM**: {problem}" for problem in run.problems)

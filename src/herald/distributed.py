@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -105,7 +106,16 @@ def api_app() -> Starlette:
     conf = new_conf()
     settings = load_settings(conf, config_files=given["config_files"])
     settings = dataclasses.replace(settings, listen=given["listen"], port=given["port"])
-    return create_app(build_api_process(settings), conf)
+    app = create_app(build_api_process(settings), conf)
+    _freeze_start_up_heap()
+    return app
+
+
+def _freeze_start_up_heap() -> None:
+    """Keep the cyclic collector off what start-up built (libraries, schemas, the app), which never
+    becomes garbage: collections under load then stay short, and cost less CPU."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_agent(settings: Settings, host: str) -> int:
@@ -120,6 +130,8 @@ def run_agent(settings: Settings, host: str) -> int:
 async def _agent_main(settings: Settings, host: str) -> None:
     from herald.bootstrap import build_agent_process, build_rabbit_bus, start_agent_process, stop_agent_process
 
+    # NOTE: as in the API: the writer thread and the loop share the GIL; switch every 1 ms.
+    sys.setswitchinterval(0.001)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -133,6 +145,7 @@ async def _agent_main(settings: Settings, host: str) -> None:
             return
     process = build_agent_process(settings, host, bus=bus)
     await start_agent_process(process)
+    _freeze_start_up_heap()
     logger.info(
         "Herald agent for host %s: database %s, RabbitMQ %s, driver %s",
         host,

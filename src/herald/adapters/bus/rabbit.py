@@ -430,8 +430,9 @@ class RabbitBus:
             for message in messages:
                 await message.nack(requeue=True)
             return
-        for message in messages:
-            await message.ack()
+        # NOTE: one acknowledgement for the group: the channel's earlier deliveries are all settled
+        # (this consumer settles each group before it takes the next).
+        await messages[-1].ack(multiple=True)
 
 
 def _delivery_count(message: AbstractIncomingMessage) -> int:

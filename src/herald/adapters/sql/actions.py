@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Insert, RowMapping, Select, Update, bindparam, func, select, tuple_
 
-from herald.adapters.sql.driver_sql import execute_arrays, executemany, timestamp
+from herald.adapters.sql.driver_sql import RecordColumns, execute_rows, executemany, json_recordset, timestamp
 from herald.adapters.sql.tables import server_action_events, server_actions
 from herald.domain.records import ActionEvent, ActionStep, ServerAction
 
@@ -70,20 +70,37 @@ class SqlActionRepository:
         "INSERT INTO server_actions (server_uuid, action, request_id, user_id, project_id, start_time,"
         " finish_time, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     )
-    _START_ARRAYS_SQL = (
+    _START_COLUMNS: RecordColumns = (
+        ("server_uuid", "text"),
+        ("action", "text"),
+        ("request_id", "text"),
+        ("user_id", "text"),
+        ("project_id", "text"),
+        ("start_time", "timestamp"),
+        ("finish_time", "timestamp"),
+        ("message", "text"),
+    )
+    _START_ROWS_SQL = (
         "INSERT INTO server_actions (server_uuid, action, request_id, user_id, project_id, start_time,"
-        " finish_time, message) SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[],"
-        " ?::timestamp[], ?::timestamp[], ?::text[])"
+        f" finish_time, message) SELECT * FROM {json_recordset('u', _START_COLUMNS)}"
     )
     _INSERT_EVENT: Insert = _events.insert()
     # PostgreSQL: the newest action of each (server, request), its new events (in the steps' order)
     # and its updated_at (the last step's start) in one statement.
-    _ADD_EVENTS_ARRAYS_SQL = (
-        "WITH steps AS ("
-        " SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::timestamp[], ?::timestamp[], ?::text[],"
-        " ?::text[], ?::text[], ?::text[])"
-        " WITH ORDINALITY AS s(server_uuid, request_id, event, start_time, finish_time, result, traceback,"
-        " host, details, n)"
+    _STEP_COLUMNS: RecordColumns = (
+        ("server_uuid", "text"),
+        ("request_id", "text"),
+        ("event", "text"),
+        ("start_time", "timestamp"),
+        ("finish_time", "timestamp"),
+        ("result", "text"),
+        ("traceback", "text"),
+        ("host", "text"),
+        ("details", "text"),
+        ("n", "integer"),
+    )
+    _ADD_EVENTS_ROWS_SQL = (
+        f"WITH steps AS (SELECT * FROM {json_recordset('s', _STEP_COLUMNS)}"
         "), newest AS ("
         " SELECT a.server_uuid, a.request_id, max(a.id) AS id FROM server_actions AS a"
         " WHERE (a.server_uuid, a.request_id) IN (SELECT server_uuid, request_id FROM steps)"
@@ -178,7 +195,7 @@ class SqlActionRepository:
                 for a in actions
             ]
             if conn.dialect.name == "postgresql":
-                execute_arrays(conn, self._START_ARRAYS_SQL, values)
+                execute_rows(conn, self._START_ROWS_SQL, self._START_COLUMNS, values)
             else:
                 executemany(conn, self._START_SQL, values)
             return
@@ -213,10 +230,11 @@ class SqlActionRepository:
                     event.traceback,
                     event.host,
                     event.details,
+                    position,
                 )
-                for server_uuid, request_id, event in steps
+                for position, (server_uuid, request_id, event) in enumerate(steps)
             ]
-            execute_arrays(self._conn, self._ADD_EVENTS_ARRAYS_SQL, values)
+            execute_rows(self._conn, self._ADD_EVENTS_ROWS_SQL, self._STEP_COLUMNS, values)
             return
         pairs = list(dict.fromkeys((server_uuid, request_id) for server_uuid, request_id, _ in steps))
         newest: dict[tuple[str, str], int] = {}

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -52,16 +53,29 @@ def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[object]]) ->
         cursor.close()
 
 
-def execute_arrays(conn: Connection, sql: str, rows: Sequence[Sequence[object]], *before: object) -> None:
-    """PostgreSQL: run ``sql`` once for all ``rows``, each column passed as one array parameter
-    (after the ``before`` parameters) for the statement to ``unnest``.
+# (name, PostgreSQL type) of each column of rows passed as one JSON parameter.
+RecordColumns = tuple[tuple[str, str], ...]
+
+
+def json_recordset(alias: str, columns: RecordColumns) -> str:
+    """PostgreSQL: the rows of one JSON parameter (see :func:`execute_rows`) as a table ``alias``."""
+    return f"json_to_recordset(?::json) AS {alias}({', '.join(f'{name} {kind}' for name, kind in columns)})"
+
+
+def execute_rows(
+    conn: Connection, sql: str, columns: RecordColumns, rows: Sequence[Sequence[object]], *before: object
+) -> None:
+    """PostgreSQL: run ``sql`` once for all ``rows``, passed (after the ``before`` parameters) as one
+    JSON array of objects that the statement reads with :func:`json_recordset`.
 
     One statement costs the server one parse, plan and executor start-up, where a pipelined
-    ``executemany`` costs one per row, and the driver one message instead of one per row. It runs
-    through SQLAlchemy (once per batch, its cost does not matter), whose events see it.
+    ``executemany`` costs one per row, and the driver one message instead of one per row; a JSON
+    document is encoded in C, where the driver builds array parameters in Python. It runs through
+    SQLAlchemy (once per batch, its cost does not matter), whose events see it.
     """
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    conn.exec_driver_sql(statement(conn, sql), (*before, *columns))
+    names = [name for name, _ in columns]
+    document = orjson.dumps([dict(zip(names, row, strict=True)) for row in rows]).decode()
+    conn.exec_driver_sql(statement(conn, sql), (*before, document))
 
 
 def execute(conn: Connection, sql: str, params: Sequence[object]) -> None:

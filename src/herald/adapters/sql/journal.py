@@ -13,10 +13,12 @@ from sqlalchemy import (
 )
 
 from herald.adapters.sql.driver_sql import (
+    RecordColumns,
     execute,
-    execute_arrays,
+    execute_rows,
     executemany,
     fetchall,
+    json_recordset,
     membership_tests,
     timestamp,
 )
@@ -70,11 +72,26 @@ class SqlEventJournal:
         " accepted_at, dispatched_at, handled_at, outcome, claimed_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
-    _INSERT_ARRAYS_SQL = (
+    _RECORD_COLUMNS: RecordColumns = (
+        ("id", "bigint"),
+        ("uuid", "text"),
+        ("request_id", "text"),
+        ("server_uuid", "text"),
+        ("name", "text"),
+        ("tag", "text"),
+        ("status", "text"),
+        ("host", "text"),
+        ("state", "text"),
+        ("accepted_at", "timestamp"),
+        ("dispatched_at", "timestamp"),
+        ("handled_at", "timestamp"),
+        ("outcome", "text"),
+        ("claimed_at", "timestamp"),
+    )
+    _INSERT_ROWS_SQL = (
         "INSERT INTO external_events (id, uuid, request_id, server_uuid, name, tag, status, host, state,"
         " accepted_at, dispatched_at, handled_at, outcome, claimed_at)"
-        " SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],"
-        " ?::text[], ?::text[], ?::timestamp[], ?::timestamp[], ?::timestamp[], ?::text[], ?::timestamp[])"
+        f" SELECT * FROM {json_recordset('u', _RECORD_COLUMNS)}"
     )
     # NOTE: the agent may finish a delivery before the relay records its hand-off: the time is
     # still written once, and the state only moves forward.
@@ -105,10 +122,11 @@ class SqlEventJournal:
         "UPDATE external_events SET state = ?, outcome = ?, handled_at = ?, dispatched_at = COALESCE(dispatched_at, ?)"
         " WHERE id = ?"
     )
-    _FINISHED_ARRAYS_SQL = (
+    _FINISH_COLUMNS: RecordColumns = (("id", "bigint"), ("state", "text"), ("outcome", "text"))
+    _FINISHED_ROWS_SQL = (
         "UPDATE external_events AS e SET state = u.state, outcome = u.outcome, handled_at = ?,"
         " dispatched_at = COALESCE(e.dispatched_at, ?)"
-        " FROM unnest(?::bigint[], ?::text[], ?::text[]) AS u(id, state, outcome) WHERE e.id = u.id"
+        f" FROM {json_recordset('u', _FINISH_COLUMNS)} WHERE e.id = u.id"
     )
     # NOTE: the states are tested here, not in SQL: a test on state tempts PostgreSQL's planner into
     # the state index (most rows are finished) while its statistics lag behind a fast-growing table.
@@ -166,7 +184,7 @@ class SqlEventJournal:
             for r in records
         ]
         if conn.dialect.name == "postgresql":
-            execute_arrays(conn, self._INSERT_ARRAYS_SQL, rows)
+            execute_rows(conn, self._INSERT_ROWS_SQL, self._RECORD_COLUMNS, rows)
         else:
             executemany(conn, self._INSERT_SQL, rows)
 
@@ -232,7 +250,7 @@ class SqlEventJournal:
         if self._conn.dialect.name == "postgresql":
             # NOTE: one row per id (an UPDATE ... FROM would apply just one of several, at random).
             last = {row_id: (row_id, state, outcome) for row_id, state, outcome in results}
-            execute_arrays(self._conn, self._FINISHED_ARRAYS_SQL, list(last.values()), at, at)
+            execute_rows(self._conn, self._FINISHED_ROWS_SQL, self._FINISH_COLUMNS, list(last.values()), at, at)
         else:
             params = [(state, outcome, at, at, row_id) for row_id, state, outcome in results]
             executemany(self._conn, self._FINISHED_SQL, params)

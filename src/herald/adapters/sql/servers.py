@@ -12,7 +12,16 @@ from typing import Any
 from sqlalchemy import Connection, Insert, RowMapping, Select, Update, and_, bindparam, false, null, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from herald.adapters.sql.driver_sql import execute_arrays, executemany, fetchall, placeholders, statement, timestamp
+from herald.adapters.sql.driver_sql import (
+    RecordColumns,
+    execute_rows,
+    executemany,
+    fetchall,
+    json_recordset,
+    placeholders,
+    statement,
+    timestamp,
+)
 from herald.adapters.sql.tables import migrations, servers
 from herald.domain.errors import MarkerNotFound
 from herald.domain.flavors import flavor_from_dict, flavor_to_dict
@@ -180,11 +189,17 @@ class SqlServerRepository:
             updated_at=bindparam("updated_at"),
         )
     )
-    _SAVE_STATES_ARRAYS_SQL = (
+    _STATE_COLUMNS: RecordColumns = (
+        ("uuid", "text"),
+        ("vm_state", "text"),
+        ("power_state", "integer"),
+        ("task_state", "text"),
+        ("updated_at", "timestamp"),
+    )
+    _SAVE_STATES_ROWS_SQL = (
         "UPDATE servers AS s SET vm_state = u.vm_state, power_state = u.power_state,"
         " task_state = u.task_state, updated_at = u.updated_at"
-        " FROM unnest(?::text[], ?::text[], ?::integer[], ?::text[], ?::timestamp[])"
-        " AS u(uuid, vm_state, power_state, task_state, updated_at) WHERE s.uuid = u.uuid"
+        f" FROM {json_recordset('u', _STATE_COLUMNS)} WHERE s.uuid = u.uuid"
     )
     # NOTE: ordered so that two transactions locking overlapping sets take the rows in one order.
     _GET_MANY: Select[Any] = (
@@ -268,7 +283,7 @@ class SqlServerRepository:
                 server.uuid: (server.uuid, server.vm_state, server.power_state, server.task_state, server.updated_at)
                 for server in changed
             }
-            execute_arrays(self._conn, self._SAVE_STATES_ARRAYS_SQL, list(last.values()))
+            execute_rows(self._conn, self._SAVE_STATES_ROWS_SQL, self._STATE_COLUMNS, list(last.values()))
             return
         params = [
             {
