@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -30,9 +31,7 @@ class FailingWrites:
     def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         if executemany or not statement.lstrip().upper().startswith("UPDATE SERVERS"):
             return
-        values = list(parameters.values()) if isinstance(parameters, dict) else list(parameters)
-        # NOTE: a batch's statement takes a column's values as one array.
-        values = [value for param in values for value in (param if isinstance(param, list) else [param])]
+        values = _values(parameters)
         if not self._matches(values) or (self._times is not None and self.failed >= self._times):
             return
         self.failed += 1
@@ -43,6 +42,18 @@ class FailingWrites:
 
     def remove(self) -> None:
         event.remove(self._engine, "before_cursor_execute", self._before)
+
+
+def _values(parameters: Any) -> list[object]:
+    """A statement's values; a batch's rows come as one JSON document (a list of objects)."""
+    given = list(parameters.values()) if isinstance(parameters, dict) else list(parameters)
+    values: list[object] = []
+    for value in given:
+        if isinstance(value, str) and value.startswith("[{"):
+            values.extend(field for row in json.loads(value) for field in row.values())
+        else:
+            values.append(value)
+    return values
 
 
 def _claims_a_node(values: list[object]) -> bool:
