@@ -20,10 +20,11 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -182,25 +183,40 @@ def open_loop(
     """The open-loop run after a warm-up; waits until every event it got accepted is finished, then
     reads their records."""
     wait_idle(target, run)
-    # NOTE: as before wrk's runs: a warm-up at the same rate (pooled connections, prepared
-    # statements, caches), its events not counted.
-    warm_up_from = latency.max_event_id(engine)
-    asyncio.run(
-        latency.send_open_loop(target.base_url, servers, rate=settings.rate, batch=settings.batch, duration=WARMUP_S)
-    )
-    latency.wait_finished(engine, warm_up_from, timeout=FINISH_TIMEOUT, alive=target.check_alive)
-    first = latency.max_event_id(engine)
-    sent = asyncio.run(
-        latency.send_open_loop(
-            target.base_url, servers, rate=settings.rate, batch=settings.batch, duration=settings.duration
-        )
-    )
+    first, sent = asyncio.run(_after_warm_up(target, engine, servers, settings))
     left = latency.wait_finished(engine, first, timeout=FINISH_TIMEOUT, alive=target.check_alive)
     loop = OpenLoop(settings.rate, settings.batch, settings.duration, sent, latency.record_latency(engine, first), left)
     if set(sent.statuses) - {200}:
         run.problems.append(f"latency: statuses other than 200: {sent.statuses}")
     print(f"  {open_loop_summary(loop)}", flush=True)
     return loop
+
+
+async def _after_warm_up(
+    target: ClusterTarget, engine: Engine, servers: list[str], settings: ClusterSettings
+) -> tuple[int, latency.Sent]:
+    """A warm-up at the rate (pooled connections, prepared statements, caches; its events not
+    counted), then the measured run at once, as one stream: the measured run starts in the steady
+    state it measures, not in the wake of an idle pause. Returns the last event id before the
+    measured run and what it sent."""
+
+    def send(duration: float, first_request: int = 0) -> Coroutine[Any, Any, latency.Sent]:
+        return latency.send_open_loop(
+            target.base_url,
+            servers,
+            rate=settings.rate,
+            batch=settings.batch,
+            duration=duration,
+            first_request=first_request,
+        )
+
+    warm_up = asyncio.create_task(send(WARMUP_S))
+    await asyncio.sleep(WARMUP_S)
+    first = await asyncio.to_thread(latency.max_event_id, engine)
+    # NOTE: the warm-up's sequence goes on: each event still changes its server.
+    sent = await send(settings.duration, latency.request_count(settings.rate, settings.batch, WARMUP_S))
+    await warm_up
+    return first, sent
 
 
 def open_loop_summary(loop: OpenLoop) -> str:

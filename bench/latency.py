@@ -111,15 +111,23 @@ def power_updates(servers: list[str], n: int, batch: int) -> list[dict[str, str]
     ]
 
 
-async def send_open_loop(base_url: str, servers: list[str], *, rate: int, batch: int, duration: float) -> Sent:
+def request_count(rate: int, batch: int, duration: float) -> int:
+    """How many requests :func:`send_open_loop` sends."""
+    return max(1, int(duration * rate / batch))
+
+
+async def send_open_loop(
+    base_url: str, servers: list[str], *, rate: int, batch: int, duration: float, first_request: int = 0
+) -> Sent:
     """One request of ``batch`` power-update events every ``batch / rate`` seconds for ``duration``
-    seconds, on schedule whether or not earlier requests were answered (open loop)."""
+    seconds, on schedule whether or not earlier requests were answered (open loop); the events are
+    those of requests ``first_request``, ``first_request + 1``, ... (to go on from an earlier run)."""
     interval = batch / rate
-    count = max(1, int(duration / interval))
+    count = request_count(rate, batch, duration)
     url = base_url + EVENTS_PATH
     requests = [
         open_loop.encode_post(url, orjson.dumps({"events": power_updates(servers, n, batch)}), HEADERS)
-        for n in range(count)
+        for n in range(first_request, first_request + count)
     ]
     sent = await open_loop.send_open_loop(url, requests, interval=interval)
     statuses: Counter[int] = Counter()

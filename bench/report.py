@@ -343,6 +343,13 @@ def cluster_text(run: Run) -> str:
         f"({', '.join(f'{h}: {n}' for h, n in sorted(run.hosts.items())) or 'no servers'}), PostgreSQL and "
         "RabbitMQ of `scripts/test-services` on the same machine.",
     ]
+    if run.history:
+        parts.append(
+            f"Before the loads the journal holds {run.history:,} handled events and as many instance actions of "
+            "earlier days, and PostgreSQL has analyzed the tables, as in a cloud that has been running: on empty "
+            "tables its first plans are made for tiny tables and kept while they grow, until autovacuum next "
+            "analyzes them (`--history 0` measures that first minute of a new deployment)."
+        )
     if run.scenarios:
         parts += [
             f"wrk against the API workers: {s.threads} threads, {s.connections} connections, {s.duration:g} s per "
@@ -356,7 +363,7 @@ def cluster_text(run: Run) -> str:
     if run.record_latency:
         parts += ["", latency_table(run.record_latency)]
     if run.open_loop:
-        parts.append("\n" + open_loop_text("POST→handled (after a 2 s warm-up at the same rate)", run.open_loop))
+        parts.append("\n" + open_loop_text("POST→handled (right after a 2 s warm-up at the same rate)", run.open_loop))
     parts.append("")
     parts.extend(f"- {verdict.line()}" for verdict in cluster_verdicts(run))
     parts.extend(f"\n**PROBLEM**: {problem}" for problem in run.problems)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import deque
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Executable, Insert, and_, delete, event, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from herald.adapters.sql.dialect_insert import dialect_insert
 from herald.adapters.sql.driver_sql import placeholders, statement
 from herald.adapters.sql.engine import READ_ONLY_OPTION
 from herald.adapters.sql.tables import fake_machines
@@ -31,15 +32,13 @@ _GONE = None  # the pending state of a machine being removed
 MAX_IN_LIST = 1000
 
 
-def _upsert(insert: Any) -> Insert:
-    stmt = insert(_fm)
+@functools.cache
+def _upsert(dialect_name: str) -> Insert:
+    stmt = dialect_insert(dialect_name)(_fm)
     result: Insert = stmt.on_conflict_do_update(
         index_elements=[_fm.c.host, _fm.c.server_uuid], set_={"power_state": stmt.excluded.power_state}
     )
     return result
-
-
-_UPSERT: dict[str, Insert] = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +73,7 @@ class SqlFakeMachines:
         self._pending: dict[str, tuple[int, PowerState | None]] = {}  # server -> (write number, state)
         self._written = 0
         self._queue: deque[_Write] = deque()
-        self._upsert = _UPSERT[engine.dialect.name]
+        self._upsert = _upsert(engine.dialect.name)
         self._worker: threading.Thread | None = None
         event.listen(engine, "checkout", self._checked_out)
         event.listen(engine, "checkin", self._checked_in)

@@ -8,8 +8,8 @@ from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, delete, exists, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from herald.adapters.sql.dialect_insert import dialect_insert
 from herald.adapters.sql.tables import flavor_extra_specs, flavors
 from herald.domain.flavors import Flavor
 
@@ -75,7 +75,7 @@ class SqlFlavorRepository:
         return bool(self._conn.execute(select(exists().where(flavors.c.name == name))).scalar())
 
     def _insert(self) -> Any:
-        return postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
+        return dialect_insert(self._conn.dialect.name)
 
     def add(self, flavor: Flavor) -> bool:
         """Insert ``flavor`` (no extra specs). :returns: False when its id or name is taken (nothing written)."""

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Insert, RowMapping, Select, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from herald.adapters.sql.dialect_insert import dialect_insert
 from herald.adapters.sql.tables import services
 from herald.domain.model import ComputeHost
 
 COMPUTE_BINARY = "herald-compute"
 
 
-def _upsert(insert: Any) -> Insert:
+@functools.cache
+def _heartbeat(dialect_name: str) -> Insert:
     """INSERT a service row, or on (host, binary) conflict just mark it seen."""
-    stmt = insert(services)
+    stmt = dialect_insert(dialect_name)(services)
     seen = stmt.excluded.last_seen_up
     result: Insert = stmt.on_conflict_do_update(
         index_elements=[services.c.host, services.c.binary],
@@ -44,7 +46,6 @@ class SqlHostRepository:
 
     _LIST: Select[Any] = select(services).where(services.c.binary == COMPUTE_BINARY).order_by(services.c.host)
     _GET: Select[Any] = _LIST.where(services.c.host == bindparam("host"))
-    _HEARTBEAT: dict[str, Insert] = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
 
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
@@ -73,4 +74,4 @@ class SqlHostRepository:
             "last_seen_up": now,
             "created_at": now,
         }
-        self._conn.execute(self._HEARTBEAT[self._conn.dialect.name], params)
+        self._conn.execute(_heartbeat(self._conn.dialect.name), params)
