@@ -9,7 +9,22 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, RowMapping, Select, Update, and_, bindparam, false, null, or_, select
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Insert,
+    RowMapping,
+    Select,
+    String,
+    Update,
+    and_,
+    any_,
+    bindparam,
+    false,
+    null,
+    or_,
+    select,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from herald.adapters.sql.driver_sql import (
@@ -208,6 +223,13 @@ class SqlServerRepository:
         .order_by(servers.c.uuid)
     )
     _GET_MANY_FOR_UPDATE: Select[Any] = _GET_MANY.with_for_update()
+    # NOTE: PostgreSQL: the uuids as one array parameter, so that no call renders an IN list anew.
+    _GET_ANY: Select[Any] = (
+        select(servers)
+        .where(servers.c.uuid == any_(bindparam("uuids", type_=ARRAY(String))), servers.c.deleted == false())
+        .order_by(servers.c.uuid)
+    )
+    _GET_ANY_FOR_UPDATE: Select[Any] = _GET_ANY.with_for_update()
 
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
@@ -231,8 +253,13 @@ class SqlServerRepository:
         :returns: uuid -> server; unknown and deleted ones are left out.
         """
         wanted = sorted(set(uuids))
-        stmt = self._GET_MANY_FOR_UPDATE if for_update else self._GET_MANY
         found: dict[str, Server] = {}
+        if self._conn.dialect.name == "postgresql":
+            stmt = self._GET_ANY_FOR_UPDATE if for_update else self._GET_ANY
+            for row in self._conn.execute(stmt, {"uuids": wanted}).mappings():
+                found[row["uuid"]] = _server(row)
+            return found
+        stmt = self._GET_MANY_FOR_UPDATE if for_update else self._GET_MANY
         for start in range(0, len(wanted), MAX_IN_LIST):
             chunk = wanted[start : start + MAX_IN_LIST]
             for row in self._conn.execute(stmt, {"uuids": chunk}).mappings():
