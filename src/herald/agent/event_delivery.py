@@ -323,11 +323,7 @@ class EventDelivery:
         waiter_events = [ev for ev in message.events if EventName(ev.name) in WAITER_EVENTS]
         effect_events = [ev for ev in message.events if EventName(ev.name) not in WAITER_EVENTS]
         if effect_events and self._catch_up is not None:
-            # NOTE: a read like the driver steps': a transient database error is tried again here
-            # rather than sending the whole delivery back to the bus.
-            catch_up = functools.partial(asyncio.to_thread, self._catch_up, effect_events)
-            older = await retrying(catch_up, self._is_transient, f"Older unfinished events of {len(effect_events)}")
-            effect_events = [*older, *effect_events]
+            effect_events = [*await asyncio.to_thread(self._catch_up, effect_events), *effect_events]
         if effect_events:
             outcomes = await self._effects(effect_events)
             notes = [note for outcome in outcomes if outcome is not None for note in outcome.notifications]
