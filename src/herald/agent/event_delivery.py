@@ -323,7 +323,12 @@ class EventDelivery:
         waiter_events = [ev for ev in message.events if EventName(ev.name) in WAITER_EVENTS]
         effect_events = [ev for ev in message.events if EventName(ev.name) not in WAITER_EVENTS]
         if effect_events and self._catch_up is not None:
-            effect_events = [*await asyncio.to_thread(self._catch_up, effect_events), *effect_events]
+            catch_up = functools.partial(asyncio.to_thread, self._catch_up, effect_events)
+            older = await retrying(catch_up, self._is_transient, f"Older unfinished events of {len(effect_events)}")
+            effect_events = [*older, *effect_events]
+        # NOTE: accept order (the journal's ids): a merged group of deliveries is in publish order,
+        # and after a broker outage a relay may publish a server's older events after a newer one.
+        effect_events.sort(key=lambda event: event.id or 0)
         if effect_events:
             outcomes = await self._effects(effect_events)
             notes = [note for outcome in outcomes if outcome is not None for note in outcome.notifications]
