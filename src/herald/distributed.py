@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
 import json
 import logging
 import os
@@ -98,6 +97,7 @@ def api_app() -> Starlette:
     """The ASGI app of one API worker (uvicorn calls it in each worker process)."""
     from herald.api.app import create_app
     from herald.bootstrap import build_api_process
+    from herald.serve import freeze_start_up_heap
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     # NOTE: as in herald serve: the writer thread and the loop share the GIL; switch every 1 ms.
@@ -107,15 +107,8 @@ def api_app() -> Starlette:
     settings = load_settings(conf, config_files=given["config_files"])
     settings = dataclasses.replace(settings, listen=given["listen"], port=given["port"])
     app = create_app(build_api_process(settings), conf)
-    _freeze_start_up_heap()
+    freeze_start_up_heap()
     return app
-
-
-def _freeze_start_up_heap() -> None:
-    """Keep the cyclic collector off what start-up built (libraries, schemas, the app), which never
-    becomes garbage: collections under load then stay short, and cost less CPU."""
-    gc.collect()
-    gc.freeze()
 
 
 def run_agent(settings: Settings, host: str) -> int:
@@ -129,6 +122,7 @@ def run_agent(settings: Settings, host: str) -> int:
 
 async def _agent_main(settings: Settings, host: str) -> None:
     from herald.bootstrap import build_agent_process, build_rabbit_bus, start_agent_process, stop_agent_process
+    from herald.serve import freeze_start_up_heap
 
     # NOTE: as in the API: the writer thread and the loop share the GIL; switch every 1 ms.
     sys.setswitchinterval(0.001)
@@ -145,7 +139,7 @@ async def _agent_main(settings: Settings, host: str) -> None:
             return
     process = build_agent_process(settings, host, bus=bus)
     await start_agent_process(process)
-    _freeze_start_up_heap()
+    freeze_start_up_heap()
     logger.info(
         "Herald agent for host %s: database %s, RabbitMQ %s, driver %s",
         host,

@@ -145,6 +145,29 @@ async def test_an_event_that_overtook_an_older_one_waits_for_it(pair: Pair) -> N
     assert (server["status"], server["OS-EXT-STS:power_state"]) == ("ACTIVE", 1)
 
 
+async def test_a_server_s_events_published_newest_first_in_one_batch_apply_oldest_first(pair: Pair) -> None:
+    """After a broker outage two relays may publish a server's events out of accept order, and the
+    consumer may merge those deliveries into one batch: the agent still applies them in accept order."""
+    server_id = await _boot(pair)
+    for request_id, tag in (("req-older", "POWER_OFF"), ("req-newer", "POWER_ON")):
+        accept = AcceptRequest(request_id, "admin", "admin", [IncomingEvent(POWER_UPDATE, server_id, tag, DONE)])
+        await pair.api.writer.submit(AcceptEvents(pair.api.clock), accept)  # recorded, never handed to a relay
+    with pair.api.read_uow_factory() as uow:
+        rows = uow.events.query(server_uuid=server_id)
+    envelopes = sorted(
+        (EventEnvelope(r.uuid, r.request_id, server_id, r.name, r.tag, r.status, pair.host, id=r.id) for r in rows),
+        key=lambda envelope: envelope.id or 0,
+        reverse=True,
+    )
+    await pair.api.bus.publish(pair.host, [DeliverEvents(tuple(envelopes))])
+    records = await _handled(pair, server_id, 2)
+
+    assert [r["request_id"] for r in records] == ["req-newer", "req-older"]  # newest first
+    assert not [r for r in records if r["outcome"].startswith("no-op")], records
+    server = (await pair.get(f"/servers/{server_id}"))["server"]
+    assert (server["status"], server["OS-EXT-STS:power_state"]) == ("ACTIVE", 1)
+
+
 async def test_an_event_kept_for_a_waiter_is_not_forgotten_by_a_restart(pair: Pair) -> None:
     """The agent acknowledged it and kept it in memory for an operation that has not started
     waiting yet; after a restart it is held again, and expires with its reason."""

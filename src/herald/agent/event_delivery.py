@@ -324,7 +324,8 @@ class EventDelivery:
         effect_events = [ev for ev in message.events if EventName(ev.name) not in WAITER_EVENTS]
         if effect_events and self._catch_up is not None:
             catch_up = functools.partial(asyncio.to_thread, self._catch_up, effect_events)
-            older = await retrying(catch_up, self._is_transient, f"Older unfinished events of {len(effect_events)}")
+            what = f"Reading the older unfinished events of {len(effect_events)} events"
+            older = await retrying(catch_up, self._is_transient, what)
             effect_events = [*older, *effect_events]
         # NOTE: accept order (the journal's ids): a merged group of deliveries is in publish order,
         # and after a broker outage a relay may publish a server's older events after a newer one.

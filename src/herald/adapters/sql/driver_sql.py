@@ -8,7 +8,8 @@ They are written once with ``?`` placeholders and adapted to the driver's style.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +38,18 @@ def timestamp(conn: Connection, value: datetime | None) -> datetime | str | None
     return value.strftime(_SQLITE_DATETIME)
 
 
+@contextmanager
+def _driver_cursor(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[Any]:
+    """The driver's own cursor, inside ``conn``'s transaction; its errors raised as SQLAlchemy's."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _as_sqlalchemy_error(conn, sql, params, error) from error
+    finally:
+        cursor.close()
+
+
 def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[object]]) -> None:
     """Run ``sql`` once per row on the driver's own cursor, inside ``conn``'s transaction.
 
@@ -44,13 +57,8 @@ def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[object]]) ->
     as much as SQLite's work for the statement.
     """
     sql = statement(conn, sql)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with _driver_cursor(conn, sql, rows) as cursor:
         cursor.executemany(sql, rows)
-    except conn.dialect.loaded_dbapi.Error as error:
-        raise _as_sqlalchemy_error(conn, sql, rows, error) from error
-    finally:
-        cursor.close()
 
 
 # (name, PostgreSQL type) of each column of rows passed as one JSON parameter.
@@ -82,13 +90,8 @@ def execute(conn: Connection, sql: str, params: Sequence[object]) -> None:
     """Run one statement on the driver's own cursor, inside ``conn``'s transaction (not
     ``executemany``: psycopg pipelines that, which costs more than the statement for one row)."""
     sql = statement(conn, sql)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with _driver_cursor(conn, sql, params) as cursor:
         cursor.execute(sql, params)
-    except conn.dialect.loaded_dbapi.Error as error:
-        raise _as_sqlalchemy_error(conn, sql, params, error) from error
-    finally:
-        cursor.close()
 
 
 def membership_tests(
@@ -113,15 +116,10 @@ def membership_tests(
 def fetchall(conn: Connection, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
     """Rows of one query on the driver's own cursor, inside ``conn``'s transaction."""
     sql = statement(conn, sql)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with _driver_cursor(conn, sql, params) as cursor:
         cursor.execute(sql, params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
-        return rows
-    except conn.dialect.loaded_dbapi.Error as error:
-        raise _as_sqlalchemy_error(conn, sql, params, error) from error
-    finally:
-        cursor.close()
+    return rows
 
 
 def _as_sqlalchemy_error(conn: Connection, sql: str, params: Sequence[Any], error: Exception) -> BaseException:
